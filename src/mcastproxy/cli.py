@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import json
 import sys
 from collections.abc import Sequence
 
 from mcastproxy import __version__
+from mcastproxy.config import Config, ConfigError, load_config
+from mcastproxy.selection import Selector, interface_addresses
+
+EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,8 +21,135 @@ def build_parser() -> argparse.ArgumentParser:
         description="IGMP/MLD proxy (RFC 4605) with several upstream interfaces.",
     )
     parser.add_argument("--version", action="version", version=f"mcastproxy {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser("check", help="validate a configuration file")
+    check.add_argument("-c", "--config", required=True, metavar="FILE")
+    check.set_defaults(func=cmd_check)
+
+    explain = sub.add_parser(
+        "explain", help="show which upstream(s) a membership is requested from, and why"
+    )
+    explain.add_argument("-c", "--config", required=True, metavar="FILE")
+    explain.add_argument("--subscriber", metavar="H", help="the reporting host's address")
+    explain.add_argument("--source", metavar="S", help="the source (omit for any source)")
+    explain.add_argument("--group", required=True, metavar="G", help="the multicast group")
+    explain.add_argument(
+        "--down", action="append", default=[], metavar="U1,U2",
+        help="mark these upstream candidates unusable, to show what takeover does",
+    )
+    explain.add_argument("--json", action="store_true", help="print a JSON object")
+    explain.set_defaults(func=cmd_explain)
     return parser
+
+
+def _load(path: str) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(f"{path}: {issue}", file=sys.stderr)
+        return None
+
+
+def summarize(config: Config) -> str:
+    """One line saying what a configuration does."""
+    protocols = [f"IGMPv{config.igmp.version}"] if config.igmp else []
+    protocols += [f"MLDv{config.mld.version}"] if config.mld else []
+    links = ", ".join(d.interface for d in config.downstream)
+    cands = ", ".join(
+        f"{c.interface} (priority {c.priority}, {len(c.records)} records)"
+        for c in config.upstream.candidates
+    )
+    default = config.upstream.default or "highest address"
+    takeover = "on" if config.upstream.takeover else "off"
+    return (
+        f"{' and '.join(protocols)}; downstream {links}; upstream {cands}; "
+        f"default {default}; takeover {takeover}"
+    )
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    print(f"{args.config}: ok: {summarize(config)}")
+    return 0
+
+
+def _host(text: str | None, what: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if text is None:
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise SystemExit(f"mcastproxy explain: --{what} {text!r} is not an IP address") from None
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    group = _host(args.group, "group")
+    source = _host(args.source, "source")
+    subscriber = _host(args.subscriber, "subscriber")
+    assert group is not None
+    problems = []
+    if not group.is_multicast:
+        problems.append(f"--group {group} is not a multicast address")
+    for what, addr in (("source", source), ("subscriber", subscriber)):
+        if addr is not None and addr.version != group.version:
+            problems.append(f"--{what} {addr} is not of the group's address family")
+    names = [c.interface for c in config.upstream.candidates]
+    down = {name for item in args.down for name in item.split(",") if name}
+    problems += [f"--down {name} is not a candidate upstream" for name in sorted(down - {*names})]
+    if problems:
+        for p in problems:
+            print(f"mcastproxy explain: {p}", file=sys.stderr)
+        return EXIT_USAGE
+    # The §4.4 fallback wants interface addresses: the system's where the interfaces exist.
+    try:
+        addresses = interface_addresses(names)
+    except OSError:
+        addresses = {}
+    selector = Selector(config, addresses)
+    unknown = subscriber is None or subscriber.is_unspecified
+    sel = selector.select(
+        None if unknown else subscriber.packed,
+        source.packed if source else None,
+        group.packed,
+        frozenset(down),
+    )
+    if args.json:
+        print(json.dumps({
+            "upstreams": list(sel.upstreams),
+            "reason": sel.reason,
+            "rule": sel.rule.value,
+            "record": sel.record.as_dict() if sel.record else None,
+            "priority": sel.priority,
+            "skipped": list(sel.skipped),
+            "inactive": list(sel.inactive),
+            "down": sorted(down),
+            "membership": {
+                "subscriber": None if unknown else str(subscriber),
+                "source": str(source) if source else None,
+                "group": str(group),
+            },
+        }, indent=2, ensure_ascii=False))
+        return 0
+    channel = f"({source or '*'}, {group})"
+    who = "an unknown subscriber" if unknown else f"subscriber {subscriber}"
+    print(f"{channel} for {who}:")
+    print(f"  upstream: {', '.join(sel.upstreams) or 'none'}")
+    print(f"  rule:     {sel.rule.value}")
+    print(f"  why:      {sel.reason}")
+    usable = [n for n in names if n not in down]
+    print(
+        f"  liveness: usable {', '.join(usable) or 'none'}; "
+        f"down {', '.join(sorted(down)) or 'none'}; "
+        f"takeover {'on' if config.upstream.takeover else 'off'}"
+    )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,8 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return 2
-    return 0
+        return EXIT_USAGE
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,424 @@
+"""The configuration file: YAML, validated into immutable objects.
+
+Keys are kebab-case (``active-interval``). Durations take ``125s``, ``500ms``, ``2m`` or a
+bare number of seconds. Prefixes are CIDR; a bare address is a host prefix.
+
+Validation runs in two passes. The first (pydantic) checks every field on its own and
+reports all failures at once. The second checks what spans fields (an interface listed
+twice, a default upstream that is not a candidate, duplicate records) and runs only when
+the first passed, because it needs the parsed values. Every problem becomes a
+``ConfigIssue`` with the field's path (``upstream.candidates[1].records[0].group``) and the
+reason; ``load_config`` raises one ``ConfigError`` carrying all of them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Linux allows 32 VIFs per multicast routing table (MAXVIFS); each table holds one upstream
+# and the downstream links, so at most 31 downstream links.
+MAX_DOWNSTREAM = 31
+IFNAMSIZ = 16
+
+_MULTICAST = (ipaddress.ip_network("224.0.0.0/4"), ipaddress.ip_network("ff00::/8"))
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}" if self.path else self.reason
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: Iterable[ConfigIssue]) -> None:
+        self.issues = tuple(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+# --- field types ---------------------------------------------------------------------------
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``125s``, ``500ms``, ``2m``, ``1h`` or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 125s, 500ms or a number of seconds")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNIT[m.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration (use e.g. 125s, 500ms, or seconds)")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _parse_prefix(value: Any) -> Network:
+    if not isinstance(value, str):
+        raise ValueError("expected an address prefix such as 10.0.0.0/8 or ff3e::/16")
+    try:
+        return ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError as exc:
+        if "host bits set" in str(exc):
+            loose = ipaddress.ip_network(value.strip(), strict=False)
+            raise ValueError(f"{value} has host bits set; did you mean {loose}?") from None
+        raise ValueError(f"{value!r} is not an address prefix") from None
+
+
+def _group_prefix(value: Any) -> Network:
+    net = _parse_prefix(value)
+    if not net.is_multicast:
+        raise ValueError(f"group prefix {net} is not multicast (224.0.0.0/4 or ff00::/8)")
+    return net
+
+
+def _unicast_prefix(value: Any) -> Network:
+    # Draft §4.1: subscriber and source prefixes MUST be valid unicast prefixes.
+    net = _parse_prefix(value)
+    multicast = _MULTICAST[0] if net.version == 4 else _MULTICAST[1]
+    if net.overlaps(multicast):
+        if net.prefixlen <= multicast.prefixlen:
+            raise ValueError(f"{net} covers multicast addresses; omit the field to mean any")
+        raise ValueError(f"{net} is multicast, not unicast")
+    if net.prefixlen == net.max_prefixlen and (
+        net.network_address.is_unspecified or net.network_address.is_loopback
+        or (net.version == 4 and net.network_address == ipaddress.IPv4Address("255.255.255.255"))
+    ):
+        raise ValueError(f"{net.network_address} is not a unicast host address")
+    return net
+
+
+GroupPrefix = Annotated[Network, BeforeValidator(_group_prefix)]
+UnicastPrefix = Annotated[Network, BeforeValidator(_unicast_prefix)]
+
+
+def _interface_name(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected an interface name")
+    if len(value) >= IFNAMSIZ or any(c in value for c in "/: \t\n") or value in (".", ".."):
+        raise ValueError(f"{value!r} is not a valid Linux interface name")
+    return value
+
+
+InterfaceName = Annotated[str, BeforeValidator(_interface_name)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=lambda name: name.replace("_", "-"),
+        populate_by_name=True,
+    )
+
+
+# --- protocol timers -----------------------------------------------------------------------
+
+
+class Timers(_Model):
+    """RFC 9776 §8 / RFC 9777 §9 timers. ``None`` means the RFC's derived default.
+
+    Bounds come from what the wire can carry: QRV is 3 bits (1-7), QQIC tops out at 31744 s,
+    IGMPv3's Max Resp Code at 3174.4 s (MLDv2 allows more, but one bound serves both).
+    """
+
+    robustness: int = Field(2, ge=1, le=7)
+    query_interval: Duration = Field(125.0, ge=1.0, le=31744.0)
+    query_response_interval: Duration = Field(10.0, ge=0.1, le=3174.4)
+    last_member_query_interval: Duration = Field(1.0, ge=0.1, le=3174.4)
+    last_member_query_count: int | None = Field(None, ge=1, le=7)
+    startup_query_interval: Duration | None = Field(None, ge=0.1, le=31744.0)
+    startup_query_count: int | None = Field(None, ge=1, le=7)
+    unsolicited_report_interval: Duration = Field(1.0, ge=0.1, le=3174.4)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Timers:
+        # RFC 9776 §8.3: the Query Response Interval must be less than the Query Interval.
+        if self.query_response_interval >= self.query_interval:
+            raise ValueError(
+                f"query-response-interval ({self.query_response_interval:g}s) must be less "
+                f"than query-interval ({self.query_interval:g}s)"
+            )
+        if (
+            self.startup_query_interval is not None
+            and self.startup_query_interval > self.query_interval
+        ):
+            raise ValueError("startup-query-interval cannot exceed query-interval")
+        return self
+
+    def overlaid(self, override: Timers) -> Timers:
+        """These timers with the fields set explicitly in ``override`` replacing them."""
+        changed = {name: getattr(override, name) for name in override.model_fields_set}
+        return Timers.model_validate({**self.model_dump(), **changed})
+
+    @property
+    def effective_last_member_query_count(self) -> int:
+        return self.last_member_query_count or self.robustness
+
+    @property
+    def effective_startup_query_interval(self) -> float:
+        return self.startup_query_interval or self.query_interval / 4
+
+    @property
+    def effective_startup_query_count(self) -> int:
+        return self.startup_query_count or self.robustness
+
+
+# --- protocols, links and candidates --------------------------------------------------------
+
+
+class IgmpSettings(_Model):
+    version: Literal[1, 2, 3] = 3
+
+
+class MldSettings(_Model):
+    version: Literal[1, 2] = 2
+
+
+class Downstream(_Model):
+    interface: InterfaceName
+    fast_leave: bool = False
+    timers: Timers | None = None
+
+
+class Record(_Model):
+    """An address prefix record (draft §4.1): (subscriber, (source, group)); null is any."""
+
+    subscriber: UnicastPrefix | None = None
+    source: UnicastPrefix | None = None
+    group: GroupPrefix | None = None
+
+    @model_validator(mode="after")
+    def _one_family(self) -> Record:
+        prefixes = [p for p in (self.subscriber, self.source, self.group) if p is not None]
+        if not prefixes:
+            raise ValueError(
+                "a record needs at least one of subscriber, source, group; a candidate "
+                "with no records already serves everything by its priority (draft §4.3)"
+            )
+        if len({p.version for p in prefixes}) > 1:
+            raise ValueError("a record mixes IPv4 and IPv6 prefixes")
+        return self
+
+    @property
+    def family(self) -> int:
+        return next(p.version for p in (self.subscriber, self.source, self.group) if p)
+
+    def describe(self) -> str:
+        parts = [
+            f"{name} {value}"
+            for name, value in (("subscriber", self.subscriber), ("source", self.source),
+                                ("group", self.group))
+            if value is not None
+        ]
+        return "{" + ", ".join(parts) + "}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            name: str(value)
+            for name, value in (("subscriber", self.subscriber), ("source", self.source),
+                                ("group", self.group))
+            if value is not None
+        }
+
+
+def _address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
+class Candidate(_Model):
+    """A candidate upstream interface (draft §4)."""
+
+    interface: InterfaceName
+    priority: int = Field(0, ge=-(2**31), le=2**31 - 1)
+    # The interface's address for the §4.4 fallback, when it cannot be read from the system.
+    address: tuple[Annotated[Any, BeforeValidator(_address)], ...] = ()
+    active_interval: Duration | None = Field(None, gt=0)
+    records: tuple[Record, ...] = ()
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+def _at_least_one(what: str) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    # An after-validator rather than Field(min_length=1): the latter also fires, misleadingly,
+    # when every item failed validation.
+    def check(items: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not items:
+            raise ValueError(f"needs at least one {what}")
+        return items
+
+    return check
+
+
+def _fits_vif_table(links: tuple[Downstream, ...]) -> tuple[Downstream, ...]:
+    if len(links) > MAX_DOWNSTREAM:
+        raise ValueError(
+            f"{len(links)} downstream interfaces, but a Linux multicast routing table holds "
+            f"32 interfaces (MAXVIFS): one upstream and at most {MAX_DOWNSTREAM} downstream"
+        )
+    return links
+
+
+class Upstream(_Model):
+    default: InterfaceName | None = None
+    takeover: bool = True
+    active_interval: Duration | None = Field(None, gt=0)
+    candidates: Annotated[tuple[Candidate, ...], AfterValidator(_at_least_one("candidate"))]
+
+
+class Config(_Model):
+    igmp: IgmpSettings | None = None
+    mld: MldSettings | None = None
+    timers: Timers = Timers()
+    downstream: Annotated[
+        tuple[Downstream, ...],
+        AfterValidator(_at_least_one("downstream interface")),
+        AfterValidator(_fits_vif_table),
+    ]
+    upstream: Upstream
+
+    def candidate(self, name: str) -> Candidate:
+        return next(c for c in self.upstream.candidates if c.interface == name)
+
+    def downstream_timers(self, name: str) -> Timers:
+        """The timers in force on downstream link ``name``: global, overlaid by its own."""
+        link = next(d for d in self.downstream if d.interface == name)
+        return self.timers if link.timers is None else self.timers.overlaid(link.timers)
+
+    def active_interval(self, name: str) -> float:
+        """Draft §5.2: per candidate, else global, else about twice the query interval."""
+        own = self.candidate(name).active_interval
+        return own or self.upstream.active_interval or 2 * self.timers.query_interval
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def _path(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not part.startswith("function-") and part not in ("Timers", "constrained-str"):
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _reason(error: dict[str, Any]) -> str:
+    msg: str = error["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "is required"
+    return msg
+
+
+def _cross_checks(config: Config) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    seen: dict[str, str] = {}
+    places = [(f"downstream[{i}].interface", d.interface) for i, d in enumerate(config.downstream)]
+    places += [
+        (f"upstream.candidates[{i}].interface", c.interface)
+        for i, c in enumerate(config.upstream.candidates)
+    ]
+    for path, name in places:
+        if name in seen:
+            first = seen[name]
+            both = "downstream" in first and "upstream" in path
+            why = "is both downstream and upstream" if both else "is listed twice"
+            issues.append(ConfigIssue(path, f"interface {name} {why} (first at {first})"))
+        else:
+            seen[name] = path
+    names = [c.interface for c in config.upstream.candidates]
+    if config.upstream.default is not None and config.upstream.default not in names:
+        issues.append(
+            ConfigIssue(
+                "upstream.default",
+                f"{config.upstream.default} is not a candidate upstream (candidates: "
+                f"{', '.join(names)})",
+            )
+        )
+    for ci, cand in enumerate(config.upstream.candidates):
+        first_at: dict[Record, int] = {}
+        for ri, record in enumerate(cand.records):
+            if record in first_at:
+                issues.append(
+                    ConfigIssue(
+                        f"upstream.candidates[{ci}].records[{ri}]",
+                        f"duplicates records[{first_at[record]}] {record.describe()}",
+                    )
+                )
+            else:
+                first_at[record] = ri
+    if config.igmp is None and config.mld is None:
+        issues.append(ConfigIssue("", "neither igmp nor mld is enabled: nothing to proxy"))
+    return issues
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Validate YAML ``text``; raise ConfigError listing every problem."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([ConfigIssue("", f"YAML syntax error at {where}: {problem}")]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue("", "the file must hold a mapping of settings")])
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            ConfigIssue(_path(e["loc"]), _reason(e)) for e in exc.errors(include_url=False)
+        ) from None
+    issues = _cross_checks(config)
+    if issues:
+        raise ConfigError(issues)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the file at ``path``; raise ConfigError on any problem."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError([ConfigIssue("", f"cannot read {path}: {exc.strerror}")]) from None
+    return parse_config(text, str(path))

@@ -1,0 +1,237 @@
+"""The configuration file: what it accepts, and every refusal with its field path and reason,
+through ``mcastproxy check``."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mcastproxy.cli import main
+from mcastproxy.config import ConfigError, parse_config, parse_duration
+
+GOOD = """
+igmp: {version: 3}
+mld: {version: 2}
+timers: {query-interval: 60s, query-response-interval: 5000ms}
+downstream:
+  - interface: d1
+    fast-leave: true
+    timers: {robustness: 3, last-member-query-interval: 200ms}
+  - interface: d2
+upstream:
+  default: u1
+  takeover: true
+  active-interval: 250s
+  candidates:
+    - interface: u1
+      priority: 10
+      records:
+        - {group: 232.1.0.0/16}
+        - {source: 10.0.1.0/24, group: 232.2.0.0/16}
+        - {subscriber: 10.1.1.128/25}
+        - {group: "ff3e::/16"}
+        - {subscriber: "fe80::ff:fe00:d100/120"}
+    - interface: u2
+      priority: 5
+      address: 192.0.2.1
+      active-interval: 300ms
+"""
+
+
+def run_check(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    path = tmp_path / "mcastproxy.yaml"
+    path.write_text(textwrap.dedent(text))
+    code = main(["check", "-c", str(path)])
+    out = capsys.readouterr()
+    return code, (out.out + out.err).replace(f"{path}: ", "")
+
+
+def test_good_config_is_accepted_with_a_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = run_check(tmp_path, GOOD, capsys)
+    assert code == 0
+    assert out.startswith("ok: IGMPv3 and MLDv2; downstream d1, d2;")
+    assert "u1 (priority 10, 5 records)" in out
+    assert out.count("\n") == 1  # one line
+
+
+def test_values_parsed() -> None:
+    cfg = parse_config(GOOD)
+    assert cfg.timers.query_interval == 60.0
+    assert cfg.timers.query_response_interval == 5.0
+    d1 = cfg.downstream_timers("d1")
+    assert (d1.robustness, d1.last_member_query_interval, d1.query_interval) == (3, 0.2, 60.0)
+    assert cfg.downstream_timers("d2") == cfg.timers
+    assert d1.effective_last_member_query_count == 3
+    assert cfg.timers.effective_startup_query_interval == 15.0
+    assert cfg.active_interval("u1") == 250.0
+    assert cfg.active_interval("u2") == 0.3
+    assert cfg.downstream[0].fast_leave
+    # A bare address is a host prefix.
+    cfg2 = parse_config(GOOD.replace("10.1.1.128/25", "10.1.1.129"))
+    assert str(cfg2.upstream.candidates[0].records[2].subscriber) == "10.1.1.129/32"
+
+
+def test_rfc_defaults() -> None:
+    cfg = parse_config(
+        "igmp: {}\ndownstream: [{interface: d1}]\nupstream: {candidates: [{interface: u1}]}"
+    )
+    t = cfg.timers
+    assert (t.robustness, t.query_interval, t.query_response_interval) == (2, 125.0, 10.0)
+    assert (t.last_member_query_interval, t.effective_last_member_query_count) == (1.0, 2)
+    assert (t.effective_startup_query_interval, t.effective_startup_query_count) == (31.25, 2)
+    assert cfg.igmp is not None
+    assert cfg.igmp.version == 3
+    assert cfg.mld is None
+    assert cfg.upstream.takeover is True
+    assert cfg.active_interval("u1") == 250.0  # draft §5.2: about twice the query interval
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("125s", 125.0), ("500ms", 0.5), ("2m", 120.0), ("1h", 3600.0), (7, 7.0), ("1.5", 1.5),
+     (" 10 s ", 10.0)],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "-1s", "5 days", True, None, "1e3s"])
+def test_bad_durations(text: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+BASE = """
+igmp: {version: 3}
+downstream: [{interface: d1}]
+upstream:
+  candidates:
+    - interface: u1
+"""
+
+
+def with_(**parts: str) -> str:
+    """BASE with some top-level sections replaced."""
+    sections = {
+        "igmp": "igmp: {version: 3}",
+        "downstream": "downstream: [{interface: d1}]",
+        "upstream": "upstream:\n  candidates:\n    - interface: u1",
+        **parts,
+    }
+    return "\n".join(v for v in sections.values() if v) + "\n"
+
+
+def records(*recs: str) -> str:
+    """A whole configuration whose one candidate holds these records."""
+    upstream = "upstream:\n  candidates:\n    - interface: u1\n      records:\n" + "".join(
+        f"        - {r}\n" for r in recs
+    )
+    return with_(upstream=upstream)
+
+
+REFUSALS = [
+    (with_(extra="colour: blue"), "colour", "unknown key"),
+    (with_(igmp="igmp: {version: 3, robust: 2}"), "igmp.robust", "unknown key"),
+    (records("{group: 10.0.0.0/8}"), "upstream.candidates[0].records[0].group", "not multicast"),
+    (records("{group: 2001:db8::/32}"), "upstream.candidates[0].records[0].group",
+     "not multicast"),
+    (records("{subscriber: 232.1.1.0/24}"), "upstream.candidates[0].records[0].subscriber",
+     "multicast, not unicast"),
+    (records('{source: "ff3e::1"}'), "upstream.candidates[0].records[0].source",
+     "multicast, not unicast"),
+    (records("{source: 0.0.0.0/0}"), "upstream.candidates[0].records[0].source",
+     "covers multicast"),
+    (records("{subscriber: 127.0.0.1}"), "upstream.candidates[0].records[0].subscriber",
+     "not a unicast host"),
+    (records("{source: 10.1.1.1/24}"), "upstream.candidates[0].records[0].source",
+     "host bits set; did you mean 10.1.1.0/24"),
+    (records("{group: banana}"), "upstream.candidates[0].records[0].group",
+     "not an address prefix"),
+    (records('{source: 10.0.0.0/8, group: "ff3e::/16"}'), "upstream.candidates[0].records[0]",
+     "mixes IPv4 and IPv6"),
+    (records("{}"), "upstream.candidates[0].records[0]", "needs at least one"),
+    (records("{group: 232.1.0.0/16}", "{group: 232.1.0.0/16}"),
+     "upstream.candidates[0].records[1]", "duplicates records[0]"),
+    (records("{subscriber: 10.0.0.1}", "{subscriber: 10.0.0.1/32}"),
+     "upstream.candidates[0].records[1]", "duplicates records[0]"),
+    (with_(downstream="downstream: [{interface: d1}, {interface: d1}]"),
+     "downstream[1].interface", "interface d1 is listed twice"),
+    (with_(downstream="downstream: [{interface: u1}]"), "upstream.candidates[0].interface",
+     "interface u1 is both downstream and upstream"),
+    (with_(upstream="upstream:\n  default: u9\n  candidates: [{interface: u1}]"),
+     "upstream.default", "u9 is not a candidate upstream"),
+    (with_(upstream="upstream:\n  candidates: [{interface: u1}, {interface: u1}]"),
+     "upstream.candidates[1].interface", "listed twice"),
+    (with_(upstream="upstream:\n  candidates: []"), "upstream.candidates",
+     "needs at least one candidate"),
+    (with_(downstream="downstream: []"), "downstream", "needs at least one downstream"),
+    (with_(downstream="downstream: [" + ", ".join(
+        f"{{interface: d{i}}}" for i in range(32)) + "]"), "downstream", "MAXVIFS"),
+    (with_(downstream="downstream: [{interface: this-name-is-too-long}]"),
+     "downstream[0].interface", "not a valid Linux interface name"),
+    (with_(igmp="igmp: {version: 4}"), "igmp.version", "1, 2 or 3"),
+    (with_(igmp="mld: {version: 3}"), "mld.version", "1 or 2"),
+    (with_(igmp=""), "", "neither igmp nor mld"),
+    (with_(extra="timers: {query-interval: 10s, query-response-interval: 10s}"), "timers",
+     "query-response-interval (10s) must be less than query-interval (10s)"),
+    (with_(extra="timers: {robustness: 0}"), "timers.robustness", "greater than or equal to 1"),
+    (with_(extra="timers: {robustness: 8}"), "timers.robustness", "less than or equal to 7"),
+    (with_(extra="timers: {query-interval: 40000s}"), "timers.query-interval",
+     "less than or equal to 31744"),
+    (with_(extra="timers: {last-member-query-interval: soon}"),
+     "timers.last-member-query-interval", "not a duration"),
+    (with_(downstream="downstream: [{interface: d1, timers: {query-response-interval: 200s}}]"),
+     "downstream[0].timers", "must be less than query-interval"),
+    (with_(upstream="upstream:\n  candidates: [{interface: u1, priority: high}]"),
+     "upstream.candidates[0].priority", "valid integer"),
+    (with_(upstream="upstream:\n  candidates: [{interface: u1, address: 10.0.0.300}]"),
+     "upstream.candidates[0].address[0]", "not an IP address"),
+    (with_(upstream="upstream:\n  active-interval: 0s\n  candidates: [{interface: u1}]"),
+     "upstream.active-interval", "greater than 0"),
+    ("igmp: [unclosed\n", "", "YAML syntax error at line"),
+    ("- a list\n", "", "must hold a mapping"),
+]
+
+
+@pytest.mark.parametrize(("text", "path", "reason"), REFUSALS)
+def test_refusals_name_the_field_and_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, path: str, reason: str
+) -> None:
+    code, out = run_check(tmp_path, text, capsys)
+    assert code == 2
+    lines = out.splitlines()
+    expected = f"{path}: " if path else ""
+    assert any(line.startswith(expected) and reason in line for line in lines), out
+
+
+def test_all_errors_are_reported_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = records("{group: 10.0.0.0/8}", "{source: 232.0.0.0/8}").replace(
+        "igmp: {version: 3}", "igmp: {version: 9}").replace(
+        "downstream: [{interface: d1}]", "downstream: [{interface: d1, bogus: 1}]")
+    code, out = run_check(tmp_path, text, capsys)
+    assert code == 2
+    for path in ("igmp.version", "downstream[0].bogus", "upstream.candidates[0].records[0].group",
+                 "upstream.candidates[0].records[1].source"):
+        assert any(line.startswith(path + ":") for line in out.splitlines()), (path, out)
+
+
+def test_cross_field_errors_are_all_reported() -> None:
+    text = with_(
+        downstream="downstream: [{interface: d1}, {interface: d1}, {interface: u1}]",
+        upstream="upstream:\n  default: nope\n  candidates: [{interface: u1}]",
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_config(text)
+    assert [i.path for i in err.value.issues] == [
+        "downstream[1].interface", "upstream.candidates[0].interface", "upstream.default"]
+
+
+def test_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "-c", str(tmp_path / "missing.yaml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
