@@ -41,6 +41,8 @@ IFNAMSIZ = 16
 
 _MULTICAST = (ipaddress.ip_network("224.0.0.0/4"), ipaddress.ip_network("ff00::/8"))
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$")
+# libyaml's safe loader when PyYAML was built with it: ten times faster on large record lists.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -395,7 +397,7 @@ def _cross_checks(config: Config) -> list[ConfigIssue]:
 def parse_config(text: str, source: str = "<config>") -> Config:
     """Validate YAML ``text``; raise ConfigError listing every problem."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else source

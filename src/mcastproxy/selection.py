@@ -193,6 +193,7 @@ class Selector:
             for f in (4, 6)
         }
         self._plain: dict[int, Selection] = {}
+        self._taken_over: dict[tuple[int, frozenset[str]], Selection] = {}
 
     def address_of(self, interface: str, family: int) -> IPAddress | None:
         """The address used for ``interface`` in the §4.4 highest-address fallback."""
@@ -236,7 +237,7 @@ class Selector:
             if usable:
                 return _by_priority(usable, Rule.RECORD, entry.record, entry.holders,
                                     tuple(skipped))
-        return self._fallback_takeover(family, unusable, tuple(dict.fromkeys(skipped)))
+        return self._fallback_takeover(family, unusable)
 
     # §4.3-§4.4, all candidates usable. Cached: it depends on the family alone.
     def _fallback(self, family: int) -> Selection:
@@ -245,12 +246,17 @@ class Selector:
             sel = self._plain[family] = self._fallback_among(family, self.candidates, ())
         return sel
 
-    def _fallback_takeover(
-        self, family: int, unusable: frozenset[str], skipped: tuple[str, ...]
-    ) -> Selection:
+    def _fallback_takeover(self, family: int, unusable: frozenset[str]) -> Selection:
+        # Depends on the family and the unusable set alone, which change rarely: cached.
+        key = (family, unusable)
+        sel = self._taken_over.get(key)
+        if sel is None:
+            sel = self._taken_over[key] = self._walk_fallback(family, unusable)
+        return sel
+
+    def _walk_fallback(self, family: int, unusable: frozenset[str]) -> Selection:
         usable = tuple(c for c in self.candidates if c.interface not in unusable)
-        more = [c.interface for c in self.candidates if c.interface in unusable]
-        skipped = tuple(dict.fromkeys((*skipped, *more)))
+        skipped = tuple(c.interface for c in self.candidates if c.interface in unusable)
         sel = self._fallback_among(family, usable, skipped)
         if sel.rule is not Rule.NONE:
             return sel
