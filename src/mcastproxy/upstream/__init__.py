@@ -1,0 +1,1 @@
+"""The host side on each upstream interface, and the merge of what it reports."""

@@ -1,0 +1,371 @@
+"""The host side of IGMP/MLD on one upstream interface (RFC 9776 §5, RFC 9777 §6).
+
+RFC 4605 §4.1: a proxy performs the host portion of the protocol on its upstream interface,
+reporting the merge of its downstream memberships. With several upstreams (the draft), each
+upstream reports the merge of exactly the subscriptions that selected it; the engine computes
+that merge and hands each group's interface state to ``set_state``. This machine turns state
+into messages, as a host's IGMP/MLD module would:
+
+- State-Change Reports (RFC 9776 §5.1, RFC 9777 §6.1). A change of a group's interface state
+  is reported at once and retransmitted [Robustness Variable] - 1 more times at random
+  intervals within the Unsolicited Report Interval. Retransmission state is kept per group: a
+  filter-mode counter and a counter per changed source; each transmission carries a
+  Filter-Mode-Change record (TO_IN / TO_EX with the current sources) while the filter-mode
+  counter runs, else Source-List-Change records (ALLOW / BLOCK of the sources whose counters
+  run). So later changes merge into the pending report instead of racing it.
+- Current-State Reports in answer to queries (RFC 9776 §5.2, RFC 9777 §6.2): a response to a
+  General Query after a random delay within Max Resp Time, one timer per interface; to
+  Group-Specific and Group-and-Source-Specific Queries, one timer per group, with the queried
+  sources accumulated; a pending General Query response that comes sooner makes others moot.
+- Older queriers (RFC 9776 §7.2.1, RFC 9777 §8.2.1): while an IGMPv1/v2 or MLDv1 query has
+  been heard within the Older Version Querier Present Timeout, the old message kinds are sent
+  (a version 1/2 report per joined group, a Leave/Done when a group is left, none in IGMPv1),
+  and source lists cannot be expressed.
+
+One instance per upstream interface and family; no I/O, time is the ``now`` argument, random
+delays come from the injected ``rng`` (uniform in [0, 1)).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from mcastproxy.membership.state import FilterMode
+from mcastproxy.upstream.merge import EMPTY, InterfaceState
+from mcastproxy.wire.messages import GroupRecord, Leave, Query, RecordType, Report
+
+ALL_V3_ROUTERS = {4: bytes((224, 0, 0, 22)), 16: bytes.fromhex("ff020000000000000000000000000016")}
+ALL_ROUTERS = {4: bytes((224, 0, 0, 2)), 16: bytes.fromhex("ff020000000000000000000000000002")}
+# Octets of a report's packet outside the records: IPv4 header with Router Alert + IGMPv3
+# report header; IPv6 header + Hop-by-Hop Router Alert + MLDv2 report header.
+_OVERHEAD = {4: 24 + 8, 16: 40 + 8 + 8}
+_RECORD_HEADER = {4: 8, 16: 20}
+
+
+@dataclass(frozen=True, slots=True)
+class Transmit:
+    """Send ``message`` on the upstream interface to ``destination``."""
+
+    message: Report | Leave
+    destination: bytes
+
+
+class _Retransmission:
+    """RFC 9776 §5.1 retransmission state of one group."""
+
+    __slots__ = ("filter_mode", "sources")
+
+    def __init__(self) -> None:
+        self.filter_mode = 0  # Filter-Mode-Change records still to send
+        self.sources: dict[bytes, int] = {}  # source -> Source-List-Change records to send
+
+
+class UpstreamHost:
+    """The host portion of IGMP (family 4) or MLD (family 6) on one upstream interface."""
+
+    def __init__(
+        self,
+        family: int,
+        *,
+        robustness: int = 2,
+        unsolicited_report_interval: float = 1.0,
+        query_interval: float = 125.0,
+        query_response_interval: float = 10.0,
+        rng: Callable[[], float],
+        mtu: int = 1500,
+    ) -> None:
+        if family not in (4, 6):
+            raise ValueError(f"family must be 4 or 6, not {family!r}")
+        self.alen = 4 if family == 4 else 16
+        self.family = family
+        self.robustness = robustness
+        self.unsolicited_report_interval = unsolicited_report_interval
+        self.query_interval = query_interval
+        self.query_response_interval = query_response_interval
+        self.mtu = mtu
+        self._rng = rng
+        self._state: dict[bytes, InterfaceState] = {}  # only groups with membership
+        self._pending: dict[bytes, _Retransmission] = {}
+        self._old_pending: dict[bytes, int] = {}  # old-version joins: reports still to send
+        self._retransmit_at: float | None = None
+        self._general_at: float | None = None
+        # Group(-and-Source)-Specific responses: group -> (deadline, queried sources or None).
+        self._group_at: dict[bytes, tuple[float, frozenset[bytes] | None]] = {}
+        self._group_heap: list[tuple[float, bytes]] = []
+        self._older_until: dict[int, float] = {}  # older querier version -> present until
+        self._records: list[GroupRecord] = []  # to send, packed into reports by pop_outputs
+        self._outputs: list[Transmit] = []
+
+    # --- what the engine asks -------------------------------------------------------------
+
+    @property
+    def newest_version(self) -> int:
+        return 3 if self.alen == 4 else 2
+
+    def compatibility_mode(self, now: float) -> int:
+        """Host Compatibility Mode (RFC 9776 §7.2.1): the oldest querier version present."""
+        for version in (1, 2):
+            until = self._older_until.get(version)
+            if until is not None and until > now:
+                return version
+        return self.newest_version
+
+    def state(self, group: bytes) -> InterfaceState:
+        return self._state.get(group, (FilterMode.INCLUDE, EMPTY))
+
+    def groups(self) -> Iterator[bytes]:
+        return iter(self._state)
+
+    def pending_retransmissions(self) -> int:
+        """Groups with State-Change retransmissions outstanding."""
+        return len(self._pending) + len(self._old_pending)
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    def set_state(
+        self, group: bytes, mode: FilterMode, sources: frozenset[bytes], now: float
+    ) -> None:
+        """The merged interface state of ``group`` is now (mode, sources)."""
+        joined = mode is FilterMode.EXCLUDE or bool(sources)
+        old = self._state.get(group)
+        new = (mode, sources) if joined else None
+        if new == old:
+            return
+        if new is None:
+            del self._state[group]
+        else:
+            self._state[group] = new
+        compat = self.compatibility_mode(now)
+        if compat == self.newest_version:
+            self._state_change(group, old, new, now)
+        else:
+            self._old_state_change(group, old is not None, new is not None, compat, now)
+
+    def receive_query(self, query: Query, now: float) -> None:
+        """A query heard on the upstream link (from the querier)."""
+        if query.version < self.newest_version:
+            entering = self.compatibility_mode(now) == self.newest_version
+            # RFC 9776 §8.12: Older Version Querier Present Timeout.
+            timeout = self.robustness * self.query_interval + self.query_response_interval
+            self._older_until[query.version] = now + timeout
+            if entering:
+                # RFC 9776 §7.2.1: pending reports of the newer version are cancelled.
+                self._pending.clear()
+                self._group_at.clear()
+                self._group_heap.clear()
+                self._general_at = None
+        else:
+            # RFC 9776 §4.1.6, §4.1.7: adopt the querier's robustness and interval.
+            if query.qrv:
+                self.robustness = query.qrv
+            if query.qqi:
+                self.query_interval = float(query.qqi)
+            self.query_response_interval = query.max_resp
+        self._schedule_response(query, now)
+
+    def handle_timers(self, now: float) -> None:
+        """Do everything due at or before ``now``."""
+        if self._retransmit_at is not None and self._retransmit_at <= now:
+            self._retransmit_at = None
+            self._retransmit(now)
+        if self._general_at is not None and self._general_at <= now:
+            self._general_at = None
+            self._respond_general(now)
+        heap = self._group_heap
+        while heap and heap[0][0] <= now:
+            deadline, group = heapq.heappop(heap)
+            pending = self._group_at.get(group)
+            if pending is not None and pending[0] == deadline:
+                del self._group_at[group]
+                self._respond_group(group, pending[1], now)
+
+    def next_deadline(self) -> float | None:
+        heap = self._group_heap
+        while heap and self._group_at.get(heap[0][1], (None,))[0] != heap[0][0]:
+            heapq.heappop(heap)  # a superseded entry
+        deadlines = [d for d in (self._retransmit_at, self._general_at) if d is not None]
+        if heap:
+            deadlines.append(heap[0][0])
+        return min(deadlines, default=None)
+
+    def pop_outputs(self) -> list[Transmit]:
+        if self._records:
+            dest = ALL_V3_ROUTERS[self.alen]
+            for records in self._pack(self._records):
+                self._outputs.append(Transmit(Report(self.newest_version, records), dest))
+            self._records = []
+        out, self._outputs = self._outputs, []
+        return out
+
+    # --- State-Change Reports (RFC 9776 §5.1) -------------------------------------------------
+
+    def _state_change(
+        self, group: bytes, old: InterfaceState | None, new: InterfaceState | None, now: float
+    ) -> None:
+        old_mode, old_sources = old or (FilterMode.INCLUDE, EMPTY)
+        new_mode, new_sources = new or (FilterMode.INCLUDE, EMPTY)
+        pending = self._pending.get(group)
+        if pending is None:
+            pending = self._pending[group] = _Retransmission()
+        if old_mode != new_mode:
+            pending.filter_mode = self.robustness
+            pending.sources.clear()  # the Filter-Mode-Change record carries every source
+        else:
+            for s in old_sources ^ new_sources:
+                pending.sources[s] = self.robustness
+        self._records += self._change_records(group, pending)
+        self._arm_retransmission(now)
+
+    def _change_records(self, group: bytes, pending: _Retransmission) -> list[GroupRecord]:
+        """The records of the next transmission for ``group``; counts it down."""
+        mode, sources = self.state(group)
+        if pending.filter_mode:
+            pending.filter_mode -= 1
+            kind = (RecordType.CHANGE_TO_INCLUDE_MODE if mode is FilterMode.INCLUDE
+                    else RecordType.CHANGE_TO_EXCLUDE_MODE)
+            records = [GroupRecord(kind, group, tuple(sorted(sources)))]
+        else:
+            # ALLOW: sources with retransmission state that must be forwarded; BLOCK: the rest.
+            forwarded = sources.__contains__ if mode is FilterMode.INCLUDE else (
+                lambda s: s not in sources)
+            allow = sorted(s for s in pending.sources if forwarded(s))
+            block = sorted(s for s in pending.sources if not forwarded(s))
+            for s, n in list(pending.sources.items()):
+                if n > 1:
+                    pending.sources[s] = n - 1
+                else:
+                    del pending.sources[s]
+            records = []
+            if allow:
+                records.append(GroupRecord(RecordType.ALLOW_NEW_SOURCES, group, tuple(allow)))
+            if block:
+                records.append(GroupRecord(RecordType.BLOCK_OLD_SOURCES, group, tuple(block)))
+        if not pending.filter_mode and not pending.sources:
+            del self._pending[group]
+        return records
+
+    def _arm_retransmission(self, now: float) -> None:
+        if self._retransmit_at is None and (self._pending or self._old_pending):
+            self._retransmit_at = now + self._rng() * self.unsolicited_report_interval
+
+    def _retransmit(self, now: float) -> None:
+        for group, pending in list(self._pending.items()):
+            self._records += self._change_records(group, pending)
+        for group, left in list(self._old_pending.items()):
+            self._send_old_report(group, self.compatibility_mode(now))
+            if left > 1:
+                self._old_pending[group] = left - 1
+            else:
+                del self._old_pending[group]
+        self._arm_retransmission(now)
+
+    # --- older queriers (RFC 9776 §7.2.1, RFC 9777 §8.2.1) ------------------------------------
+
+    def _old_state_change(
+        self, group: bytes, was: bool, now_joined: bool, compat: int, now: float
+    ) -> None:
+        if was == now_joined:
+            return  # a source-list change: older versions cannot say it
+        if now_joined:
+            self._send_old_report(group, compat)
+            if self.robustness > 1:
+                self._old_pending[group] = self.robustness - 1
+            self._arm_retransmission(now)
+        else:
+            self._old_pending.pop(group, None)
+            if compat == 2 or (self.alen == 16 and compat == 1):
+                # IGMPv2 Leave Group / MLDv1 Done go to all-routers; IGMPv1 has no leave.
+                self._outputs.append(Transmit(Leave(group), ALL_ROUTERS[self.alen]))
+
+    def _send_old_report(self, group: bytes, compat: int) -> None:
+        record = GroupRecord(RecordType.MODE_IS_EXCLUDE, group)
+        self._outputs.append(Transmit(Report(compat, (record,)), group))
+
+    # --- Current-State Reports (RFC 9776 §5.2) ------------------------------------------------
+
+    def _schedule_response(self, query: Query, now: float) -> None:
+        at = now + self._rng() * query.max_resp
+        # Rule 1: a General Query response due sooner covers this query too.
+        if self._general_at is not None and self._general_at <= at:
+            return
+        if query.group == bytes(self.alen):
+            self._general_at = at  # rule 2: replaces any later General Query response
+            return
+        if query.group not in self._state:
+            return  # no state for the group: nothing would be reported
+        queried = frozenset(query.sources) if query.sources else None
+        pending = self._group_at.get(query.group)
+        if pending is not None:
+            # Rule 4: merge with the pending response; no source list means the whole group.
+            old_at, old_sources = pending
+            at = min(at, old_at)
+            queried = None if queried is None or old_sources is None else old_sources | queried
+        self._group_at[query.group] = (at, queried)
+        heapq.heappush(self._group_heap, (at, query.group))
+
+    def _respond_general(self, now: float) -> None:
+        compat = self.compatibility_mode(now)
+        if compat != self.newest_version:
+            for group in self._state:
+                self._send_old_report(group, compat)
+            return
+        self._records += [self._current_record(g, None) for g in self._state]
+
+    def _respond_group(self, group: bytes, queried: frozenset[bytes] | None, now: float) -> None:
+        if group not in self._state:
+            return
+        compat = self.compatibility_mode(now)
+        if compat != self.newest_version:
+            self._send_old_report(group, compat)
+            return
+        record = self._current_record(group, queried)
+        if record is not None:
+            self._records.append(record)
+
+    def _current_record(
+        self, group: bytes, queried: frozenset[bytes] | None
+    ) -> GroupRecord | None:
+        mode, sources = self._state[group]
+        if queried is None:
+            kind = (RecordType.MODE_IS_INCLUDE if mode is FilterMode.INCLUDE
+                    else RecordType.MODE_IS_EXCLUDE)
+            return GroupRecord(kind, group, tuple(sorted(sources)))
+        # RFC 9776 §5.2: to a Group-and-Source-Specific Query, IS_IN of the queried sources
+        # this host wants: in INCLUDE mode those in its list, in EXCLUDE mode those not.
+        wanted = queried & sources if mode is FilterMode.INCLUDE else queried - sources
+        if not wanted:
+            return None
+        return GroupRecord(RecordType.MODE_IS_INCLUDE, group, tuple(sorted(wanted)))
+
+    # --- packing records into messages (RFC 9776 §4.2.16, RFC 9777 §5.2.15) -------------------
+
+    def _pack(self, records: list[GroupRecord]) -> Iterator[tuple[GroupRecord, ...]]:
+        room = self.mtu - _OVERHEAD[self.alen]
+        header = _RECORD_HEADER[self.alen]
+        per_source = self.alen
+        batch: list[GroupRecord] = []
+        used = 0
+        for whole in records:
+            for record in self._split(whole, (room - header) // per_source):
+                size = header + per_source * len(record.sources)
+                if batch and used + size > room:
+                    yield tuple(batch)
+                    batch, used = [], 0
+                batch.append(record)
+                used += size
+        if batch:
+            yield tuple(batch)
+
+    @staticmethod
+    def _split(record: GroupRecord, most: int) -> Iterator[GroupRecord]:
+        if len(record.sources) <= most:
+            yield record
+        elif record.type in (RecordType.MODE_IS_EXCLUDE, RecordType.CHANGE_TO_EXCLUDE_MODE):
+            # An EXCLUDE record cannot be split without changing its meaning: as many
+            # sources as fit are sent and the rest are not reported (RFC 9776 §4.2.16).
+            yield record._replace(sources=record.sources[:most])
+        else:
+            for i in range(0, len(record.sources), most):
+                yield record._replace(sources=record.sources[i : i + most])
