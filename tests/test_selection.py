@@ -476,3 +476,44 @@ def test_compiled_selection_equals_direct_evaluation(
     sel = Selector(cfg).select(h.packed if h else None, s.packed if s else None, g.packed, down)
     assert set(sel.upstreams) == reference(cfg, h, s, g, down)
     assert sel.reason  # every answer can be explained
+
+
+def test_source_records_for_any_source_joins(fam: dict[str, str]) -> None:
+    cfg = config(fam, """
+  candidates:
+    - interface: A
+      records: [{{source: "{S_net}", group: "{G_net}"}}, {{source: "{S_net_long}"}}]
+    - interface: B
+      priority: 3
+      records: [{{source: "{S_net}", group: "{G_net}"}}]
+    - interface: C
+      records: [{{subscriber: "{H_net}", source: "{S_net}"}}, {{group: "{G_net}"}}]
+""")
+    sel = Selector(cfg)
+    h, g = packed(fam["H"]), ipaddress.ip_address(fam["G"]).packed
+    found = {(str(net), ups) for net, ups in sel.source_records(h, g)}
+    assert found == {(fam["S_net"], ("B",)), (fam["S_net_long"], ("A",)), (fam["S_net"], ("C",))}
+    # Unknown subscriber: the subscriber-bearing record cannot apply; B down: A holds it.
+    found = {(str(net), ups) for net, ups in sel.source_records(None, g, frozenset({"B"}))}
+    assert found == {(fam["S_net"], ("A",)), (fam["S_net_long"], ("A",))}
+    # A group outside G_net sees only the group-less source records.
+    other = ipaddress.ip_address(fam["G_other"]).packed
+    found = {(str(net), ups) for net, ups in sel.source_records(h, other)}
+    assert found == {(fam["S_net"], ("C",)), (fam["S_net_long"], ("A",))}
+
+
+def test_rank_orders_selections(fam: dict[str, str]) -> None:
+    cfg = config(fam, """
+  candidates:
+    - interface: A
+      records: [{{group: "{G_net}"}}]
+    - interface: B
+      records: [{{subscriber: "{H_net}"}}]
+    - interface: C
+""")
+    sel = Selector(cfg)
+    g = ipaddress.ip_address(fam["G"]).packed
+    by_sub = sel.select(packed(fam["H"]), None, g)
+    by_group = sel.select(packed(fam["H_other"]), None, g)
+    fallback = sel.select(None, None, ipaddress.ip_address(fam["G_other"]).packed)
+    assert by_sub.rank > by_group.rank > fallback.rank

@@ -36,6 +36,7 @@ from typing import NamedTuple
 from mcastproxy.config import Candidate, Config, Record
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _WIDTH = {4: 32, 6: 128}
 
 
@@ -70,6 +71,23 @@ class Selection(NamedTuple):
     @property
     def reason(self) -> str:
         return describe(self)
+
+    @property
+    def rank(self) -> tuple[int, tuple[int, ...], int]:
+        """Orders selections made for different subscribers of one link, best highest: the
+        better-ranked selection feeds the link (one link is fed by one upstream)."""
+        record_rank = _rank(self.record) if self.record is not None else ()
+        return _RULE_ORDER[self.rule], record_rank, self.priority or 0
+
+
+_RULE_ORDER = {
+    Rule.RECORD: 4,
+    Rule.PRIORITY: 3,
+    Rule.DEFAULT: 2,
+    Rule.TAKEOVER_PRIORITY: 1,
+    Rule.HIGHEST_ADDRESS: 1,
+    Rule.NONE: 0,
+}
 
 
 class _Entry(NamedTuple):
@@ -107,6 +125,16 @@ class _Family:
                 plain = _by_priority(best_first, Rule.RECORD, rec, best_first)
                 shape.table[key] = _Entry(best_first, rec, plain)
         ordered = sorted(shapes.values(), key=lambda s: s.rank, reverse=True)
+        # Source-bearing records indexed by (subscriber, group) alone, for any-source joins.
+        source_bits = ((1 << width) - 1) << width
+        self.by_channel: list[tuple[bool, int, dict[int, list[_Entry]]]] = []
+        for shape in ordered:
+            if shape.rank[1] & 2:
+                without = shape.mask & ~source_bits
+                index: dict[int, list[_Entry]] = {}
+                for key, entry in shape.table.items():
+                    index.setdefault(key & without, []).append(entry)
+                self.by_channel.append((bool(shape.rank[0]), without, index))
         # Probe lists by what the membership knows: [subscriber known][source known].
         self.probes = [
             [
@@ -238,6 +266,34 @@ class Selector:
                 return _by_priority(usable, Rule.RECORD, entry.record, entry.holders,
                                     tuple(skipped))
         return self._fallback_takeover(family, unusable)
+
+    def source_records(
+        self, subscriber: bytes | None, group: bytes, unusable: frozenset[str] = frozenset()
+    ) -> list[tuple[Network, tuple[str, ...]]]:
+        """The source prefixes that records give (subscriber, group), each with the upstreams
+        that hold the record (the highest-priority usable holders).
+
+        An any-source join of ``group`` may see sources these records send to other
+        upstreams than its own selection (draft §4.2: the group's upstream serves the group
+        "except the source address configured by the prior interface").
+        """
+        fam = self._families[4 if len(group) == 4 else 6]
+        w = fam.width
+        x = int.from_bytes(group)
+        if subscriber is not None:
+            x |= int.from_bytes(subscriber) << 2 * w
+        out = []
+        for needs_subscriber, mask, index in fam.by_channel:
+            if needs_subscriber and subscriber is None:
+                continue
+            for entry in index.get(x & mask, ()):
+                usable = tuple(c for c in entry.holders if c.interface not in unusable)
+                holders = usable or entry.holders
+                top = holders[0].priority
+                ups = tuple(c.interface for c in holders if c.priority == top)
+                assert entry.record.source is not None
+                out.append((entry.record.source, ups))
+        return out
 
     # §4.3-§4.4, all candidates usable. Cached: it depends on the family alone.
     def _fallback(self, family: int) -> Selection:
