@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 from mcastproxy import __version__
 from mcastproxy.config import Config, ConfigError, load_config
-from mcastproxy.selection import Selector, interface_addresses
+from mcastproxy.selection import Selector
+from mcastproxy.system import interface_addresses
 
 EXIT_USAGE = 2
 

@@ -404,20 +404,3 @@ def describe(sel: Selection) -> str:
     if sel.inactive:
         text += f"; {', '.join(sel.inactive)} unusable but kept (takeover off or none usable)"
     return text
-
-
-def interface_addresses(names: Iterable[str]) -> dict[str, list[IPAddress]]:
-    """The addresses of the named interfaces that exist on this system (via netlink)."""
-    # An I/O edge: imported here so the protocol core never loads netlink.
-    from pyroute2 import IPRoute  # noqa: PLC0415
-
-    out: dict[str, list[IPAddress]] = {}
-    with IPRoute() as ipr:
-        for name in names:
-            idx = ipr.link_lookup(ifname=name)
-            if not idx:
-                continue
-            out[name] = [
-                ipaddress.ip_address(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(index=idx[0])
-            ]
-    return out

@@ -46,6 +46,9 @@ def test_incremental_merge_equals_direct_evaluation(
     for mode, sources in parts:
         merged.add(mode, sources)
     assert merged.state() == reference(parts)
+    mode, wanted = reference(parts)
+    for s in (a, b, c, d):
+        assert merged.wants(s) == ((s in wanted) if mode is IN else (s not in wanted))
     # Remove a random subset, in a random order: the state follows.
     keep = list(parts)
     for part in data.draw(st.permutations(parts)):

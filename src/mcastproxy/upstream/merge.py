@@ -56,6 +56,12 @@ class MergedGroup:
             return self._excluded
         return self._included
 
+    def wants(self, source: bytes) -> bool:
+        """Whether the merged state forwards ``source``; cheaper than ``state()``."""
+        if source in self._included:
+            return True
+        return bool(self._excluders) and self._excluded.get(source, 0) < self._excluders
+
     @property
     def empty(self) -> bool:
         return not self._excluders and not self._included

@@ -1,0 +1,56 @@
+"""What the engine asks for: actions, collected by ``Engine.pop_actions()``.
+
+Routes are (source, group) entries of the kernel's multicast forwarding cache, one table per
+upstream interface (``table`` is its name): packets arriving on ``iif`` are copied to ``oifs``.
+An entry with no ``oifs`` forwards nothing but still counts packets (a hot standby).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SendPacket:
+    """Send an IGMP message (``family`` 4: the payload after the IPv4 header, which the
+    sender adds with TTL 1 and Router Alert) or an MLD message (``family`` 6: the ICMPv6
+    message, hop limit 1, with the Hop-by-Hop Router Alert) on ``interface``."""
+
+    interface: str
+    family: int
+    destination: bytes
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SetRoute:
+    """Install or change the route of (source, group) in ``table``."""
+
+    table: str
+    source: bytes
+    group: bytes
+    iif: str
+    oifs: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRoute:
+    """Remove the route of (source, group) from ``table`` (gone already is not an error)."""
+
+    table: str
+    source: bytes
+    group: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """Something an operator wants to know: ``event`` is a short stable name."""
+
+    level: str
+    event: str
+    message: str
+    fields: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+Action = SendPacket | SetRoute | DeleteRoute | Log

@@ -1,0 +1,645 @@
+"""The protocol engine: IGMP/MLD proxying over several upstreams, with no I/O.
+
+Theory of operation. Events come in with the time they happened; actions go out; the engine
+says when it next needs waking. In between, four layers pass changes along:
+
+1. Downstream links (``RouterLink``, RFC 9776 §6 / RFC 9777 §7): the router side. Reports
+   build each link's per-group state and the state of each subscriber (explicit tracking).
+2. Subscriptions: each subscriber's state for a group is split into shares per upstream by
+   the draft's selection (``subscriptions.split``). Shares of a link and group are kept
+   per upstream (which upstream wants what for this link) and per upstream and group over
+   all links (what this upstream must report).
+3. Upstreams (``UpstreamHost``, RFC 9776 §5 / RFC 9777 §6): the host side. Each reports the
+   merge of the shares it was given (RFC 4605 §4.1).
+4. Forwarding: for each (source, group) that the kernel saw arrive on an upstream, the links
+   it is forwarded to: those whose router state wants it and which that upstream feeds. A link
+   is fed by one upstream only; other upstreams that also carry the flow for it keep a route
+   with no outgoing links, as hot standby (draft §3.3).
+
+Subscribers that are no longer tracked still count while the link forwards what they asked:
+a subscriber that leaves without fast leave keeps its shares ("lingering") until the link's
+last-member queries end, so the upstream is not left before the link is; and when a link
+wants more than its tracked subscribers explain (older hosts suppress reports, IGMP reports
+from 0.0.0.0), an anonymous share selected for an unknown subscriber covers the rest.
+
+Nothing here reads the clock, sleeps, or touches a socket.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+
+from mcastproxy.actions import Action, DeleteRoute, Log, SendPacket, SetRoute
+from mcastproxy.config import Config
+from mcastproxy.events import (
+    ConfigChanged,
+    Event,
+    InterfaceDown,
+    InterfaceUp,
+    NewFlow,
+    PacketReceived,
+    TimerExpired,
+    UpstreamUsability,
+)
+from mcastproxy.membership.outputs import GroupChanged, SendQuery, SubscriberChanged
+from mcastproxy.membership.router import RouterLink
+from mcastproxy.membership.state import FilterMode
+from mcastproxy.membership.timers import ProtocolTimers
+from mcastproxy.selection import Selector
+from mcastproxy.subscriptions import NOTHING, Choice, Shares, split
+from mcastproxy.upstream.host import UpstreamHost
+from mcastproxy.upstream.merge import EMPTY, InterfaceState, MergedGroup
+from mcastproxy.wire import WireError, build_igmp, build_mld, parse_igmp, parse_mld
+from mcastproxy.wire.messages import Query
+
+IN, EX = FilterMode.INCLUDE, FilterMode.EXCLUDE
+# Linux keeps a (source, group) with no route "unresolved" for 10 s (ipmr/ip6mr), queueing a
+# few packets and raising no new upcall meanwhile.
+KERNEL_UNRESOLVED_HOLD = 10.0
+MAX_UNASKED_SOURCES = 64
+Subscriber = bytes | None  # None: the anonymous share of a link
+LinkKey = tuple[str, bytes]  # (downstream link, group)
+
+
+def _wants(state: InterfaceState, source: bytes) -> bool:
+    mode, sources = state
+    return (source in sources) if mode is IN else (source not in sources)
+
+
+def _timers(config: Config, link: str) -> ProtocolTimers:
+    t = config.downstream_timers(link)
+    return ProtocolTimers(
+        robustness=t.robustness,
+        query_interval=t.query_interval,
+        query_response_interval=t.query_response_interval,
+        last_member_query_interval=t.last_member_query_interval,
+        last_member_query_count=t.last_member_query_count,
+        startup_query_interval=t.startup_query_interval,
+        startup_query_count=t.startup_query_count,
+        unsolicited_report_interval=t.unsolicited_report_interval,
+    )
+
+
+class _Share:
+    """One subscriber's contribution for a (link, group): its state and where it went."""
+
+    __slots__ = ("choice", "shares", "state")
+
+    def __init__(self, state: InterfaceState, shares: Shares, choice: Choice) -> None:
+        self.state = state
+        self.shares = shares
+        self.choice = choice
+
+
+class _LinkGroup:
+    """What one downstream link asks for one group, by subscriber and by upstream."""
+
+    __slots__ = ("by_upstream", "lingering", "members", "tracked")
+
+    def __init__(self) -> None:
+        self.members: dict[Subscriber, _Share] = {}  # tracked subscribers and anonymous
+        self.lingering: dict[bytes, list[_Share]] = {}  # departed, until the link catches up
+        self.tracked = MergedGroup()  # merge of the tracked subscribers' states
+        self.by_upstream: dict[str, MergedGroup] = {}  # merge of the shares given to each
+
+    def shares(self) -> Iterable[_Share]:
+        yield from self.members.values()
+        for old in self.lingering.values():
+            yield from old
+
+
+class Engine:
+    """The whole proxy: ``handle(event, now)``, ``pop_actions()``, ``next_deadline()``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        rng: Callable[[], float],
+        addresses: Mapping[str, Iterable[ipaddress.IPv4Address | ipaddress.IPv6Address]]
+        | None = None,
+    ) -> None:
+        self._rng = rng
+        self._actions: list[Action] = []
+        self.dropped: Counter[str] = Counter()
+        self._addresses: dict[str, tuple[bytes, ...]] = {}  # interfaces that are up
+        self._links: dict[tuple[str, int], RouterLink] = {}
+        self._hosts: dict[tuple[str, int], UpstreamHost] = {}
+        self._dead: set[str] = set()  # candidates liveness calls unusable
+        self._link_groups: dict[LinkKey, _LinkGroup] = {}
+        self._upstream_groups: dict[tuple[str, bytes], MergedGroup] = {}
+        self._routes: dict[tuple[str, bytes, bytes], frozenset[str]] = {}
+        self._flows_by_group: dict[bytes, set[tuple[str, bytes]]] = {}
+        self._dirty: set[tuple[str, bytes]] = set()  # (upstream, group) merges changed
+        # Sources the kernel saw on an upstream for a group it had not joined, and when.
+        self._unasked: dict[tuple[str, bytes], dict[bytes, float]] = {}
+        self._stale_routes: set[tuple[bytes, str]] = set()  # (group, link) to recompute
+        self._configure(config, addresses)
+
+    # --- surface ------------------------------------------------------------------------
+
+    def handle(self, event: Event, now: float) -> None:
+        """Take in one event that happened at ``now``."""
+        self._now = now
+        try:
+            self._dispatch(event, now)
+        finally:
+            self._report_dirty()
+
+    def _dispatch(self, event: Event, now: float) -> None:
+        if isinstance(event, PacketReceived):
+            self._packet(event, now)
+        elif isinstance(event, TimerExpired):
+            self._timers(now)
+        elif isinstance(event, NewFlow):
+            self._new_flow(event)
+        elif isinstance(event, InterfaceUp):
+            self._interface_up(event, now)
+        elif isinstance(event, InterfaceDown):
+            self._interface_down(event, now)
+        elif isinstance(event, UpstreamUsability):
+            self._usability(event, now)
+        elif isinstance(event, ConfigChanged):
+            self._reconfigure(event.config, now)
+        else:
+            raise TypeError(f"not an engine event: {event!r}")
+
+    def pop_actions(self) -> list[Action]:
+        """The actions asked for since the last call, in order."""
+        actions, self._actions = self._actions, []
+        return actions
+
+    def next_deadline(self) -> float | None:
+        """When the engine next needs a ``TimerExpired``; None when nothing is pending."""
+        deadlines = [m.next_deadline() for m in (*self._links.values(), *self._hosts.values())]
+        return min((d for d in deadlines if d is not None), default=None)
+
+    # --- views, for status and tests ------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def unusable(self) -> frozenset[str]:
+        """Candidate upstreams that are down or inactive."""
+        return self._unusable
+
+    def link(self, name: str, family: int) -> RouterLink | None:
+        return self._links.get((name, family))
+
+    def host(self, name: str, family: int) -> UpstreamHost | None:
+        return self._hosts.get((name, family))
+
+    def routes(self) -> Mapping[tuple[str, bytes, bytes], frozenset[str]]:
+        """(upstream, source, group) -> the downstream links it is forwarded to."""
+        return self._routes
+
+    def feeders(self, link: str, group: bytes) -> dict[str, InterfaceState]:
+        """Which upstreams this link asks for the group, and what of it."""
+        lg = self._link_groups.get((link, group))
+        if lg is None:
+            return {}
+        return {u: m.state() for u, m in lg.by_upstream.items() if not m.empty}
+
+    # --- configuration ----------------------------------------------------------------------
+
+    def _configure(
+        self,
+        config: Config,
+        addresses: Mapping[str, Iterable[ipaddress.IPv4Address | ipaddress.IPv6Address]] | None,
+    ) -> None:
+        self._config = config
+        self._selector = Selector(config, addresses)
+        self._candidates = {c.interface for c in config.upstream.candidates}
+        self._order = {c.interface: i for i, c in enumerate(config.upstream.candidates)}
+        self._priority = {c.interface: c.priority for c in config.upstream.candidates}
+        self._downstream = {d.interface for d in config.downstream}
+        self._families = [f for f, on in ((4, config.igmp), (6, config.mld)) if on]
+        t = config.timers
+        for name in self._candidates:
+            for fam in self._families:
+                if (name, fam) not in self._hosts:
+                    self._hosts[name, fam] = UpstreamHost(
+                        fam,
+                        robustness=t.robustness,
+                        unsolicited_report_interval=t.unsolicited_report_interval,
+                        query_interval=t.query_interval,
+                        query_response_interval=t.query_response_interval,
+                        rng=self._rng,
+                    )
+        self._update_unusable()
+
+    def _update_unusable(self) -> None:
+        down = {c for c in self._candidates if c not in self._addresses}
+        self._unusable = frozenset(down | (self._dead & self._candidates))
+
+    def _still_good(self, ups: tuple[str, ...]) -> bool:
+        if not all(u in self._candidates for u in ups):
+            return False
+        return not (self._config.upstream.takeover and any(u in self._unusable for u in ups))
+
+    def _reconfigure(self, config: Config, now: float) -> None:
+        self._configure(config, self._selector_addresses())
+        # Remembered selections stay (smooth migration) unless their upstream is gone.
+        self._reselect(now, lambda share: True)
+        self._log("info", "config", "configuration applied")
+
+    def _selector_addresses(self) -> dict[str, list[ipaddress.IPv4Address | ipaddress.IPv6Address]]:
+        return {
+            name: [ipaddress.ip_address(a) for a in addrs]
+            for name, addrs in self._addresses.items()
+            if name in self._candidates
+        }
+
+    # --- packets ------------------------------------------------------------------------
+
+    def _packet(self, ev: PacketReceived, now: float) -> None:
+        try:
+            if ev.family == 4:
+                msg = parse_igmp(ev.payload)
+            else:
+                msg = parse_mld(ev.payload, ev.source, ev.destination)
+        except WireError as exc:
+            self.dropped[f"malformed: {exc.reason}"] += 1
+            return
+        if ev.interface in self._candidates:
+            # RFC 4605 §2: the router side never runs on an upstream; only queries matter.
+            if isinstance(msg, Query) and (host := self._hosts.get((ev.interface, ev.family))):
+                host.receive_query(msg, now)
+                self._flush_host(ev.interface, ev.family, host)
+            else:
+                self.dropped["not a query, on an upstream"] += 1
+            return
+        link = self._links.get((ev.interface, ev.family))
+        if link is None:
+            self.dropped["not a proxied interface or family"] += 1
+            return
+        link.receive(msg, ev.source, now)
+        self._flush_link(ev.interface, ev.family, link, now)
+
+    def _timers(self, now: float) -> None:
+        for (name, fam), link in self._links.items():
+            deadline = link.next_deadline()
+            if deadline is not None and deadline <= now:
+                link.handle_timers(now)
+                self._flush_link(name, fam, link, now)
+        for (name, fam), host in self._hosts.items():
+            deadline = host.next_deadline()
+            if deadline is not None and deadline <= now:
+                host.handle_timers(now)
+                self._flush_host(name, fam, host)
+
+    def _flush_link(self, name: str, family: int, link: RouterLink, now: float) -> None:
+        touched: dict[bytes, None] = {}  # groups to settle once each, in order
+        for out in link.pop_outputs():
+            if isinstance(out, SendQuery):
+                self._send(name, family, out.destination, out.query)
+            elif isinstance(out, SubscriberChanged):
+                self._subscriber_changed(name, link, out.group, out.subscriber)
+                touched[out.group] = None
+            elif isinstance(out, GroupChanged):
+                touched[out.group] = None
+        for group in touched:
+            self._settle(name, link, group)
+
+    def _flush_host(self, name: str, family: int, host: UpstreamHost) -> None:
+        for out in host.pop_outputs():
+            self._send(name, family, out.destination, out.message)
+
+    def _send(self, interface: str, family: int, destination: bytes, message: object) -> None:
+        addrs = self._addresses.get(interface)
+        if addrs is None:
+            self.dropped["send on an interface that is down"] += 1
+            return
+        if family == 4:
+            payload = build_igmp(message)  # type: ignore[arg-type]
+        else:
+            source = next((a for a in addrs if len(a) == 16 and a[:2] == b"\xfe\x80"), None)
+            if source is None:
+                self.dropped["no IPv6 link-local address to send from"] += 1
+                return
+            payload = build_mld(message, source, destination)  # type: ignore[arg-type]
+        self._actions.append(SendPacket(interface, family, destination, payload))
+
+    # --- subscriptions --------------------------------------------------------------------
+
+    def _subscriber_changed(
+        self, name: str, link: RouterLink, group: bytes, subscriber: bytes
+    ) -> None:
+        lg = self._link_groups.get((name, group))
+        if lg is None:
+            lg = self._link_groups[name, group] = _LinkGroup()
+        state = link.subscriber(group, subscriber)
+        old = lg.members.pop(subscriber, None)
+        if old is not None:
+            lg.tracked.remove(*old.state)
+            if link.forwarded(group) != NOTHING:
+                # The link may still forward what it asked: keep its shares until it stops.
+                lg.lingering.setdefault(subscriber, []).append(old)
+            else:
+                self._unshare(group, lg, old)
+        if state is not None:
+            new = (state.filter_mode, state.sources)
+            lg.tracked.add(*new)
+            self._share(group, lg, subscriber, new, old.choice if old else None)
+
+    def _settle(self, name: str, link: RouterLink, group: bytes) -> None:
+        """Bring the lingering and anonymous shares of (link, group) in line with the link's
+        router state, once the link's outputs for an event are in."""
+        lg = self._link_groups.get((name, group))
+        wanted = link.forwarded(group)
+        if lg is None:
+            if wanted == NOTHING:
+                return
+            lg = self._link_groups[name, group] = _LinkGroup()
+        explained = wanted == NOTHING or wanted == lg.tracked.state()
+        if lg.lingering and explained:
+            for olds in lg.lingering.values():
+                for old in olds:
+                    self._unshare(group, lg, old)
+            lg.lingering.clear()
+        explained = explained or bool(lg.lingering)
+        anon = lg.members.get(None)
+        if explained and anon is not None:
+            self._unshare(group, lg, anon)
+            del lg.members[None]
+        elif not explained and (anon is None or anon.state != wanted):
+            if anon is not None:
+                self._unshare(group, lg, anon)
+            self._share(group, lg, None, wanted, anon.choice if anon else None)
+        if not lg.members and not lg.lingering:
+            del self._link_groups[name, group]
+        if group in self._flows_by_group:
+            self._stale_routes.add((group, name))
+
+    def _share(
+        self,
+        group: bytes,
+        lg: _LinkGroup,
+        subscriber: Subscriber,
+        state: InterfaceState,
+        previous: Choice | None,
+    ) -> None:
+        shares, choice = split(
+            self._selector, subscriber, group, state, self._unusable, previous, self._still_good
+        )
+        lg.members[subscriber] = _Share(state, shares, choice)
+        for upstream, part in shares.items():
+            lg.by_upstream.setdefault(upstream, MergedGroup()).add(*part)
+            self._upstream_merge(upstream, group).add(*part)
+            self._dirty.add((upstream, group))
+
+    def _unshare(self, group: bytes, lg: _LinkGroup, share: _Share) -> None:
+        for upstream, part in share.shares.items():
+            per_link = lg.by_upstream[upstream]
+            per_link.remove(*part)
+            if per_link.empty:
+                del lg.by_upstream[upstream]
+            self._upstream_groups[upstream, group].remove(*part)
+            self._dirty.add((upstream, group))
+
+    def _upstream_merge(self, upstream: str, group: bytes) -> MergedGroup:
+        merged = self._upstream_groups.get((upstream, group))
+        if merged is None:
+            merged = self._upstream_groups[upstream, group] = MergedGroup()
+        return merged
+
+    def _report_dirty(self) -> None:
+        """Report what changed upstream. Done once per event, after every share moved, so a
+        subscription that moves between upstreams is joined on the new one and its merge on
+        the old one is settled in one pass: nothing is left and joined again."""
+        while self._dirty:
+            upstream, group = self._dirty.pop()
+            self._report(upstream, group)
+        # Then the routes, so that a flow whose upstream was just left is not set first.
+        while self._stale_routes:
+            group, link = self._stale_routes.pop()
+            self._refresh_flows(group, link)
+
+    def _report(self, upstream: str, group: bytes) -> None:
+        """Hand the upstream's merged state of ``group`` to its host side."""
+        family = 4 if len(group) == 4 else 6
+        host = self._hosts.get((upstream, family))
+        merged = self._upstream_groups.get((upstream, group))
+        if merged is not None and merged.empty:
+            del self._upstream_groups[upstream, group]
+        state = merged.state() if merged is not None else (IN, EMPTY)
+        if host is None:
+            return
+        before = host.state(group)
+        if before == state:
+            return
+        host.set_state(group, state[0], state[1], self._now)
+        self._flush_host(upstream, family, host)
+        if state == (IN, EMPTY) or before == (IN, EMPTY):
+            joined = state != (IN, EMPTY)
+            self._log("info", "upstream-join" if joined else "upstream-leave",
+                      f"{'joined' if joined else 'left'} {_text(group)} on {upstream}",
+                      upstream=upstream, group=_text(group))
+        if state == (IN, EMPTY):
+            self._drop_flows(upstream, group)
+        elif before == (IN, EMPTY):
+            # Data the kernel saw just before the join is still queued: route it now.
+            recent = self._unasked.pop((upstream, group), {})
+            for source, seen in recent.items():
+                if self._now - seen <= KERNEL_UNRESOLVED_HOLD:
+                    self._add_flow(upstream, source, group)
+
+    def _reselect(self, now: float, which: Callable[[_Share], bool], fresh: bool = False) -> None:
+        """Split again the shares ``which`` picks (all remembered choices dropped if
+        ``fresh``), after the selection's inputs changed."""
+        for (_link, group), lg in list(self._link_groups.items()):
+            for subscriber, share in list(lg.members.items()):
+                if not which(share):
+                    continue
+                # Make before break: the new shares are added before the old are taken back.
+                self._share(group, lg, subscriber, share.state,
+                            None if fresh else share.choice)
+                self._unshare(group, lg, share)
+            self._refresh_flows(group)
+
+    # --- forwarding ---------------------------------------------------------------------
+
+    def _new_flow(self, ev: NewFlow) -> None:
+        if ev.interface not in self._candidates:
+            self.dropped["data on an interface that is not an upstream"] += 1
+            return
+        key = (ev.interface, ev.source, ev.group)
+        if key in self._routes:
+            return
+        if (ev.interface, ev.group) not in self._upstream_groups:
+            # Not asked of this upstream: no route. The kernel holds the packets a few
+            # seconds and asks no more meanwhile; should the upstream join the group in that
+            # time, the route is made then (``_report``).
+            self.dropped["data for a group this upstream has not joined"] += 1
+            recent = self._unasked.setdefault((ev.interface, ev.group), {})
+            if len(recent) < MAX_UNASKED_SOURCES:
+                recent[ev.source] = self._now
+            return
+        self._add_flow(ev.interface, ev.source, ev.group)
+
+    def _add_flow(self, upstream: str, source: bytes, group: bytes) -> None:
+        self._flows_by_group.setdefault(group, set()).add((upstream, source))
+        self._routes[upstream, source, group] = frozenset()
+        self._set_route(upstream, source, group, force=True)
+
+    def _refresh_flows(self, group: bytes, link: str | None = None) -> None:
+        """Recompute the routes of ``group``'s flows: for ``link`` only, or for every link."""
+        for upstream, source in list(self._flows_by_group.get(group, ())):
+            self._set_route(upstream, source, group, link)
+
+    def _set_route(
+        self, upstream: str, source: bytes, group: bytes, only: str | None = None,
+        force: bool = False,
+    ) -> None:
+        family = 4 if len(group) == 4 else 6
+        key = (upstream, source, group)
+        current = self._routes.get(key, frozenset())
+        links = [only] if only is not None else [n for n, f in self._links if f == family]
+        fed = {
+            link
+            for link in links
+            if (rl := self._links.get((link, family))) is not None
+            and rl.wants(group, source)
+            and self._feeder(link, source, group) == upstream
+        }
+        oifs = (current - set(links)) | fed
+        if force or current != oifs:
+            self._routes[key] = oifs
+            self._actions.append(SetRoute(upstream, source, group, upstream, oifs))
+
+    def _feeder(self, link: str, source: bytes, group: bytes) -> str | None:
+        """The one upstream that feeds (source, group) to ``link``."""
+        lg = self._link_groups.get((link, group))
+        if lg is None:
+            return None
+        candidates = [u for u, m in lg.by_upstream.items() if m.wants(source)]
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        # Several upstreams carry it for this link: the best-ranked selection with the source
+        # known decides (an any-source join and a source record may both cover it); among
+        # equals (robust reception), a usable one, by priority, then configuration order.
+        best: tuple[object, ...] | None = None
+        chosen: set[str] = set()
+        for subscriber, share in lg.members.items():
+            if not _wants(share.state, source):
+                continue
+            sel = self._selector.select(subscriber, source, group, self._unusable)
+            if best is None or sel.rank > best:
+                best, chosen = sel.rank, set(sel.upstreams)
+            elif sel.rank == best:
+                chosen |= set(sel.upstreams)
+        pool = [u for u in candidates if u in chosen] or candidates
+        return min(pool, key=lambda u: (u in self._unusable, -self._priority.get(u, 0),
+                                        self._order.get(u, 0)))
+
+    def _drop_flows(self, upstream: str, group: bytes) -> None:
+        flows = self._flows_by_group.get(group)
+        if not flows:
+            return
+        for up, source in [f for f in flows if f[0] == upstream]:
+            flows.discard((up, source))
+            del self._routes[up, source, group]
+            self._actions.append(DeleteRoute(up, source, group))
+        if not flows:
+            del self._flows_by_group[group]
+
+    # --- interfaces and liveness ----------------------------------------------------------
+
+    def _interface_up(self, ev: InterfaceUp, now: float) -> None:
+        was_up = ev.interface in self._addresses
+        self._addresses[ev.interface] = ev.addresses
+        if ev.interface in self._downstream:
+            for fam in self._families:
+                own = _own_address(ev.addresses, fam)
+                link = self._links.get((ev.interface, fam))
+                if link is None:
+                    version = (self._config.igmp if fam == 4 else self._config.mld).version  # type: ignore[union-attr]
+                    fast = next(d.fast_leave for d in self._config.downstream
+                                if d.interface == ev.interface)
+                    link = self._links[ev.interface, fam] = RouterLink(
+                        _timers(self._config, ev.interface), fam, version, own, fast
+                    )
+                    link.start(now)
+                else:
+                    link.set_address(own, now)
+                self._flush_link(ev.interface, fam, link, now)
+        elif ev.interface in self._candidates:
+            # The §4.4 fallback compares candidate addresses: compile them in.
+            self._selector = Selector(self._config, self._selector_addresses())
+            if not was_up:
+                self._log("info", "upstream-up", f"upstream {ev.interface} is up",
+                          upstream=ev.interface)
+                self._usability_changed(ev.interface, now)
+
+    def _interface_down(self, ev: InterfaceDown, now: float) -> None:
+        if self._addresses.pop(ev.interface, None) is None:
+            return
+        if ev.interface in self._downstream:
+            for fam in self._families:
+                link = self._links.get((ev.interface, fam))
+                if link is not None:
+                    link.set_address(None, now)
+                    self._flush_link(ev.interface, fam, link, now)
+        elif ev.interface in self._candidates:
+            self._selector = Selector(self._config, self._selector_addresses())
+            self._log("warning", "upstream-down", f"upstream {ev.interface} is down",
+                      upstream=ev.interface)
+            self._usability_changed(ev.interface, now)
+
+    def _usability(self, ev: UpstreamUsability, now: float) -> None:
+        if ev.usable:
+            self._dead.discard(ev.interface)
+        else:
+            self._dead.add(ev.interface)
+        self._log("info" if ev.usable else "warning", "liveness",
+                  f"upstream {ev.interface} is {'usable' if ev.usable else 'unusable'}: "
+                  f"{ev.cause}", upstream=ev.interface, cause=ev.cause)
+        self._usability_changed(ev.interface, now)
+
+    def _usability_changed(self, upstream: str, now: float) -> None:
+        before = self._unusable
+        self._update_unusable()
+        if before == self._unusable:
+            return
+        if not self._config.upstream.takeover:
+            for group in list(self._flows_by_group):
+                self._refresh_flows(group)
+            return
+        if upstream in self._unusable:
+            # §5.1 takeover: what was selected onto it is selected again without it.
+            self._reselect(now, lambda share: _uses(share, upstream))
+        else:
+            # It is back: everything is selected afresh, so the preferred upstream returns.
+            self._reselect(now, lambda share: True, fresh=True)
+
+    # --- logging ------------------------------------------------------------------------
+
+    _now: float = 0.0
+
+    def _log(self, level: str, event: str, message: str, **fields: object) -> None:
+        self._actions.append(Log(level, event, message, dict(fields)))
+
+
+def _uses(share: _Share, upstream: str) -> bool:
+    choice = share.choice
+    if choice.any_source is not None and upstream in choice.any_source:
+        return True
+    return any(upstream in ups for ups in choice.by_source.values()) or upstream in share.shares
+
+
+def _own_address(addresses: Iterable[bytes], family: int) -> bytes | None:
+    """The address a router speaks from: the first IPv4 one, or the IPv6 link-local."""
+    for a in addresses:
+        if family == 4 and len(a) == 4:
+            return a
+        if family == 6 and len(a) == 16 and a[:2] == b"\xfe\x80":
+            return a
+    return None
+
+
+def _text(address: bytes) -> str:
+    return str(ipaddress.ip_address(address))

@@ -1,0 +1,81 @@
+"""What the engine is told: events, each handled with the time it happened (``now``).
+
+The daemon turns socket reads, netlink messages, kernel upcalls and signals into these.
+Interfaces are named as in the configuration; addresses are packed ``bytes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mcastproxy.config import Config
+
+
+@dataclass(frozen=True, slots=True)
+class PacketReceived:
+    """An IGMP (``family`` 4) or MLD (``family`` 6) message arrived on ``interface``.
+
+    ``payload`` is the IGMP message after the IPv4 header, or the ICMPv6 message; ``source``
+    and ``destination`` are the IP addresses of the packet.
+    """
+
+    interface: str
+    family: int
+    source: bytes
+    destination: bytes
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceUp:
+    """``interface`` exists and is up, with these addresses (IPv4 and IPv6, any order).
+
+    Sent again whenever its addresses change.
+    """
+
+    interface: str
+    addresses: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceDown:
+    """``interface`` went down or disappeared."""
+
+    interface: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimerExpired:
+    """The deadline the engine asked for has come."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewFlow:
+    """The kernel saw multicast data (source, group) arrive on ``interface``, with no route
+    for it yet (an ipmr/ip6mr NOCACHE upcall)."""
+
+    interface: str
+    source: bytes
+    group: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamUsability:
+    """Liveness says candidate ``interface`` became usable or unusable (draft §5.1)."""
+
+    interface: str
+    usable: bool
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChanged:
+    """A new, already validated configuration takes effect (SIGHUP, controller)."""
+
+    config: Config
+
+
+Event = (
+    PacketReceived | InterfaceUp | InterfaceDown | TimerExpired | NewFlow | UpstreamUsability
+    | ConfigChanged
+)

@@ -1,0 +1,33 @@
+"""The router side of IGMPv3 / MLDv2 on downstream links (RFC 9776 §6-7, RFC 9777 §7-8).
+
+``RouterLink`` is the per-link, per-family state machine (querier election, queries, the
+INCLUDE/EXCLUDE state tables, compatibility modes, explicit tracking of subscribers);
+``ProtocolTimers`` its timers; ``outputs`` what it asks the engine to do.
+"""
+
+from __future__ import annotations
+
+from mcastproxy.membership.outputs import (
+    GroupChanged,
+    Output,
+    QuerierChanged,
+    SendQuery,
+    SubscriberChanged,
+)
+from mcastproxy.membership.router import RouterLink
+from mcastproxy.membership.state import DropReason, FilterMode, GroupState, SubscriberState
+from mcastproxy.membership.timers import ProtocolTimers
+
+__all__ = [
+    "DropReason",
+    "FilterMode",
+    "GroupChanged",
+    "GroupState",
+    "Output",
+    "ProtocolTimers",
+    "QuerierChanged",
+    "RouterLink",
+    "SendQuery",
+    "SubscriberChanged",
+    "SubscriberState",
+]

@@ -1,0 +1,52 @@
+"""Address predicates the router side needs (packed ``bytes``, 4 or 16 octets).
+
+Plain functions over octets rather than ``ipaddress`` objects: they run once per group
+record on the report path.
+"""
+
+from __future__ import annotations
+
+IPV4_UNSPECIFIED = bytes(4)
+IPV6_UNSPECIFIED = bytes(16)
+IPV4_ALL_SYSTEMS = bytes((224, 0, 0, 1))  # RFC 9776 §4.1.12: General Queries go here
+IPV6_ALL_NODES = bytes((0xFF, 0x02)) + bytes(13) + b"\x01"  # RFC 9777 §5.1.15: ff02::1
+
+# Largest number of sources one Query carries: RFC 9776 §4.1.8 limits it by the MTU
+# (Ethernet: (1500 - 24 - 12) / 4 = 366); RFC 9777 §5.1.10 likewise, and IPv6 guarantees
+# only 1280 octets: (1280 - 40 - 8 - 28) / 16 = 75.
+MAX_QUERY_SOURCES = {4: 366, 16: 75}
+
+
+def unspecified(length: int) -> bytes:
+    """0.0.0.0 or ::, by address length."""
+    return IPV4_UNSPECIFIED if length == 4 else IPV6_UNSPECIFIED
+
+
+def general_query_destination(length: int) -> bytes:
+    """224.0.0.1 (all-systems) or ff02::1 (link-scope all-nodes), by address length."""
+    return IPV4_ALL_SYSTEMS if length == 4 else IPV6_ALL_NODES
+
+
+def is_multicast(address: bytes) -> bool:
+    """224.0.0.0/4 or ff00::/8."""
+    if len(address) == 4:
+        return 224 <= address[0] <= 239
+    return len(address) == 16 and address[0] == 0xFF
+
+
+def is_link_local_scope(group: bytes) -> bool:
+    """A multicast group that is never routed, so never reported to a router.
+
+    IPv4: 224.0.0.0/24, the Local Network Control Block (224.0.0.1 all-systems, 224.0.0.22
+    IGMPv3 routers, ...). IPv6: scope 0 (reserved), 1 (interface-local) or 2 (link-local),
+    whatever the flags (ff02::/16, but also ff12::, ff32::, ...); RFC 9777 §6 forbids
+    reports for scopes 0 and 1 and for ff02::1.
+    """
+    if len(group) == 4:
+        return group[0] == 224 and group[1] == 0 and group[2] == 0
+    return (group[1] & 0x0F) <= 2
+
+
+def is_ipv6_link_local(address: bytes) -> bool:
+    """fe80::/10, where every MLD message must come from (RFC 9777 §5.1.14, §5.2.13)."""
+    return address[0] == 0xFE and (address[1] & 0xC0) == 0x80

@@ -1,0 +1,68 @@
+"""What a ``RouterLink`` hands back through ``pop_outputs()``: the engine's inputs.
+
+Four small frozen values:
+
+- ``SendQuery``: transmit this Query on the link.
+- ``GroupChanged``: the link's forwarding state or its tracked subscribers for a group
+  changed; re-read them through ``RouterLink.forwarded()`` / ``subscribers()``.
+- ``SubscriberChanged``: one subscriber's own state for a group changed (joined, changed
+  its filter, left or timed out); ``RouterLink.subscriber()`` gives the new state.
+- ``QuerierChanged``: this router became, or stopped being, the querier of the link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mcastproxy.membership.addresses import general_query_destination, unspecified
+from mcastproxy.wire.messages import Query
+
+
+@dataclass(frozen=True, slots=True)
+class SendQuery:
+    """Send ``query`` on the link.
+
+    The IP destination follows from the query (RFC 9776 §4.1.12, RFC 9777 §5.1.15): a
+    General Query (group all zeros) goes to all-systems 224.0.0.1 / all-nodes ff02::1; a
+    Group-Specific or Group-and-Source-Specific Query goes to the group itself.
+    ``destination`` gives it.
+    """
+
+    query: Query
+
+    @property
+    def destination(self) -> bytes:
+        """The IP destination address of the query."""
+        group = self.query.group
+        if group == unspecified(len(group)):
+            return general_query_destination(len(group))
+        return group
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChanged:
+    """The forwarding state (filter mode, source lists) or the tracked subscribers of
+    ``group`` on this link changed, including the group appearing or disappearing."""
+
+    group: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberChanged:
+    """Subscriber ``subscriber`` (the source address of its reports) changed its own
+    requested state for ``group``: joined, changed filter, left or timed out."""
+
+    group: bytes
+    subscriber: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class QuerierChanged:
+    """This router became the querier of the link (``is_querier``) or stopped being it;
+    ``querier`` is the querier's address when known."""
+
+    is_querier: bool
+    querier: bytes | None
+
+
+Output = SendQuery | GroupChanged | SubscriberChanged | QuerierChanged

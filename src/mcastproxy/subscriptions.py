@@ -1,0 +1,100 @@
+"""From what one subscriber asks to what each upstream is asked for (draft §3-§4.2).
+
+A subscriber's state for a group, (INCLUDE, A) or (EXCLUDE, X), becomes a share per upstream,
+each a (filter mode, sources) pair that the upstream's merge (RFC 4605 §4.1) takes in:
+
+- INCLUDE A: each source S of A is requested from the upstream(s) selected for (H, S, G).
+- EXCLUDE X: the any-source join is requested from the upstream(s) selected for (H, *, G),
+  and also from the upstreams of source-bearing records that match (H, G) (draft §4.2: the
+  group's upstream serves it "except the source address configured by the prior
+  interface"). Where such a record names a single source, the proxy can say it exactly:
+  the record's upstream is asked to INCLUDE that source, and the group's upstream to EXCLUDE
+  it. A wider source prefix cannot be said in IGMPv3/MLDv2, so its upstream is joined for any
+  source too, and the data plane forwards each actual source from the upstream selection
+  picks for it.
+
+Selections are remembered per share (``Choice``) so that a configuration reload leaves
+running subscriptions where they are (the paper's smooth migration): only new sources and
+new subscriptions are selected under the new rules; takeover re-selects explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mcastproxy.membership.state import FilterMode
+from mcastproxy.selection import Selector
+from mcastproxy.upstream.merge import EMPTY, InterfaceState, merge
+
+Shares = dict[str, InterfaceState]
+"""Upstream name -> the (filter mode, sources) this subscription asks of it."""
+
+
+class Choice:
+    """The upstream selections one subscription was given, kept across reloads."""
+
+    __slots__ = ("any_source", "by_source")
+
+    def __init__(self) -> None:
+        self.any_source: tuple[str, ...] | None = None
+        self.by_source: dict[bytes, tuple[str, ...]] = {}
+
+
+def split(
+    selector: Selector,
+    subscriber: bytes | None,
+    group: bytes,
+    state: InterfaceState,
+    unusable: frozenset[str],
+    previous: Choice | None,
+    still_good: Callable[[tuple[str, ...]], bool],
+) -> tuple[Shares, Choice]:
+    """The shares of subscription (subscriber, group, state), and the choices made.
+
+    A selection remembered in ``previous`` is kept while ``still_good`` accepts it.
+    """
+    choice = Choice()
+
+    def select(source: bytes | None) -> tuple[str, ...]:
+        if previous is not None:
+            old = previous.any_source if source is None else previous.by_source.get(source)
+            if old is not None and still_good(old):
+                return old
+        return selector.select(subscriber, source, group, unusable).upstreams
+
+    mode, sources = state
+    if mode is FilterMode.INCLUDE:
+        included: dict[str, set[bytes]] = {}
+        for s in sources:
+            ups = choice.by_source[s] = select(s)
+            for u in ups:
+                included.setdefault(u, set()).add(s)
+        return {u: (FilterMode.INCLUDE, frozenset(ss)) for u, ss in included.items()}, choice
+
+    primary = choice.any_source = select(None)
+    parts: dict[str, list[InterfaceState]] = {u: [] for u in primary}
+    also_excluded: set[bytes] = set()
+    for prefix, holders in selector.source_records(subscriber, group, unusable):
+        if prefix.prefixlen == prefix.max_prefixlen:
+            s = prefix.network_address.packed
+            if s in sources:
+                continue  # the subscriber excludes it anyway
+            exact = choice.by_source[s] = select(s)
+            if any(u in primary for u in exact):
+                continue  # the any-source join brings it from the right upstream
+            also_excluded.add(s)
+            for u in exact:
+                parts.setdefault(u, []).append((FilterMode.INCLUDE, frozenset((s,))))
+        else:
+            for u in holders:
+                if u not in primary:
+                    parts.setdefault(u, []).append((FilterMode.EXCLUDE, sources))
+    excluded = sources | also_excluded if also_excluded else sources
+    shares: Shares = {}
+    for u, more in parts.items():
+        own = [(FilterMode.EXCLUDE, excluded)] if u in primary else []
+        shares[u] = merge([*own, *more]) if more else own[0]
+    return shares, choice
+
+
+NOTHING: InterfaceState = (FilterMode.INCLUDE, EMPTY)

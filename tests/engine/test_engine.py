@@ -1,0 +1,380 @@
+"""The engine end to end on a virtual clock: reports on downstream links become reports on the
+selected upstreams, flows become routes, and failures move what they must."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from harness import T, World, ip
+
+from mcastproxy.config import parse_config
+from mcastproxy.events import ConfigChanged, InterfaceDown, PacketReceived, UpstreamUsability
+from mcastproxy.wire.messages import GroupRecord, Leave, Query, Report
+
+
+@dataclass(frozen=True)
+class Fam:
+    v: int
+    h1: str  # subscribers on d1
+    h2: str
+    h3: str  # a subscriber on d2
+    g1: str  # in the u1 block
+    g2: str  # outside it
+    s1: str
+    s2: str
+    g1_block: str
+    h_block: str  # a subscriber prefix holding h2, not h1
+    general: bytes
+
+
+FAMS = {
+    4: Fam(4, "10.1.0.7", "10.1.0.200", "10.2.0.9", "232.1.1.1", "232.2.2.2", "192.0.2.99",
+           "192.0.2.98", "232.1.0.0/16", "10.1.0.128/25", bytes(4)),
+    6: Fam(6, "fe80::d1:7", "fe80::d1:c8", "fe80::d2:9", "ff3e::1:101", "ff3e::2:202",
+           "2001:db8::99", "2001:db8::98", "ff3e::1:0/112", "fe80::d1:80/121", bytes(16)),
+}
+
+
+@pytest.fixture(params=[4, 6], ids=["igmp", "mld"])
+def fam(request: pytest.FixtureRequest) -> Fam:
+    return FAMS[request.param]
+
+
+def world(f: Fam, upstream: str, *, fast_leave: bool = True, **kw: object) -> World:
+    text = (
+        "igmp: {version: 3}\nmld: {version: 2}\n"
+        f"downstream: [{{interface: d1, fast-leave: {str(fast_leave).lower()}}}, "
+        "{interface: d2}]\n"
+        "upstream:\n" + upstream.format(g1_block=f.g1_block, h_block=f.h_block, s1=f.s1)
+    )
+    return World.make(text, **kw)  # type: ignore[arg-type]
+
+
+CHANNELS = """
+  candidates:
+    - interface: u1
+      records: [{{group: "{g1_block}"}}]
+    - interface: u2
+"""
+
+
+def test_channel_based_selection_reports_on_the_selected_upstream(fam: Fam) -> None:
+    w = world(fam, CHANNELS)
+    w.join("d1", fam.h1, fam.g1)
+    assert w.upstream_records("u1") == [(T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ())]
+    assert w.upstream_records("u2") == []
+    w.join("d1", fam.h1, fam.g2)
+    assert w.upstream_records("u2") == [(T.CHANGE_TO_EXCLUDE_MODE, fam.g2, ())]
+    assert w.engine.feeders("d1", ip(fam.g1)) == {"u1": (2, frozenset())}
+
+
+def test_join_reaches_the_upstream_at_once(fam: Fam) -> None:
+    w = world(fam, CHANNELS)
+    w.now = 5.0
+    w.join("d1", fam.h1, fam.g1)
+    first = next(s for s in w.sent if s.interface == "u1")
+    assert first.at == 5.0
+    assert first.destination == ip("224.0.0.22" if fam.v == 4 else "ff02::16")
+
+
+def test_source_specific_join_is_an_include(fam: Fam) -> None:
+    w = world(fam, CHANNELS)
+    w.join("d1", fam.h1, fam.g1, fam.s1)
+    assert w.upstream_records("u1") == [(T.ALLOW_NEW_SOURCES, fam.g1, (fam.s1,))]
+    w.leave("d1", fam.h1, fam.g1, fam.s1)
+    assert w.upstream_records("u1")[-1] == (T.BLOCK_OLD_SOURCES, fam.g1, (fam.s1,))
+
+
+def test_flow_is_routed_to_the_links_that_want_it(fam: Fam) -> None:
+    w = world(fam, CHANNELS)
+    w.join("d1", fam.h1, fam.g1)
+    w.flow("u1", fam.s1, fam.g1)
+    assert w.route("u1", fam.s1, fam.g1) == {"d1"}
+    w.join("d2", fam.h3, fam.g1)
+    assert w.route("u1", fam.s1, fam.g1) == {"d1", "d2"}
+    # The same group arriving on an upstream that has not joined it: no route, counted.
+    w.flow("u2", fam.s1, fam.g1)
+    assert w.route("u2", fam.s1, fam.g1) is None
+    assert w.engine.dropped["data for a group this upstream has not joined"] == 1
+
+
+def test_data_seen_just_before_the_join_is_routed_at_the_join(fam: Fam) -> None:
+    w = world(fam, CHANNELS)
+    w.flow("u1", fam.s1, fam.g1)  # the upstream router was still sending
+    assert w.route("u1", fam.s1, fam.g1) is None
+    w.now = 3.0
+    w.join("d1", fam.h1, fam.g1)
+    assert w.route("u1", fam.s1, fam.g1) == {"d1"}
+
+
+def test_fast_leave_leaves_upstream_at_once_and_removes_routes(fam: Fam) -> None:
+    w = world(fam, CHANNELS)
+    w.join("d1", fam.h1, fam.g1)
+    w.flow("u1", fam.s1, fam.g1)
+    w.clear()
+    w.now = 1.0
+    w.leave("d1", fam.h1, fam.g1)
+    assert w.upstream_records("u1") == [(T.CHANGE_TO_INCLUDE_MODE, fam.g1, ())]
+    assert w.sent[-1].at == 1.0
+    assert w.route("u1", fam.s1, fam.g1) is None
+    assert [type(r).__name__ for r in w.routes] == ["DeleteRoute"]
+
+
+def test_leave_without_fast_leave_waits_for_the_last_member_queries(fam: Fam) -> None:
+    w = world(fam, CHANNELS, fast_leave=False)
+    w.join("d1", fam.h1, fam.g1)
+    w.flow("u1", fam.s1, fam.g1)
+    w.run_for(5)  # past the join's retransmission
+    w.clear()
+    w.leave("d1", fam.h1, fam.g1)
+    # The link asks whether anyone else listens (group-specific queries) ...
+    assert [q.group for q in w.queries("d1")] == [ip(fam.g1)]
+    assert w.upstream_records("u1") == []
+    assert w.route("u1", fam.s1, fam.g1) == {"d1"}
+    # ... and the upstream is left only when the Last Member Query Time (2 x 1 s) is over.
+    w.run_for(1.9)
+    assert w.upstream_records("u1") == []
+    w.run_for(0.2)
+    assert w.upstream_records("u1") == [(T.CHANGE_TO_INCLUDE_MODE, fam.g1, ())]
+    assert w.route("u1", fam.s1, fam.g1) is None
+
+
+def test_another_listener_answering_keeps_the_upstream(fam: Fam) -> None:
+    w = world(fam, CHANNELS, fast_leave=False)
+    w.join("d1", fam.h1, fam.g1)
+    w.join("d1", fam.h2, fam.g1)
+    w.run_for(5)
+    w.clear()
+    w.leave("d1", fam.h1, fam.g1)
+    assert [q.group for q in w.queries("d1")] == [ip(fam.g1)]
+    w.report("d1", fam.h2, GroupRecord(T.MODE_IS_EXCLUDE, ip(fam.g1)))  # h2 answers
+    w.run_for(10)
+    assert w.upstream_records("u1") == []
+    assert w.engine.feeders("d1", ip(fam.g1)) == {"u1": (2, frozenset())}
+
+
+SUBSCRIBERS = """
+  candidates:
+    - interface: u1
+      priority: 1
+    - interface: u2
+      records: [{{subscriber: "{h_block}"}}]
+"""
+
+
+def test_two_subscribers_on_one_link_two_upstreams_one_feeds(fam: Fam) -> None:
+    w = world(fam, SUBSCRIBERS)
+    w.join("d1", fam.h1, fam.g1)  # no record: u1 by priority
+    w.join("d1", fam.h2, fam.g1)  # subscriber record: u2
+    assert w.upstream_records("u1") == [(T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ())]
+    assert w.upstream_records("u2") == [(T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ())]
+    w.flow("u1", fam.s1, fam.g1)
+    w.flow("u2", fam.s1, fam.g1)
+    # One link, one feeder: the better-ranked selection (the subscriber record); the other
+    # keeps a route with no outgoing link, as hot standby.
+    assert w.route("u2", fam.s1, fam.g1) == {"d1"}
+    assert w.route("u1", fam.s1, fam.g1) == frozenset()
+    # The subscriber of u2 leaves: u1 feeds, u2 is left.
+    w.leave("d1", fam.h2, fam.g1)
+    assert w.route("u1", fam.s1, fam.g1) == {"d1"}
+    assert w.upstream_records("u2")[-1] == (T.CHANGE_TO_INCLUDE_MODE, fam.g1, ())
+    assert w.route("u2", fam.s1, fam.g1) is None
+
+
+RESILIENCY = """
+  takeover: {takeover}
+  candidates:
+    - interface: u1
+      priority: 10
+    - interface: u2
+      priority: 5
+"""
+
+
+@pytest.mark.parametrize("how", ["link down", "liveness"])
+def test_takeover_moves_subscriptions_and_back(fam: Fam, how: str) -> None:
+    w = world(fam, RESILIENCY.replace("{takeover}", "true"))
+    w.join("d1", fam.h1, fam.g1)
+    w.flow("u1", fam.s1, fam.g1)
+    w.clear()
+    if how == "link down":
+        w.handle(InterfaceDown("u1"))
+    else:
+        w.handle(UpstreamUsability("u1", False, "no data for 100 ms"))
+    assert w.upstream_records("u2") == [(T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ())]
+    w.flow("u2", fam.s1, fam.g1)
+    assert w.route("u2", fam.s1, fam.g1) == {"d1"}
+    assert any(log.event in ("upstream-down", "liveness") for log in w.logs)
+    # u1 returns: the subscription goes back, u2 is left.
+    w.clear()
+    if how == "link down":
+        w.up("u1")
+    else:
+        w.handle(UpstreamUsability("u1", True, "data again"))
+    assert w.upstream_records("u1")[0] == (T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ())
+    assert w.upstream_records("u2") == [(T.CHANGE_TO_INCLUDE_MODE, fam.g1, ())]
+
+
+def test_takeover_off_stays_on_the_inactive_upstream(fam: Fam) -> None:
+    w = world(fam, RESILIENCY.replace("{takeover}", "false"))
+    w.join("d1", fam.h1, fam.g1)
+    w.clear()
+    w.handle(UpstreamUsability("u1", False, "no queries"))
+    assert w.upstream_records("u2") == []
+    assert w.engine.feeders("d1", ip(fam.g1)) == {"u1": (2, frozenset())}
+    assert w.engine.unusable == {"u1"}
+
+
+ROBUST = """
+  candidates:
+    - interface: u1
+      priority: 3
+    - interface: u2
+      priority: 3
+"""
+
+
+def test_robust_reception_joins_both_and_feeds_from_one(fam: Fam) -> None:
+    w = world(fam, ROBUST)
+    w.join("d1", fam.h1, fam.g1)
+    assert w.upstream_records("u1") == w.upstream_records("u2") != []
+    w.flow("u1", fam.s1, fam.g1)
+    w.flow("u2", fam.s1, fam.g1)
+    assert w.route("u1", fam.s1, fam.g1) == {"d1"}
+    assert w.route("u2", fam.s1, fam.g1) == frozenset()
+    # The feeding one becomes unusable: the standby's route takes the link at once.
+    w.handle(UpstreamUsability("u1", False, "silent"))
+    assert w.route("u2", fam.s1, fam.g1) == {"d1"}
+    assert not w.route("u1", fam.s1, fam.g1)
+
+
+SOURCE_RECORD = """
+  candidates:
+    - interface: u1
+      records: [{{group: "{g1_block}"}}]
+    - interface: u2
+      records: [{{source: "{s1}", group: "{g1_block}"}}]
+"""
+
+
+def test_any_source_join_with_a_source_record_elsewhere(fam: Fam) -> None:
+    # Draft §4.2: u1 serves the group "except the source address configured by" u2.
+    w = world(fam, SOURCE_RECORD)
+    w.join("d1", fam.h1, fam.g1)
+    assert w.upstream_records("u1") == [(T.CHANGE_TO_EXCLUDE_MODE, fam.g1, (fam.s1,))]
+    assert w.upstream_records("u2") == [(T.ALLOW_NEW_SOURCES, fam.g1, (fam.s1,))]
+    w.flow("u2", fam.s1, fam.g1)
+    w.flow("u1", fam.s2, fam.g1)
+    assert w.route("u2", fam.s1, fam.g1) == {"d1"}
+    assert w.route("u1", fam.s2, fam.g1) == {"d1"}
+
+
+def test_reports_on_an_upstream_never_create_state(fam: Fam) -> None:
+    w = world(fam, CHANNELS)
+    w.join("u1", fam.h1.replace("d1", "1:1"), fam.g1)
+    assert w.sent == []
+    assert w.engine.dropped["not a query, on an upstream"] == 1
+
+
+def test_queries_on_an_upstream_are_answered(fam: Fam) -> None:
+    w = world(fam, CHANNELS)
+    w.join("d1", fam.h1, fam.g1)
+    w.run_for(5)
+    w.clear()
+    querier = "192.0.2.254" if fam.v == 4 else "fe80::1:fe"
+    dest = "224.0.0.1" if fam.v == 4 else "ff02::1"
+    w.receive("u1", querier, Query(3 if fam.v == 4 else 2, fam.general, 10.0), dest)
+    w.run_for(10)
+    assert w.upstream_records("u1") == [(T.MODE_IS_EXCLUDE, fam.g1, ())]
+    assert w.upstream_records("u2") == []
+
+
+def test_malformed_packets_are_dropped_and_counted(fam: Fam) -> None:
+    w = world(fam, CHANNELS)
+    src, dst = (ip("10.1.0.7"), ip("224.0.0.22")) if fam.v == 4 else (
+        ip("fe80::7"), ip("ff02::16"))
+    for payload in (b"", b"\x22\x00", b"\xff" * 40):
+        w.handle(PacketReceived("d1", fam.v, src, dst, payload))
+    assert sum(n for reason, n in w.engine.dropped.items() if reason.startswith("malformed")) == 3
+    assert w.sent == []
+
+
+def test_older_hosts_are_proxied(fam: Fam) -> None:
+    w = world(fam, CHANNELS)
+    old = 2 if fam.v == 4 else 1
+    w.receive("d1", fam.h1, Report(old, (GroupRecord(T.MODE_IS_EXCLUDE, ip(fam.g1)),)), fam.g1)
+    assert w.upstream_records("u1") == [(T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ())]
+    w.receive("d1", fam.h1, Leave(ip(fam.g1)), "224.0.0.2" if fam.v == 4 else "ff02::2")
+    assert w.upstream_records("u1")[-1] == (T.CHANGE_TO_INCLUDE_MODE, fam.g1, ())
+
+
+def test_membership_expires_upstream_too(fam: Fam) -> None:
+    w = world(fam, CHANNELS)
+    w.join("d1", fam.h1, fam.g1)
+    w.run_for(5)
+    w.clear()
+    link = w.engine.link("d1", fam.v)
+    assert link is not None
+    gmi = link.timers.group_membership_interval  # after the join, the group expires
+    w.run_until(gmi - 0.1)
+    assert w.upstream_records("u1") == []
+    w.run_for(1)
+    assert w.upstream_records("u1")[0] == (T.CHANGE_TO_INCLUDE_MODE, fam.g1, ())
+    first = next(s for s in w.sent if s.interface == "u1")
+    assert first.at == pytest.approx(gmi)
+
+
+MIGRATION_BEFORE = """
+  default: u1
+  candidates:
+    - interface: u1
+    - interface: u2
+      records: [{{group: "{g1_block}"}}]
+"""
+
+
+def test_reload_keeps_running_subscriptions_where_they_are(fam: Fam) -> None:
+    # The paper's smooth migration: u2's block moves to u1 by a reload; the running
+    # subscription stays on u2 until it leaves; new ones go to u1.
+    w = world(fam, MIGRATION_BEFORE)
+    w.join("d1", fam.h1, fam.g1)
+    assert w.upstream_records("u2") == [(T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ())]
+    w.run_for(5)
+    w.clear()
+    after = w.engine.config.model_dump(by_alias=True)
+    after["upstream"]["candidates"][1]["records"] = []
+    after["upstream"]["candidates"][0]["records"] = [{"group": fam.g1_block}]
+    text = parse_config(_yaml(after))
+    w.handle(ConfigChanged(text))
+    assert w.upstream_records("u1") == []
+    assert w.upstream_records("u2") == []
+    w.join("d2", fam.h3, fam.g1)
+    assert w.upstream_records("u1") == [(T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ())]
+    w.leave("d1", fam.h1, fam.g1)
+    assert w.upstream_records("u2") == [(T.CHANGE_TO_INCLUDE_MODE, fam.g1, ())]
+
+
+def _yaml(data: dict[str, object]) -> str:
+    import yaml  # noqa: PLC0415 - only this test writes YAML
+
+    def plain(x: object) -> object:
+        if isinstance(x, dict):
+            return {k: plain(v) for k, v in x.items() if v is not None}
+        if isinstance(x, list | tuple):
+            return [plain(v) for v in x]
+        if isinstance(x, int | float | str | bool):
+            return x
+        return str(x)
+
+    return yaml.safe_dump(plain(data))
+
+
+def test_general_queries_are_sent_on_downstream_links(fam: Fam) -> None:
+    w = world(fam, CHANNELS)
+    w.run_for(200)
+    queries = [q for q in w.queries("d1") if q.group == fam.general]
+    # Startup queries at 31.25 s (1/4 QI) after the first at start, then every 125 s.
+    assert len(queries) >= 2
+    assert all(q.version == (3 if fam.v == 4 else 2) for q in queries)
+    assert w.queries("u1") == []  # never the router side on an upstream
