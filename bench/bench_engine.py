@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from mcastproxy.config import parse_config  # noqa: E402
-from mcastproxy.engine import Engine  # noqa: E402
-from mcastproxy.events import InterfaceUp, PacketReceived, TimerExpired  # noqa: E402
-from mcastproxy.wire import build_igmp, build_mld  # noqa: E402
-from mcastproxy.wire.messages import GroupRecord, RecordType, Report  # noqa: E402
+from mcastproxy.config import parse_config
+from mcastproxy.engine import Engine
+from mcastproxy.events import InterfaceUp, PacketReceived, TimerExpired
+from mcastproxy.wire import build_igmp, build_mld
+from mcastproxy.wire.messages import GroupRecord, RecordType, Report
 
 TARGET_RATE = 100_000
 TARGET_BYTES = 1024
