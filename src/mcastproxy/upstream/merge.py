@@ -24,37 +24,53 @@ InterfaceState = tuple[FilterMode, frozenset[bytes]]
 
 
 class MergedGroup:
-    """The merge of the (filter mode, sources) contributions to one group."""
+    """The merge of the (filter mode, sources) contributions to one group.
 
-    __slots__ = ("_excluded", "_excluders", "_included")
+    The merged state is kept once computed, until a contribution that may change it comes
+    or goes: a thousand subscribers of one channel joining and leaving in any-source mode
+    never change it, and then reading it costs nothing.
+    """
+
+    __slots__ = ("_excluded", "_excluders", "_included", "_state")
 
     def __init__(self) -> None:
         self._excluders = 0  # EXCLUDE contributions
         self._excluded: dict[bytes, int] = {}  # source -> EXCLUDE lists holding it
         self._included: dict[bytes, int] = {}  # source -> INCLUDE lists holding it
+        self._state: InterfaceState | None = None  # the merged state, while known
 
     def add(self, mode: FilterMode, sources: Iterable[bytes]) -> None:
-        counts = self._count(mode)
+        if mode is FilterMode.EXCLUDE:
+            # Another EXCLUDE list changes nothing only if it is empty, the mode was EXCLUDE
+            # already, and no source was excluded by all the others.
+            if sources or not self._excluders or self._excluded:
+                self._state = None
+            self._excluders += 1
+            counts = self._excluded
+        else:
+            counts = self._included
         for s in sources:
-            counts[s] = counts.get(s, 0) + 1
+            n = counts.get(s, 0)
+            if not n:
+                self._state = None
+            counts[s] = n + 1
 
     def remove(self, mode: FilterMode, sources: Iterable[bytes]) -> None:
         """Take back a contribution earlier ``add``-ed with the same mode and sources."""
-        counts = self._included if mode is FilterMode.INCLUDE else self._excluded
         if mode is FilterMode.EXCLUDE:
             self._excluders -= 1
+            if sources or not self._excluders or self._excluded:
+                self._state = None
+            counts = self._excluded
+        else:
+            counts = self._included
         for s in sources:
             n = counts[s] - 1
             if n:
                 counts[s] = n
             else:
                 del counts[s]
-
-    def _count(self, mode: FilterMode) -> dict[bytes, int]:
-        if mode is FilterMode.EXCLUDE:
-            self._excluders += 1
-            return self._excluded
-        return self._included
+                self._state = None
 
     def wants(self, source: bytes) -> bool:
         """Whether the merged state forwards ``source``; cheaper than ``state()``."""
@@ -68,13 +84,18 @@ class MergedGroup:
 
     def state(self) -> InterfaceState:
         """The merged interface state (RFC 9776 §3.2)."""
-        if self._excluders:
-            n = self._excluders
-            included = self._included
-            return FilterMode.EXCLUDE, frozenset(
-                s for s, c in self._excluded.items() if c == n and s not in included
-            )
-        return FilterMode.INCLUDE, frozenset(self._included) if self._included else EMPTY
+        state = self._state
+        if state is None:
+            if self._excluders:
+                n = self._excluders
+                included = self._included
+                state = FilterMode.EXCLUDE, frozenset(
+                    s for s, c in self._excluded.items() if c == n and s not in included
+                )
+            else:
+                state = FilterMode.INCLUDE, frozenset(self._included) if self._included else EMPTY
+            self._state = state
+        return state
 
 
 def merge(states: Iterable[InterfaceState]) -> InterfaceState:
