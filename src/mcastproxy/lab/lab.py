@@ -322,6 +322,14 @@ class Lab:
             Proc(self.ns(host), argv, log=self._log(host, module), env=self.python_env())
         )
 
+    def python_json(self, host: str, module: str, *args: str) -> JsonProc:
+        """Run ``python -m module args`` in ``host``, reading its JSON-lines output as events."""
+        self._require_up()
+        argv = [sys.executable, "-m", module, *args]
+        return self._track(
+            JsonProc(self.ns(host), argv, log=self._log(host, module), env=self.python_env())
+        )
+
     def receiver(
         self, host: str, iface: str, *, port: int = DEFAULT_PORT, keep_version: bool = False
     ) -> Receiver:
