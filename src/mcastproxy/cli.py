@@ -7,6 +7,7 @@ import ipaddress
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from mcastproxy import __version__
 from mcastproxy.config import Config, ConfigError, load_config
@@ -41,7 +42,65 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--json", action="store_true", help="print a JSON object")
     explain.set_defaults(func=cmd_explain)
+
+    run = sub.add_parser("run", help="run the proxy in the foreground, logging to stderr")
+    run.add_argument("-c", "--config", required=True, metavar="FILE")
+    run.add_argument("--status-socket", default=None, metavar="PATH",
+                     help="UNIX socket for `mcastproxy status` (default /run/mcastproxy.sock)")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="show the running proxy's state")
+    status.add_argument("--socket", default=None, metavar="PATH")
+    status.add_argument("--json", action="store_true", help="print the state as JSON")
+    status.set_defaults(func=cmd_status)
     return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import logging  # noqa: PLC0415 - only the daemon logs
+
+    from mcastproxy import daemon  # noqa: PLC0415 - the daemon pulls in the I/O layers
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)  # its debug is netlink dumps
+    sock = Path(args.status_socket) if args.status_socket else daemon.DEFAULT_STATUS_SOCKET
+    return daemon.run(Path(args.config), status_socket=sock)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from mcastproxy import daemon  # noqa: PLC0415
+
+    path = Path(args.socket) if args.socket else daemon.DEFAULT_STATUS_SOCKET
+    try:
+        state = asyncio.run(daemon.query_status(path))
+    except OSError as exc:
+        print(f"mcastproxy status: no running proxy at {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(state, indent=2))
+        return 0
+    for name, up in state["upstreams"].items():
+        use = "usable" if up["usable"] else "UNUSABLE"
+        print(f"upstream {name} ({use}, priority {up['priority']}):")
+        for group, g in up["groups"].items():
+            srcs = f" sources {', '.join(g['sources'])}" if g["sources"] else ""
+            print(f"  {group} {g['mode']}{srcs}")
+    for name, link in state["downstream"].items():
+        print(f"downstream {name}{' (querier)' if link['querier'] else ''}:")
+        for group, g in link["groups"].items():
+            print(f"  {group} from {', '.join(g['upstreams']) or '-'}: "
+                  f"{', '.join(g['subscribers']) or 'untracked listeners'}")
+    for r in state["routes"]:
+        print(f"route ({r['source']}, {r['group']}) {r['upstream']} -> "
+              f"{', '.join(r['downstream']) or '(standby)'}")
+    if state["dropped"]:
+        print("dropped: " + ", ".join(f"{k} {v}" for k, v in state["dropped"].items()))
+    return 0
 
 
 def _load(path: str) -> Config | None:

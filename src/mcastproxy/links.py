@@ -73,7 +73,9 @@ class LinkWatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._monitor is not None:
-            await self._monitor.close()
+            closing = self._monitor.close()  # a coroutine in some pyroute2 versions
+            if asyncio.iscoroutine(closing):
+                await closing
 
     def watch(self, names: Iterable[str]) -> None:
         """Follow these interfaces instead (after a configuration reload)."""

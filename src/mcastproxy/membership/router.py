@@ -28,8 +28,8 @@ and the source records, each with a Source Timer. In INCLUDE mode every source r
 running timer; in EXCLUDE mode the records with a running timer are the Requested List X
 (forwarded) and those at zero are the Exclude List Y (not forwarded). Records change the
 state by the tables of §6.4.1 (current-state: IS_IN, IS_EX) and §6.4.2 (state-change: ALLOW,
-BLOCK, TO_IN, TO_EX), implemented row by row in ``_apply_table``. Timers run out in
-``_expire_group``: an INCLUDE source is deleted, an EXCLUDE source moves to Y, and an expired
+BLOCK, TO_IN, TO_EX), implemented row by row in ``group.Group.apply_record``. Timers run out
+(``Group.expire``): an INCLUDE source is deleted, an EXCLUDE source moves to Y, and an expired
 Group Timer switches the group to INCLUDE with the sources still running, or deletes it
 (§6.5). The tables' "Send Q(G)" and "Send Q(G,X)" lower the timers to the Last Member Query
 Time and send [Last Member Query Count] Group-Specific or Group-and-Source-Specific Queries
@@ -38,8 +38,8 @@ hears the querier's queries with the S flag clear (§6.6.1). Older hosts (§7.3.
 or MLDv1 report starts the group's Older Host Present timer; while it runs, BLOCK is ignored,
 TO_EX(A) is read as TO_EX({}), and with IGMPv1 hosts Leave and TO_IN are ignored.
 
-Explicit tracking: each subscriber (the source address of its reports; 0.0.0.0 and :: are
-not tracked) has its own filter mode and source set per group, built from its records and
+Explicit tracking (``tracking``): each subscriber (the source address of its reports; 0.0.0.0
+and :: are not tracked) has its own filter mode and source set per group, built from its records and
 expiring [Group Membership Interval] after its last report. Per group we keep counts over the
 tracked subscribers (how many are in EXCLUDE mode, how many include or exclude each source),
 so "does any tracked subscriber still want this source?" is O(1) whatever the number of
@@ -60,7 +60,7 @@ is discarded), never one that hides a real deadline.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import replace
 from heapq import heappop, heappush
@@ -72,6 +72,20 @@ from mcastproxy.membership.addresses import (
     is_multicast,
     unspecified,
 )
+from mcastproxy.membership.group import (
+    ALLOW,
+    BLOCK,
+    EMPTY,
+    EXCLUDE,
+    INCLUDE,
+    IS_EX,
+    IS_IN,
+    NEVER,
+    OFF,
+    TO_EX,
+    TO_IN,
+    Group,
+)
 from mcastproxy.membership.outputs import (
     GroupChanged,
     Output,
@@ -79,111 +93,17 @@ from mcastproxy.membership.outputs import (
     SendQuery,
     SubscriberChanged,
 )
-from mcastproxy.membership.state import (
-    DropReason,
-    FilterMode,
-    GroupState,
-    SubscriberState,
-)
+from mcastproxy.membership.state import DropReason, FilterMode, GroupState, SubscriberState
 from mcastproxy.membership.timers import ProtocolTimers
+from mcastproxy.membership.tracking import (
+    SharedSets,
+    SubscriberView,
+    Subscription,
+    requested_state,
+)
 from mcastproxy.wire.messages import Leave, Message, Query, Report
 
-INCLUDE = FilterMode.INCLUDE
-EXCLUDE = FilterMode.EXCLUDE
-
-# Group Record Types (RFC 9776 §4.2.12), as plain ints for the hot path.
-IS_IN, IS_EX, TO_IN, TO_EX, ALLOW, BLOCK = 1, 2, 3, 4, 5, 6
-
-_OFF = float("-inf")  # a timer that is not running (a Source Timer "at zero")
-_INF = float("inf")  # nothing scheduled
-EMPTY: frozenset[bytes] = frozenset()
-_INTERN_LIMIT = 4096  # distinct source sets shared between subscriptions
 _NEXT_DEADLINE_BUDGET = 64  # heap entries next_deadline() checks per heap and call
-
-
-class _Subscription:
-    """One tracked (subscriber, group): its own mode and sources, and its expiry."""
-
-    __slots__ = ("expires", "mode", "scheduled", "sources")
-
-    def __init__(self, mode: FilterMode, sources: frozenset[bytes], expires: float) -> None:
-        self.mode = mode
-        self.sources = sources
-        self.expires = expires
-        self.scheduled = expires  # deadline of this subscription's live heap entry
-
-
-class _Group:
-    """The state of one group on the link (RFC 9776 §6.2.1) plus its tracked subscribers."""
-
-    __slots__ = (
-        "address",
-        "exclude_count",
-        "group_timer",
-        "include_count",
-        "mode",
-        "n_exclude",
-        "query_count",
-        "retransmit_at",
-        "scheduled",
-        "source_queries",
-        "sources",
-        "subscribers",
-        "v1_host",
-        "v2_host",
-    )
-
-    def __init__(self, address: bytes) -> None:
-        self.address = address
-        self.mode = INCLUDE
-        self.group_timer = _OFF
-        self.sources: dict[bytes, float] = {}  # source -> Source Timer deadline (_OFF: zero)
-        self.v1_host = _OFF  # IGMPv1 / MLDv1 Host Present timer (§7.3.2)
-        self.v2_host = _OFF  # IGMPv2 Host Present timer
-        self.query_count = 0  # Group-Specific Query retransmissions left (§6.6.3.1)
-        self.source_queries: dict[bytes, int] = {}  # retransmissions left per source (§6.6.3.2)
-        self.retransmit_at = _OFF
-        self.scheduled = _INF  # deadline of this group's live heap entry
-        self.subscribers: dict[bytes, _Subscription] = {}
-        self.n_exclude = 0  # tracked subscribers in EXCLUDE mode
-        self.include_count: dict[bytes, int] = {}  # source -> INCLUDE subscribers wanting it
-        self.exclude_count: dict[bytes, int] = {}  # source -> EXCLUDE subscribers blocking it
-
-    def next_wake(self) -> float:
-        """The earliest running timer of the group, or infinity."""
-        wake = self.group_timer if self.mode is EXCLUDE else _INF
-        for t in self.sources.values():
-            if _OFF < t < wake:
-                wake = t
-        for t in (self.v1_host, self.v2_host, self.retransmit_at):
-            if _OFF < t < wake:
-                wake = t
-        return wake
-
-    def tracked_wants(self, source: bytes) -> bool:
-        """Whether some tracked subscriber wants ``source`` forwarded."""
-        if self.include_count.get(source, 0) > 0:
-            return True
-        return self.exclude_count.get(source, 0) < self.n_exclude
-
-
-class _SubscriberView(Mapping[bytes, SubscriberState]):
-    """A live read-only view of a group's tracked subscribers."""
-
-    __slots__ = ("_subscribers",)
-
-    def __init__(self, subscribers: dict[bytes, _Subscription]) -> None:
-        self._subscribers = subscribers
-
-    def __getitem__(self, subscriber: bytes) -> SubscriberState:
-        sub = self._subscribers[subscriber]
-        return SubscriberState(sub.mode, sub.sources)
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._subscribers)
-
-    def __len__(self) -> int:
-        return len(self._subscribers)
 
 
 class RouterLink:
@@ -222,23 +142,22 @@ class RouterLink:
         self._started = False
         self._is_querier = False
         self._querier: bytes | None = None
-        self._other_querier_until = _OFF
-        self._next_general_query = _OFF
+        self._other_querier_until = OFF
+        self._next_general_query = OFF
         self._startup_left = 0
         # RFC 9776 §7.3.1: older querier version -> Older Version Querier Present deadline.
         self._older_querier_until: dict[int, float] = {}
         self._operating_version = version
 
-        self._due = _INF  # no timer can be due before this (a lower bound, maybe stale)
-        self._groups: dict[bytes, _Group] = {}
+        self._due = NEVER  # no timer can be due before this (a lower bound, maybe stale)
+        self._groups: dict[bytes, Group] = {}
         self._group_heap: list[tuple[float, bytes]] = []
         self._subscription_heap: list[tuple[float, bytes, bytes]] = []
         self._retransmitting: set[bytes] = set()
-        self._source_sets: dict[frozenset[bytes], frozenset[bytes]] = {}
+        self._shared_sets = SharedSets()
 
         self._outputs: list[Output] = []
         self._changed_groups: dict[bytes, None] = {}
-        self._changed_subscribers: dict[tuple[bytes, bytes], None] = {}
         self._dropped: Counter[DropReason] = Counter()
 
     # ==== the surface ==========================================================================
@@ -248,7 +167,7 @@ class RouterLink:
         if self._started:
             raise RuntimeError("RouterLink.start() called twice")
         self._started = True
-        if self._own is not None and self._other_querier_until == _OFF:
+        if self._own is not None and self._other_querier_until == OFF:
             self._become_querier(now, startup=True)
 
     def receive(self, message: Message, source_address: bytes, now: float) -> None:
@@ -285,7 +204,7 @@ class RouterLink:
             if address != previous:
                 self._querier = address
                 self._outputs.append(QuerierChanged(True, address))
-        elif self._other_querier_until == _OFF or (
+        elif self._other_querier_until == OFF or (
             self._querier is not None and address < self._querier
         ):
             # RFC 9776 §6.6.2: every router starts as querier; a lower-addressed one wins.
@@ -294,8 +213,8 @@ class RouterLink:
     def handle_timers(self, now: float) -> None:
         """Process every timer due at or before ``now``."""
         # Querier election and the version in use (RFC 9776 §6.6.2, §7.3.1).
-        if self._other_querier_until != _OFF and self._other_querier_until <= now:
-            self._other_querier_until = _OFF
+        if self._other_querier_until != OFF and self._other_querier_until <= now:
+            self._other_querier_until = OFF
             self._querier = None
             if self._own is not None and self._started:
                 # §6.6.2: "After its Other-Querier-Present Timer expires, it should begin
@@ -307,7 +226,7 @@ class RouterLink:
                     del self._older_querier_until[version]
             self._operating_version = min(self._older_querier_until, default=self._version)
             self._operating_version = min(self._operating_version, self._version)
-        if self._is_querier and _OFF < self._next_general_query <= now:
+        if self._is_querier and OFF < self._next_general_query <= now:
             self._send_general_query(now)
 
         heap = self._group_heap
@@ -317,7 +236,7 @@ class RouterLink:
             group = groups.get(address)
             if group is None or group.scheduled != deadline:
                 continue  # stale entry
-            group.scheduled = _INF
+            group.scheduled = NEVER
             self._expire_group(group, now)
 
         sheap = self._subscription_heap
@@ -343,10 +262,10 @@ class RouterLink:
         number at a time, so this call stays cheap, and the rest happens in
         ``handle_timers()`` when they come up.
         """
-        best = _INF
-        if self._other_querier_until != _OFF:
+        best = NEVER
+        if self._other_querier_until != OFF:
             best = self._other_querier_until
-        if self._is_querier and _OFF < self._next_general_query < best:
+        if self._is_querier and OFF < self._next_general_query < best:
             best = self._next_general_query
         for until in self._older_querier_until.values():
             best = min(best, until)
@@ -367,7 +286,7 @@ class RouterLink:
             if wake > deadline:  # the group's timers moved later since the entry was made
                 heappop(heap)
                 group.scheduled = wake
-                if wake != _INF:
+                if wake != NEVER:
                     heappush(heap, (wake, address))
                 continue
             best = min(best, deadline)
@@ -393,16 +312,13 @@ class RouterLink:
                 continue
             best = min(best, deadline)
             break
-        return None if best == _INF else best
+        return None if best == NEVER else best
 
     def pop_outputs(self) -> list[Output]:
-        """What happened since the last call: queries to send, then changed subscribers and
-        groups (each named once)."""
+        """What happened since the last call, in order (queries to send, subscribers that
+        changed), then a ``GroupChanged`` for each group that changed (each named once)."""
         out = self._outputs
         self._outputs = []
-        if self._changed_subscribers:
-            out += [SubscriberChanged(g, s) for g, s in self._changed_subscribers]
-            self._changed_subscribers = {}
         if self._changed_groups:
             out += [GroupChanged(g) for g in self._changed_groups]
             self._changed_groups = {}
@@ -472,8 +388,8 @@ class RouterLink:
         return GroupState(
             group=group,
             filter_mode=g.mode,
-            group_timer=None if g.group_timer == _OFF else g.group_timer,
-            sources={s: (None if t == _OFF else t) for s, t in g.sources.items()},
+            group_timer=None if g.group_timer == OFF else g.group_timer,
+            sources={s: (None if t == OFF else t) for s, t in g.sources.items()},
             compatibility_mode=self._group_compatibility(g),
         )
 
@@ -489,7 +405,7 @@ class RouterLink:
             return INCLUDE, EMPTY
         if g.mode is INCLUDE:
             return INCLUDE, frozenset(g.sources)
-        return EXCLUDE, frozenset(s for s, t in g.sources.items() if t == _OFF)
+        return EXCLUDE, frozenset(s for s, t in g.sources.items() if t == OFF)
 
     def wants(self, group: bytes, source: bytes) -> bool:
         """Whether traffic from ``source`` to ``group`` is to be forwarded onto the link."""
@@ -499,12 +415,12 @@ class RouterLink:
         timer = g.sources.get(source)
         if g.mode is INCLUDE:
             return timer is not None
-        return timer != _OFF
+        return timer != OFF
 
     def subscribers(self, group: bytes) -> Mapping[bytes, SubscriberState]:
         """The tracked subscribers of ``group`` and what each asked for (a live view)."""
         g = self._groups.get(group)
-        return _SubscriberView(g.subscribers if g is not None else {})
+        return SubscriberView(g.subscribers if g is not None else {})
 
     def subscriber(self, group: bytes, subscriber: bytes) -> SubscriberState | None:
         """What ``subscriber`` asked for ``group``, or ``None`` if it is not tracked."""
@@ -590,7 +506,8 @@ class RouterLink:
     ) -> None:
         """One group record; ``old`` is the version of an old-style report, -1 for a Leave."""
         g = self._groups.get(group)
-        if g is None and not self._check_group(group):  # a group with state passed already
+        is_new = g is None
+        if is_new and not self._check_group(group):  # a group with state passed already
             return
         if not 1 <= rtype <= 6:
             self._dropped[DropReason.UNKNOWN_RECORD_TYPE] += 1
@@ -610,7 +527,7 @@ class RouterLink:
             # Present Interval] seconds whenever an IGMPv1 Membership Report is received"
             # (and likewise IGMPv2, and MLDv1 in RFC 9777 §8.3.2).
             if g is None:
-                g = _Group(group)
+                g = Group(group)
             deadline = now + self._timers.older_host_present_interval
             self._due = min(self._due, deadline)
             if old == 1:
@@ -639,7 +556,7 @@ class RouterLink:
                 rtype, a = IS_EX, EMPTY
 
         # Older hosts on the link for this group (§7.3.2).
-        if g is not None and (g.v1_host != _OFF or g.v2_host != _OFF):
+        if g is not None and (g.v1_host != OFF or g.v2_host != OFF):
             if rtype == BLOCK:
                 # "IGMPv3 BLOCK messages are ignored"
                 self._dropped[DropReason.IGNORED_FOR_OLDER_VERSION] += 1
@@ -648,7 +565,7 @@ class RouterLink:
                 # "as are source-lists in TO_EX() messages (i.e., any TO_EX() message is
                 # treated as TO_EX( {} ))"
                 a = EMPTY
-            elif rtype == TO_IN and self._family == 4 and g.v1_host != _OFF:
+            elif rtype == TO_IN and self._family == 4 and g.v1_host != OFF:
                 # IGMPv1 Group Compatibility Mode: "IGMPv2 Leave messages and IGMPv3 TO_IN()
                 # messages are also ignored."
                 self._dropped[DropReason.IGNORED_FOR_OLDER_VERSION] += 1
@@ -658,207 +575,68 @@ class RouterLink:
             # No state is INCLUDE({}): these records leave it unchanged.
             if rtype == BLOCK or (not a and rtype in (IS_IN, ALLOW, TO_IN)):
                 return
-            g = _Group(group)
-        self._apply_record(g, rtype, a, host, now, old > 0)
+            g = Group(group)
 
-    def _apply_record(
-        self,
-        g: _Group,
-        rtype: int,
-        a: frozenset[bytes],
-        host: bytes | None,
-        now: float,
-        host_timer_set: bool,
-    ) -> None:
-        address = g.address
-        is_new = address not in self._groups
         was_tracked = host is not None and self._track(g, host, rtype, a, now)
 
-        changed, query_group, query_sources = self._apply_table(g, rtype, a, now)
+        if not a and not g.sources and g.mode is EXCLUDE and rtype in (IS_EX, TO_EX) and old <= 0:
+            # The any-source join again: EXCLUDE ({},{}) IS_EX ({}) / TO_EX ({}) only sets
+            # the Group Timer to GMI (and raising a timer needs no rescheduling).
+            g.group_timer = now + self._gmi
+            return
+        changed, query_group, query_sources = g.apply_record(rtype, a, now, self._gmi)
         if is_new:
-            self._groups[address] = g
+            self._groups[group] = g
             changed = True
 
         acted = False
         if query_group or query_sources:
             acted = True
             if self._fast_leave and was_tracked:
-                changed |= self._fast_leave_apply(g, query_group, query_sources, now)
+                changed |= g.fast_leave(query_group, query_sources, now, self._gmi)
             elif self._is_querier:
                 self._send_last_member_queries(g, query_group, query_sources, now)
 
-        if g.mode is INCLUDE and not g.sources:
+        if g.is_empty:
             self._delete_group(g)
             changed = True
-        elif is_new or acted or host_timer_set or now + self._gmi < g.scheduled:
+        elif is_new or acted or old > 0 or now + self._gmi < g.scheduled:
             # Otherwise the table set each timer to now + GMI or to the value of a running
             # timer of the group, none earlier than its scheduled wake-up: nothing to do.
             self._reschedule(g)
         if changed:
-            self._changed_groups[address] = None
-
-    # ==== RFC 9776 §6.4: the state tables =======================================================
-
-    def _apply_table(
-        self, g: _Group, rtype: int, a: frozenset[bytes], now: float
-    ) -> tuple[bool, bool, list[bytes]]:
-        """Apply one record to the group state.
-
-        Returns (forwarding changed, "Send Q(G)", the X of "Send Q(G,X)").
-        """
-        t = g.sources
-        gmi = now + self._gmi
-        changed = False
-        query_group = False
-        query_sources: list[bytes] = []
-
-        if g.mode is INCLUDE:
-            if rtype in (IS_IN, ALLOW, TO_IN):
-                # INCLUDE (A)  IS_IN (B)  -> INCLUDE (A+B)   (B)=GMI              §6.4.1
-                # INCLUDE (A)  ALLOW (B)  -> INCLUDE (A+B)   (B)=GMI              §6.4.2
-                # INCLUDE (A)  TO_IN (B)  -> INCLUDE (A+B)   (B)=GMI; Send Q(G,A-B)
-                if rtype == TO_IN:
-                    query_sources = [s for s in t if s not in a]
-                for s in a:
-                    if s not in t:
-                        changed = True
-                    t[s] = gmi
-            elif rtype == BLOCK:
-                # INCLUDE (A)  BLOCK (B)  -> INCLUDE (A)     Send Q(G,A*B)        §6.4.2
-                query_sources = [s for s in a if s in t]
-            else:
-                # INCLUDE (A)  IS_EX (B)  -> EXCLUDE (A*B,B-A)  (B-A)=0; Delete (A-B);
-                #                                               Group Timer=GMI    §6.4.1
-                # INCLUDE (A)  TO_EX (B)  -> EXCLUDE (A*B,B-A)  (B-A)=0; Delete (A-B);
-                #                            Send Q(G,A*B); Group Timer=GMI        §6.4.2
-                g.sources = {s: t.get(s, _OFF) for s in a}
-                if rtype == TO_EX:
-                    query_sources = [s for s in a if s in t]
-                g.mode = EXCLUDE
-                g.group_timer = gmi
-                changed = True
-            return changed, query_group, query_sources
-
-        # EXCLUDE (X,Y): X are the sources with a running timer, Y those at zero.
-        if rtype in (IS_IN, ALLOW, TO_IN):
-            # EXCLUDE (X,Y)  IS_IN (A)  -> EXCLUDE (X+A,Y-A)  (A)=GMI              §6.4.1
-            # EXCLUDE (X,Y)  ALLOW (A)  -> EXCLUDE (X+A,Y-A)  (A)=GMI              §6.4.2
-            # EXCLUDE (X,Y)  TO_IN (A)  -> EXCLUDE (X+A,Y-A)  (A)=GMI;
-            #                              Send Q(G,X-A); Send Q(G)
-            if rtype == TO_IN:
-                query_sources = [s for s, timer in t.items() if timer != _OFF and s not in a]
-                query_group = True
-            for s in a:
-                if t.get(s) == _OFF:
-                    changed = True  # leaves Y: forwarded again
-                t[s] = gmi
-        elif rtype == BLOCK:
-            # EXCLUDE (X,Y)  BLOCK (A)  -> EXCLUDE (X+(A-Y),Y)  (A-X-Y)=Group Timer;
-            #                              Send Q(G,A-Y)                          §6.4.2
-            group_timer = g.group_timer
-            for s in a:
-                if s not in t:
-                    t[s] = group_timer
-            query_sources = [s for s in a if t[s] != _OFF]
-        else:
-            # EXCLUDE (X,Y)  IS_EX (A)  -> EXCLUDE (A-Y,Y*A)  (A-X-Y)=GMI; Delete (X-A);
-            #                              Delete (Y-A); Group Timer=GMI           §6.4.1
-            # EXCLUDE (X,Y)  TO_EX (A)  -> EXCLUDE (A-Y,Y*A)  (A-X-Y)=Group Timer;
-            #                              Delete (X-A); Delete (Y-A);
-            #                              Send Q(G,A-Y); Group Timer=GMI          §6.4.2
-            fresh = gmi if rtype == IS_EX else g.group_timer
-            for s, timer in t.items():
-                if timer == _OFF and s not in a:
-                    changed = True  # leaves Y: forwarded again
-                    break
-            g.sources = {s: t.get(s, fresh) for s in a}
-            if rtype == TO_EX:
-                query_sources = [s for s in a if g.sources[s] != _OFF]
-            g.group_timer = gmi
-        return changed, query_group, query_sources
+            self._changed_groups[group] = None
 
     # ==== RFC 9776 §6.6.3: last-member queries ==================================================
 
     def _send_last_member_queries(
-        self, g: _Group, query_group: bool, query_sources: list[bytes], now: float
+        self, g: Group, query_group: bool, query_sources: list[bytes], now: float
     ) -> None:
         """The querier's "Send Q(G)" and "Send Q(G,X)" table actions."""
-        lmqc = self._lmqc
-        limit = now + self._lmqt
-        started = False
         if self._family == 4 and self._operating_version == 1:
             return  # IGMPv1 has no group-specific queries (and ignores leaves)
-        if query_group:
-            # §6.6.3.1: "When a table action "Send Q(G)" is encountered, the Group Timer must
-            # be lowered to LMQT. The router must then immediately send a Group Specific Query
-            # as well as schedule [Last Member Query Count] - 1 query retransmission(s)".
-            if g.mode is EXCLUDE and g.group_timer > limit:
-                g.group_timer = limit
-            g.query_count = lmqc
-            started = True
-        if query_sources and self._operating_version == self._full:
-            # §6.6.3.2: for each source in X with a Source Timer larger than LMQT: "Set the
-            # number of retransmissions for each source to [Last Member Query Count]" and
-            # "Lower the Source Timer to LMQT".
-            t = g.sources
-            pending = g.source_queries
-            for s in query_sources:
-                timer = t.get(s, _OFF)
-                if timer > limit:
-                    pending[s] = lmqc
-                    t[s] = limit
-                    started = True
-        if not started:
+        if self._operating_version < self._full:
+            query_sources = []  # no group-and-source-specific queries before IGMPv3 / MLDv2
+        if not g.start_last_member_queries(query_group, query_sources, now, self._lmqc, self._lmqt):
             return
         self._retransmitting.add(g.address)
         if self._query_round(g, now) and not g.retransmit_at > now:
             g.retransmit_at = now + self._lmqi
 
-    def _query_round(self, g: _Group, now: float) -> bool:
+    def _query_round(self, g: Group, now: float) -> bool:
         """Send the group's pending specific queries once; True if retransmissions remain."""
-        lmqt = self._lmqt
-        lmqi = self._lmqi
-        group_query_sent = False
-        if g.query_count > 0:
-            # §6.6.3.1: "if the Group Timer is larger than LMQT, the "Suppress Router-Side
-            # Processing" bit is set in the Query Message."
-            s_flag = g.mode is EXCLUDE and g.group_timer - now > lmqt
-            self._outputs.append(SendQuery(self._make_query(g.address, lmqi, (), s_flag)))
-            g.query_count -= 1
-            group_query_sent = True
-        pending = g.source_queries
-        if pending:
-            t = g.sources
-            above: list[bytes] = []
-            below: list[bytes] = []
-            for s, count in list(pending.items()):
-                timer = t.get(s, _OFF)
-                if timer <= now:  # gone, at zero, or expired: nothing left to ask about
-                    del pending[s]
-                    continue
-                (above if timer - now > lmqt else below).append(s)
-                if count > 1:
-                    pending[s] = count - 1
-                else:
-                    del pending[s]
-            # §6.6.3.2: "two separate Query Messages are sent for the group. The first one has
-            # the "Suppress Router-Side Processing" bit set and contains all the sources with
-            # retransmission state and timers greater than LMQT. The second has the bit clear
-            # and contains all the sources with retransmission state and timers lower or
-            # equal to LMQT. If either ... does not contain any sources, then its transmission
-            # is suppressed." And "If a group specific query is scheduled to be transmitted at
-            # the same time as a group and source specific query for the same group, then
-            # transmission of the group and source specific message with the "Suppress
-            # Router-Side Processing" bit set may be suppressed."
-            if above and not group_query_sent:
-                self._send_source_query(g.address, above, True)
-            if below:
-                self._send_source_query(g.address, below, False)
-        if g.query_count > 0 or pending:
-            return True
-        g.retransmit_at = _OFF
-        self._retransmitting.discard(g.address)
-        return False
+        group_query, above, below, remaining = g.query_round(now, self._lmqt)
+        if group_query is not None:
+            self._outputs.append(
+                SendQuery(self._make_query(g.address, self._lmqi, (), group_query))
+            )
+        if above:
+            self._send_source_query(g.address, above, True)
+        if below:
+            self._send_source_query(g.address, below, False)
+        if not remaining:
+            self._retransmitting.discard(g.address)
+        return remaining
 
     def _send_source_query(self, group: bytes, sources: list[bytes], s_flag: bool) -> None:
         sources.sort()
@@ -883,45 +661,9 @@ class RouterLink:
         qrv = timers.robustness if timers.robustness <= 7 else 0
         return Query(version, group, max_resp, sources, s_flag, qrv, round(timers.query_interval))
 
-    # ==== fast leave ==========================================================================
-
-    def _fast_leave_apply(
-        self, g: _Group, query_group: bool, query_sources: list[bytes], now: float
-    ) -> bool:
-        """Instead of last-member queries: drop what no tracked subscriber wants any more."""
-        if not g.subscribers:
-            # The last tracked subscriber left the group: delete its state now.
-            g.mode = INCLUDE
-            g.group_timer = _OFF
-            g.sources = {}
-            return True
-        changed = False
-        if query_group and g.mode is EXCLUDE and g.n_exclude == 0:
-            # No tracked subscriber is in EXCLUDE mode any more: switch to INCLUDE with the
-            # sources the tracked subscribers include (as §6.5 does when the Group Timer
-            # runs out, without waiting for it).
-            t = g.sources
-            gmi = now + self._gmi
-            g.sources = {s: (t[s] if t.get(s, _OFF) > now else gmi) for s in g.include_count}
-            g.mode = INCLUDE
-            g.group_timer = _OFF
-            changed = True
-        t = g.sources
-        for s in query_sources:
-            timer = t.get(s)
-            if timer is None or g.tracked_wants(s):
-                continue
-            if g.mode is INCLUDE:
-                del t[s]
-                changed = True
-            elif timer != _OFF:
-                t[s] = _OFF  # into Y: no longer forwarded
-                changed = True
-        return changed
-
     # ==== explicit tracking =====================================================================
 
-    def _track(self, g: _Group, host: bytes, rtype: int, a: frozenset[bytes], now: float) -> bool:
+    def _track(self, g: Group, host: bytes, rtype: int, a: frozenset[bytes], now: float) -> bool:
         """Update ``host``'s own state for the group from one record.
 
         Returns whether the host was tracked for the group before the record.
@@ -933,23 +675,14 @@ class RouterLink:
         else:
             old_mode, old = sub.mode, sub.sources
             # The common case, a refresh: the same filter mode and sources again.
-            if rtype == IS_EX or rtype == TO_EX:
+            if rtype in (IS_EX, TO_EX):
                 if old_mode is EXCLUDE and (a is old or a == old):
                     sub.expires = now + self._gmi
                     return True
-            elif (rtype == IS_IN or rtype == TO_IN) and old_mode is INCLUDE and a == old and a:
+            elif (rtype in (IS_IN, TO_IN)) and old_mode is INCLUDE and a == old and a:
                 sub.expires = now + self._gmi
                 return True
-        if rtype in (IS_IN, TO_IN):
-            mode, new = INCLUDE, a
-        elif rtype in (IS_EX, TO_EX):
-            mode, new = EXCLUDE, a
-        elif rtype == ALLOW:
-            mode = old_mode
-            new = (old | a) if old_mode is INCLUDE else (old - a)
-        else:  # BLOCK
-            mode = old_mode
-            new = (old - a) if old_mode is INCLUDE else (old | a)
+        mode, new = requested_state(old_mode, old, rtype, a)
 
         if mode is INCLUDE and not new:  # INCLUDE of nothing: the subscriber left
             if sub is not None:
@@ -958,56 +691,35 @@ class RouterLink:
             return False
         expires = now + self._gmi
         if sub is None:
-            new = self._intern(new)
-            subscribers[host] = _Subscription(mode, new, expires)
+            subscribers[host] = Subscription(
+                mode, self._shared_sets(new) if new else EMPTY, expires
+            )
             heappush(self._subscription_heap, (expires, g.address, host))
             self._due = min(self._due, expires)
-            self._count(g, mode, new, 1)
-            self._changed_subscribers[(g.address, host)] = None
+            if new:
+                g.count(mode, new, 1)
+            elif mode is EXCLUDE:
+                g.n_exclude += 1
+            self._outputs.append(SubscriberChanged(g.address, host))
             self._changed_groups[g.address] = None
             return False
         sub.expires = expires  # the entry at sub.scheduled is moved when it comes up
         if mode is not old_mode or new != old:
-            self._count(g, old_mode, old, -1)
+            g.count(old_mode, old, -1)
             sub.mode = mode
-            sub.sources = new = self._intern(new)
-            self._count(g, mode, new, 1)
-            self._changed_subscribers[(g.address, host)] = None
+            sub.sources = new = self._shared_sets(new)
+            g.count(mode, new, 1)
+            self._outputs.append(SubscriberChanged(g.address, host))
             self._changed_groups[g.address] = None
         return True
 
-    def _remove_subscription(self, g: _Group, host: bytes, sub: _Subscription) -> None:
+    def _remove_subscription(self, g: Group, host: bytes, sub: Subscription) -> None:
         del g.subscribers[host]
-        self._count(g, sub.mode, sub.sources, -1)
-        self._changed_subscribers[(g.address, host)] = None
+        g.count(sub.mode, sub.sources, -1)
+        self._outputs.append(SubscriberChanged(g.address, host))
         self._changed_groups[g.address] = None
 
-    @staticmethod
-    def _count(g: _Group, mode: FilterMode, sources: frozenset[bytes], delta: int) -> None:
-        if mode is EXCLUDE:
-            g.n_exclude += delta
-            counts = g.exclude_count
-        else:
-            counts = g.include_count
-        for s in sources:
-            n = counts.get(s, 0) + delta
-            if n:
-                counts[s] = n
-            else:
-                del counts[s]
-
-    def _intern(self, sources: frozenset[bytes]) -> frozenset[bytes]:
-        """One shared object per distinct source set (many subscribers ask for the same)."""
-        if not sources:
-            return EMPTY
-        shared = self._source_sets.get(sources)
-        if shared is None:
-            if len(self._source_sets) >= _INTERN_LIMIT:
-                self._source_sets.clear()
-            self._source_sets[sources] = shared = sources
-        return shared
-
-    def _forget_tracked(self, g: _Group, mode: FilterMode | None, source: bytes | None) -> None:
+    def _forget_tracked(self, g: Group, mode: FilterMode | None, source: bytes | None) -> None:
         """The router state forgot something nobody answered for: so does tracking.
 
         ``mode`` given: remove the subscribers in that mode. ``source`` given: remove it
@@ -1019,10 +731,10 @@ class RouterLink:
                     continue
                 remaining = sub.sources - {source}
                 if remaining:
-                    self._count(g, INCLUDE, sub.sources, -1)
-                    sub.sources = self._intern(remaining)
-                    self._count(g, INCLUDE, sub.sources, 1)
-                    self._changed_subscribers[(g.address, host)] = None
+                    g.count(INCLUDE, sub.sources, -1)
+                    sub.sources = self._shared_sets(remaining)
+                    g.count(INCLUDE, sub.sources, 1)
+                    self._outputs.append(SubscriberChanged(g.address, host))
                     self._changed_groups[g.address] = None
                     continue
             elif mode is not None and sub.mode is not mode:
@@ -1031,7 +743,7 @@ class RouterLink:
 
     # ==== timers ===============================================================================
 
-    def _reschedule(self, g: _Group) -> None:
+    def _reschedule(self, g: Group) -> None:
         wake = g.next_wake()
         if wake < g.scheduled:
             g.scheduled = wake
@@ -1045,10 +757,10 @@ class RouterLink:
 
     def _earliest(self) -> float:
         """A lower bound of every deadline: the link's timers and the tops of the heaps."""
-        due = _INF
-        if self._other_querier_until != _OFF:
+        due = NEVER
+        if self._other_querier_until != OFF:
             due = self._other_querier_until
-        if self._is_querier and _OFF < self._next_general_query < due:
+        if self._is_querier and OFF < self._next_general_query < due:
             due = self._next_general_query
         for until in self._older_querier_until.values():
             due = min(due, until)
@@ -1058,63 +770,35 @@ class RouterLink:
             due = min(due, self._subscription_heap[0][0])
         return due
 
-    def _expire_group(self, g: _Group, now: float) -> None:
+    def _expire_group(self, g: Group, now: float) -> None:
         """Everything due in one group at or before ``now``."""
-        changed = False
-        if _OFF < g.v1_host <= now:
-            g.v1_host = _OFF
-        if _OFF < g.v2_host <= now:
-            g.v2_host = _OFF
-        t = g.sources
-        if g.mode is INCLUDE:
-            # RFC 9776 §6.3: INCLUDE, Source Timer = 0: "Suggest to stop forwarding traffic
-            # from source and remove source record. If there are no more source records for
-            # the group, delete group record."
-            expired = [s for s, timer in t.items() if timer <= now]
-            for s in expired:
-                del t[s]
-                g.source_queries.pop(s, None)
-                if g.include_count.get(s):
-                    self._forget_tracked(g, None, s)
-            changed = bool(expired)
-        else:
-            # §6.3: EXCLUDE, Source Timer = 0: "Suggest to not forward traffic from source
-            # (DO NOT remove record)".
-            for s, timer in t.items():
-                if _OFF < timer <= now:
-                    t[s] = _OFF
-                    changed = True
-            if g.group_timer <= now:
-                # §6.5: "When a router's filter-mode for a group is EXCLUDE and the Group Timer
-                # expires, the Router Filter Mode for the group transitions to INCLUDE", keeping
-                # the source records with running timers and deleting those at zero.
-                g.mode = INCLUDE
-                g.group_timer = _OFF
-                g.sources = {s: timer for s, timer in t.items() if timer != _OFF}
-                g.query_count = 0
-                if g.n_exclude:
-                    self._forget_tracked(g, EXCLUDE, None)
-                changed = True
-        if g.mode is INCLUDE and not g.sources:
+        changed, deleted, switched = g.expire(now)
+        # What the router state forgot because nobody answered, tracking forgets too.
+        for s in deleted:
+            if g.include_count.get(s):
+                self._forget_tracked(g, None, s)
+        if switched and g.n_exclude:
+            self._forget_tracked(g, EXCLUDE, None)
+        if g.is_empty:
             self._delete_group(g)
             changed = True
         else:
             # Retransmissions last, so nothing is asked about in the instant it runs out.
-            if _OFF < g.retransmit_at <= now:
+            if OFF < g.retransmit_at <= now:
                 if self._is_querier and self._query_round(g, now):
                     g.retransmit_at = now + self._lmqi
                 else:
-                    g.retransmit_at = _OFF
+                    g.retransmit_at = OFF
             self._reschedule(g)
         if changed:
             self._changed_groups[g.address] = None
 
-    def _delete_group(self, g: _Group) -> None:
+    def _delete_group(self, g: Group) -> None:
         if g.subscribers:
             self._forget_tracked(g, None, None)
         self._groups.pop(g.address, None)
         self._retransmitting.discard(g.address)
-        g.scheduled = _INF  # its heap entries are stale from now on
+        g.scheduled = NEVER  # its heap entries are stale from now on
 
     # ==== queries and querier election (RFC 9776 §6.6) =========================================
 
@@ -1155,15 +839,7 @@ class RouterLink:
         g = self._groups.get(group)
         if g is None:
             return
-        limit = now + self._lmqc * (query.max_resp or self._lmqi)
-        if query.sources:
-            t = g.sources
-            for s in query.sources:
-                timer = t.get(s)
-                if timer is not None and timer > limit:
-                    t[s] = limit
-        elif g.mode is EXCLUDE and g.group_timer > limit:
-            g.group_timer = limit
+        g.lower_timers(query.sources, now + self._lmqc * (query.max_resp or self._lmqi))
         self._reschedule(g)
 
     def _receive_general_query(self, query: Query, source: bytes, now: float) -> None:
@@ -1208,21 +884,19 @@ class RouterLink:
     def _stop_querying(self, querier: bytes | None) -> None:
         self._is_querier = False
         self._querier = querier
-        self._next_general_query = _OFF
+        self._next_general_query = OFF
         self._startup_left = 0
         # A non-querier sends no group-specific queries: drop pending retransmissions.
         for address in self._retransmitting:
             g = self._groups.get(address)
             if g is not None:
-                g.query_count = 0
-                g.source_queries.clear()
-                g.retransmit_at = _OFF
+                g.stop_queries()
         self._retransmitting.clear()
 
     def _become_querier(self, now: float, startup: bool) -> None:
         self._is_querier = True
         self._querier = self._own
-        self._other_querier_until = _OFF
+        self._other_querier_until = OFF
         self._use_timers(self._configured)
         self._startup_left = self._timers.effective_startup_query_count if startup else 1
         self._outputs.append(QuerierChanged(True, self._own))
@@ -1246,9 +920,9 @@ class RouterLink:
             self._next_general_query = now + timers.query_interval
         self._due = min(self._due, self._next_general_query)
 
-    def _group_compatibility(self, g: _Group) -> int:
-        if g.v1_host != _OFF:
+    def _group_compatibility(self, g: Group) -> int:
+        if g.v1_host != OFF:
             return 1
-        if g.v2_host != _OFF and self._family == 4:
+        if g.v2_host != OFF and self._family == 4:
             return 2
         return self._full

@@ -1,0 +1,200 @@
+"""``MldSocket``: every MLD message in, with its arrival interface, and MLD out.
+
+Reception (measured on the lab's proxy topology with the ip6mr tables active; see
+tests/netio/test_reception.py and test_checksum.py):
+
+- ip6mr does not deliver MLD specially: ``ip6_mc_input`` delivers an MLD message (Hop-by-Hop
+  Router Alert with value 0 and an MLD type) locally whatever its group when multicast
+  forwarding is on, and other multicast to groups the interface has joined; locally means
+  to every raw ICMPv6 socket whose ICMP6_FILTER passes the type, each once. The mroute6
+  sockets are raw ICMPv6 sockets too, and block every type (``kernel.ipmr``).
+- So MLDv1 reports (to the group) and queries arrive anyway; MLDv2 reports go to ff02::16
+  and MLDv1 Done to ff02::2, link-scope groups that ip6mr does not look at: they arrive only
+  where those are joined. Forwarding joins ff02::2 but not ff02::16; ``listen(interface)``
+  joins both on downstreams.
+- The kernel's own MLD reports for those joins come back as input (looped back by
+  ip6_finish_output2, since the interface has joined the group), dropped by a BPF filter on
+  skb->pkt_type == PACKET_LOOPBACK.
+- The kernel verifies the ICMPv6 checksum of what a raw ICMPv6 socket receives (rawv6
+  checks it for the ICMPv6 protocol, as it computes it on send): a message with a bad
+  checksum is discarded in recvmsg and never returned.
+
+Sending: the ICMPv6 message as given, the kernel computing its checksum (a raw ICMPv6 socket
+always does, at offset 2, over the real addresses: the given one is replaced), hop limit 1
+(IPV6_MULTICAST_HOPS), a Hop-by-Hop header with Router Alert value 0 (MLD, RFC 2711; a
+sticky IPV6_HOPOPTS), out of the interface and from its link-local address by IPV6_PKTINFO
+(RFC 9777 §5; the kernel picks one if the map has none). IPV6_MULTICAST_LOOP is off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+from collections import Counter
+
+from mcastproxy.netio import sockopts
+from mcastproxy.netio.common import (
+    ANCILLARY_SIZE,
+    MAX_PER_RECEIVE,
+    NOT_LOOPED_BACK,
+    RCVBUF,
+    Received,
+)
+from mcastproxy.netio.interfaces import InterfaceMap
+
+MLD_TYPES = (130, 131, 132, 143)  # query, v1 report, v1 done, v2 report (RFC 9777 §5)
+ALL_MLDV2_ROUTERS = socket.inet_pton(socket.AF_INET6, "ff02::16")
+ALL_ROUTERS = socket.inet_pton(socket.AF_INET6, "ff02::2")
+ROUTER_GROUPS = (ALL_MLDV2_ROUTERS, ALL_ROUTERS)
+IPV6_HOPLIMIT = 52
+IPV6_RECVHOPLIMIT = 51
+# Hop-by-Hop Options header: next header (the kernel fills it), length 0 (8 octets), Router
+# Alert (type 5, length 2, value 0: MLD, RFC 2711 §2.1), PadN of 2 octets (type 1, length 0).
+HOP_BY_HOP_ROUTER_ALERT = bytes([0, 0, 5, 2, 0, 0, 1, 0])
+_UNSPECIFIED = bytes(16)
+_INT = struct.Struct("@i")
+
+
+class MldSocket:
+    """One raw ICMPv6 socket passing only MLD, for every interface."""
+
+    family = 6
+
+    def __init__(self, interfaces: InterfaceMap) -> None:
+        self.interfaces = interfaces
+        self.dropped: Counter[str] = Counter()
+        """Packets received and not returned, by reason."""
+        self.send_errors: Counter[str] = Counter()
+        """Sends that failed, by reason."""
+        self._joined: dict[str, int] = {}
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        try:
+            s.setsockopt(
+                socket.IPPROTO_ICMPV6, sockopts.ICMP6_FILTER, sockopts.icmp6_filter(MLD_TYPES)
+            )
+            sockopts.attach_filter(s, NOT_LOOPED_BACK)
+            s.setsockopt(socket.IPPROTO_IPV6, sockopts.IPV6_RECVPKTINFO, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+            s.setsockopt(socket.IPPROTO_IPV6, sockopts.IPV6_HOPOPTS, HOP_BY_HOP_ROUTER_ALERT)
+            sockopts.set_rcvbuf(s, RCVBUF)
+            s.setblocking(False)
+        except BaseException:
+            s.close()
+            raise
+        self._sock = s
+
+    def fileno(self) -> int:
+        """The socket's descriptor (for ``add_reader``)."""
+        return self._sock.fileno()
+
+    def close(self) -> None:
+        """Close the socket (its memberships go with it). Idempotent."""
+        self._sock.close()
+        self._joined.clear()
+
+    # -- memberships ------------------------------------------------------------------------
+
+    def listen(self, interface: str) -> None:
+        """Join ff02::16 and ff02::2 on ``interface`` (a downstream), so MLDv2 reports and
+        MLDv1 Done messages are delivered. Call again when it comes back with a new index."""
+        iface = self.interfaces.get(interface)
+        if iface is None:
+            raise ValueError(f"{interface} is not in the interface map")
+        old = self._joined.get(interface)
+        if old == iface.index:
+            return
+        if old is not None:
+            self._memberships(old, socket.IPV6_LEAVE_GROUP)
+        self._memberships(iface.index, socket.IPV6_JOIN_GROUP)
+        self._joined[interface] = iface.index
+
+    def unlisten(self, interface: str) -> None:
+        """Leave what ``listen`` joined. Not joined is fine."""
+        index = self._joined.pop(interface, None)
+        if index is not None:
+            self._memberships(index, socket.IPV6_LEAVE_GROUP)
+
+    def _memberships(self, index: int, option: int) -> None:
+        for group in ROUTER_GROUPS:
+            try:
+                self._sock.setsockopt(
+                    socket.IPPROTO_IPV6, option, sockopts.IPV6_MREQ.pack(group, index)
+                )
+            except OSError:
+                if option == socket.IPV6_JOIN_GROUP:
+                    raise
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def receive(self) -> list[Received]:
+        """Every MLD message queued now (non-blocking); messages from interfaces not in the
+        map, or without packet information, are dropped and counted in ``dropped``."""
+        out: list[Received] = []
+        recvmsg = self._sock.recvmsg
+        pktinfo = sockopts.IN6_PKTINFO.unpack
+        name_of = self.interfaces.name_of
+        inet_pton = socket.inet_pton
+        for _ in range(MAX_PER_RECEIVE):
+            try:
+                data, ancillary, _flags, addr = recvmsg(65535, ANCILLARY_SIZE)
+            except (BlockingIOError, InterruptedError):
+                # Also what a non-blocking read returns after the kernel discarded a
+                # message with a bad checksum; the socket stays readable if more wait.
+                break
+            except OSError:
+                self.dropped["receive error"] += 1
+                break
+            index = destination = hop_limit = None
+            for level, kind, value in ancillary:
+                if level != socket.IPPROTO_IPV6:
+                    continue
+                if kind == sockopts.IPV6_PKTINFO:
+                    destination, index = pktinfo(value[: sockopts.IN6_PKTINFO.size])
+                elif kind == IPV6_HOPLIMIT:
+                    hop_limit = _INT.unpack(value[:4])[0]
+            if not data:
+                self.dropped["empty"] += 1
+                continue
+            if index is None or destination is None:
+                self.dropped["no packet information"] += 1
+                continue
+            name = name_of(index)
+            if name is None:
+                self.dropped["unknown interface"] += 1
+                continue
+            source = inet_pton(socket.AF_INET6, addr[0].partition("%")[0])
+            out.append(Received(name, index, source, destination, data, hop_limit))
+        return out
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def send(self, interface: str, destination: bytes, payload: bytes) -> bool:
+        """Send an MLD message out of ``interface`` to ``destination``. False (counted in
+        ``send_errors``) if the interface is unknown or the kernel refused."""
+        iface = self.interfaces.get(interface)
+        if iface is None:
+            self.send_errors["unknown interface"] += 1
+            return False
+        info = sockopts.IN6_PKTINFO.pack(iface.link_local or _UNSPECIFIED, iface.index)
+        try:
+            self._sock.sendmsg(
+                [payload],
+                [(socket.IPPROTO_IPV6, sockopts.IPV6_PKTINFO, info)],
+                0,
+                (socket.inet_ntop(socket.AF_INET6, destination), 0, 0, iface.index),
+            )
+        except OSError as e:
+            self.send_errors[e.strerror or str(e)] += 1
+            return False
+        return True
+
+    def __enter__(self) -> MldSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self.close()

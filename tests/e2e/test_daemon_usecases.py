@@ -1,0 +1,172 @@
+"""``mcastproxy run`` for real, on the proxy topology, in IPv4 and IPv6 (use cases of the paper).
+
+::
+
+      prov1 (channels 232.1/16, ff3e::1:0/112)    prov2 (channels 232.2/16, ff3e::2:0/112)
+             eth0                                       eth0
+              |                                          |
+              u1 ------------------ proxy --------------- u2
+              d1 (bridge lan1: sub1, sub2)               d2 (sub3)
+
+Each test asserts which upstream carried each report (captured on the provider's side), that
+data reaches exactly the subscribers that asked for it, from the upstream selected, with no
+duplicates, and that after the leaves the upstream memberships stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mcastproxy.lab import JoinMode, Lab, topologies, wait_until
+from mcastproxy.wire.messages import RecordType, Report
+
+pytestmark = pytest.mark.netns
+
+
+@dataclass(frozen=True)
+class Fam:
+    v: int
+    asm: JoinMode
+    g1: str  # a channel of provider 1
+    g2: str  # a channel of provider 2
+    prov_addr: dict[str, str]  # provider -> its source address
+    proxy_up: dict[str, str]  # upstream -> the proxy's address there (reports come from it)
+
+
+FAMS = {
+    4: Fam(4, JoinMode.IGMPV3_ASM, "232.1.1.1", "232.2.2.2",
+           {"prov1": "10.0.1.2", "prov2": "10.0.2.2"}, {"u1": "10.0.1.1", "u2": "10.0.2.1"}),
+    6: Fam(6, JoinMode.MLDV2_ASM, "ff3e::1:1", "ff3e::2:2",
+           {"prov1": "fd00:1::2", "prov2": "fd00:2::2"},
+           {"u1": "fe80::ff:fe00:a100", "u2": "fe80::ff:fe00:a200"}),
+}
+
+WHOLESALE = """
+igmp: {version: 3}
+mld: {version: 2}
+downstream: [{interface: d1, fast-leave: true}, {interface: d2, fast-leave: true}]
+upstream:
+  takeover: false
+  candidates:
+    - interface: u1
+      records: [{group: 232.1.0.0/16}, {group: "ff3e::1:0/112"}]
+    - interface: u2
+      records: [{group: 232.2.0.0/16}, {group: "ff3e::2:0/112"}]
+"""
+
+RESILIENCY = """
+igmp: {version: 3}
+mld: {version: 2}
+downstream: [{interface: d1, fast-leave: true}, {interface: d2, fast-leave: true}]
+upstream:
+  takeover: true
+  candidates:
+    - interface: u1
+      priority: 10
+    - interface: u2
+      priority: 5
+"""
+
+
+@pytest.fixture(params=[4, 6], ids=["ipv4", "ipv6"])
+def fam(request: pytest.FixtureRequest) -> Fam:
+    return FAMS[request.param]
+
+
+class Proxy:
+    """The lab with the daemon running in it."""
+
+    def __init__(self, lab: Lab, config: str, tmp: Path) -> None:
+        self.lab = lab
+        path = tmp / "mcastproxy.yaml"
+        path.write_text(config)
+        self.status = tmp / "status.sock"
+        self.caps = {p: lab.capture(p, "eth0") for p in ("prov1", "prov2")}
+        self.daemon = lab.python("proxy", "mcastproxy", "run", "-c", str(path),
+                                 "--status-socket", str(self.status))
+        wait_until(self.status.exists, 10, message="the daemon did not start")
+
+    def reports(self, prov: str, fam: Fam) -> list[Report]:
+        """Reports the proxy sent toward ``prov``, less its own kernel's for the well-known
+        groups a router's host stack joins (ff02::2, ff05::2: flags 0), and says so."""
+        src = fam.proxy_up["u1" if prov == "prov1" else "u2"]
+        return [
+            m for p, m in self.caps[prov].messages()
+            if p.src == src and isinstance(m, Report)
+            and any(len(r.group) == 4 or r.group[1] & 0xF0 for r in m.records)
+        ]
+
+    def wait_report(self, prov: str, fam: Fam, record: RecordType, group: str) -> None:
+        import ipaddress  # noqa: PLC0415
+
+        g = ipaddress.ip_address(group).packed
+        wait_until(lambda: any(r.type == record and r.group == g
+                               for m in self.reports(prov, fam) for r in m.records),
+                   5, message=f"no {record.name} {group} from the proxy toward {prov}")
+
+    def send(self, prov: str, fam: Fam, group: str, count: int = 40) -> None:
+        self.lab.send(prov, group, count=count, rate=400, iface="eth0",
+                      source=fam.prov_addr[prov], sender_id=prov)
+
+
+@pytest.fixture
+def proxy_with(make_lab: Callable[..., Lab], tmp_path: Path) -> Callable[[str], Proxy]:
+    def make(config: str) -> Proxy:
+        return Proxy(make_lab(topologies.proxy_lab()), config, tmp_path)
+
+    return make
+
+
+def delivered(rx, group: str) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
+    """Sequence numbers received per sender for ``group``."""
+    out: dict[str, list[int]] = {}
+    for p in rx.packets(group):
+        out.setdefault(p.sender, []).append(p.seq)
+    return out
+
+
+def test_wholesale_two_providers_one_subscriber(proxy_with: Callable[[str], Proxy],
+                                                fam: Fam) -> None:
+    proxy = proxy_with(WHOLESALE)
+    sub1 = proxy.lab.receiver("sub1", "eth0")
+    sub3 = proxy.lab.receiver("sub3", "eth0")
+    sub1.join(fam.asm, fam.g1)
+    sub1.join(fam.asm, fam.g2)
+    proxy.wait_report("prov1", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g1)
+    proxy.wait_report("prov2", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g2)
+    # Each channel was asked of its own provider only.
+    assert not any(fam.g2 in str(m) for m in proxy.reports("prov1", fam))
+    proxy.send("prov1", fam, fam.g1)
+    proxy.send("prov2", fam, fam.g2)
+    wait_until(lambda: len(sub1.packets(fam.g1)) >= 40 and len(sub1.packets(fam.g2)) >= 40, 5)
+    assert delivered(sub1, fam.g1) == {"prov1": list(range(40))}  # all, once, in order
+    assert delivered(sub1, fam.g2) == {"prov2": list(range(40))}
+    assert sub3.packets() == []  # d2 asked for nothing
+    # Leaves: the proxy leaves upstream, and traffic no longer reaches the subscriber.
+    sub1.leave(fam.g1)
+    proxy.wait_report("prov1", fam, RecordType.CHANGE_TO_INCLUDE_MODE, fam.g1)
+    before = len(sub1.packets(fam.g1))
+    proxy.send("prov1", fam, fam.g1, count=20)
+    assert len(sub1.packets(fam.g1)) == before
+
+
+def test_resiliency_standby_serves_when_the_active_link_goes_down(
+    proxy_with: Callable[[str], Proxy], fam: Fam
+) -> None:
+    proxy = proxy_with(RESILIENCY)
+    sub1 = proxy.lab.receiver("sub1", "eth0")
+    sub1.join(fam.asm, fam.g1)
+    proxy.wait_report("prov1", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g1)
+    assert proxy.reports("prov2", fam) == []
+    proxy.send("prov1", fam, fam.g1, count=20)
+    wait_until(lambda: len(sub1.packets(fam.g1)) >= 20, 5)
+    # The active upstream's link loses carrier: the standby takes over.
+    proxy.lab.set_link("prov1", "eth0", up=False)
+    proxy.wait_report("prov2", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g1)
+    proxy.send("prov2", fam, fam.g1, count=20)
+    wait_until(lambda: len(delivered(sub1, fam.g1).get("prov2", [])) >= 20, 5)
+    assert delivered(sub1, fam.g1) == {"prov1": list(range(20)), "prov2": list(range(20))}
