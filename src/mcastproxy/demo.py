@@ -1,32 +1,28 @@
-"""The demo: a lab of network namespaces, real kernel hosts joining channels, and mcastproxy's
-protocol engine deciding, for each report, which upstream it is requested from.
+"""The demo: ``mcastproxy run`` in a lab of network namespaces, shown live.
 
-    prov1 (channels 232.1/16, ff3e::1:0/112)     prov2 (channels 232.2/16, ff3e::2:0/112)
-                 u1 ----------------- proxy ----------------- u2
-                 d1 (LAN: sub1, sub2)              d2 (sub3)
+    prov1 -- u1 --+                 +-- d1 (LAN) -- sub1, sub2
+                  +---- proxy ------+
+    prov2 -- u2 --+                 +-- d2 ------- sub3
 
-Each subscriber joins with its own kernel's IGMP/MLD stack. The reports are captured on the
-proxy's downstream links, decoded, and handed to the engine, which prints what it sends on
-each upstream and why. Then upstream u1 fails, and its channels move to u2.
+Both providers send the same numbered channels (232.1.1.1, 232.2.2.2 and ff3e::1:1), so every
+packet a subscriber receives says which provider, and so which upstream, it came through. The
+proxy's configuration sends channel 232.1/16 and ff3e::1:0/112 to u1, 232.2/16 to u2, and
+every channel of sub2 (a customer of provider 2) to u2. Subscribers join with their own
+kernel's IGMP/MLD; then a channel change; then u1 loses its link and u2 takes over.
 
 Run as root: ``python -m mcastproxy.demo`` (``./scripts/demo`` installs what it needs first).
+All traffic stays in the lab's namespaces, bounded in rate and time.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import random
 import sys
+import tempfile
 import time
+from pathlib import Path
 
-from mcastproxy.actions import Log, SendPacket
-from mcastproxy.config import parse_config
-from mcastproxy.engine import Engine
-from mcastproxy.events import InterfaceDown, InterfaceUp, PacketReceived
 from mcastproxy.lab import JoinMode, Lab, topologies, wait_until
-from mcastproxy.selection import Selector
-from mcastproxy.wire import parse_igmp, parse_mld
-from mcastproxy.wire.messages import Leave, Message, Query, RecordType, Report
+from mcastproxy.lab.procs import Proc
 
 CONFIG = """
 igmp: {version: 3}
@@ -46,146 +42,96 @@ upstream:
       priority: 5
       records:
         - {group: 232.2.0.0/16}
-        - {group: "ff3e::2:0/112"}
-        - {subscriber: 10.1.1.12}        # sub2 is a customer of provider 2 for everything
+        - {subscriber: 10.1.1.12}       # sub2 is a customer of provider 2, for everything
 """
 
-# name: (link, IPv4 address, IPv6 link-local address, which MLD reports come from)
-SUBSCRIBERS = {
-    "sub1": ("d1", "10.1.1.11", "fe80::ff:fe00:d111"),
-    "sub2": ("d1", "10.1.1.12", "fe80::ff:fe00:d112"),
-    "sub3": ("d2", "10.1.2.13", "fe80::ff:fe00:d213"),
-}
+CHANNELS = ("232.1.1.1", "232.2.2.2", "ff3e::1:1")
+RATE = 50  # packets per second, per channel and provider
+SECONDS = 40  # how long the providers send at most
+UPSTREAM_OF = {"prov1": "u1", "prov2": "u2"}
 BOLD, DIM, END = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
 
-def describe(message: Message) -> str:
-    if isinstance(message, Report):
-        parts = []
-        for r in message.records:
-            name = RecordType(r.type).name.replace("CHANGE_TO_", "TO_").replace("_MODE", "")
-            name = name.replace("_NEW_SOURCES", "").replace("_OLD_SOURCES", "")
-            srcs = ", ".join(str(ipaddress.ip_address(s)) for s in r.sources)
-            parts.append(f"{name}({ipaddress.ip_address(r.group)}{'; ' + srcs if srcs else ''})")
-        return " ".join(parts)
-    if isinstance(message, Leave):
-        return f"LEAVE({ipaddress.ip_address(message.group)})"
-    if isinstance(message, Query):
-        return f"QUERY({ipaddress.ip_address(message.group)})"
-    return repr(message)
-
-
-def _interesting(message: Message) -> bool:
-    """Reports and leaves of routable groups (not the hosts' own link-scope ones)."""
-    if isinstance(message, Query):
-        return False
-    groups = ([r.group for r in message.records] if isinstance(message, Report)
-              else [message.group])
-    return any(not ipaddress.ip_address(g).is_link_local and g[:2] != b"\xff\x02"
-               for g in groups)
-
-
 class Demo:
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, workdir: Path) -> None:
         self.lab = lab
-        self.engine = Engine(parse_config(CONFIG), rng=random.random)
-        self.selector = Selector(self.engine.config)
-        self.start = time.monotonic()
-        self.captures = {d: lab.capture("proxy", d) for d in ("d1", "d2")}
-        self.seen = dict.fromkeys(self.captures, 0)
-        for iface in ("u1", "u2", "d1", "d2"):
-            addrs = [ipaddress.ip_address(a.split("%")[0]).packed
-                     for a in lab.addresses("proxy", iface)]
-            self.engine.handle(InterfaceUp(iface, tuple(addrs)), self.now())
-        self.engine.pop_actions()  # startup queries: not the story here
-
-    def now(self) -> float:
-        return time.monotonic() - self.start
+        config = workdir / "mcastproxy.yaml"
+        config.write_text(CONFIG)
+        self.status = workdir / "status.sock"
+        self.daemon: Proc = lab.python("proxy", "mcastproxy", "run", "-c", str(config),
+                                       "--status-socket", str(self.status))
+        wait_until(self.status.exists, 10, message="the proxy did not start")
+        self.log_seen = 0
+        self.receivers = {n: lab.receiver(n, "eth0") for n in ("sub1", "sub2", "sub3")}
+        for prov, addr4, addr6 in (("prov1", "10.0.1.2", "fd00:1::2"),
+                                   ("prov2", "10.0.2.2", "fd00:2::2")):
+            for group in CHANNELS:
+                lab.start_sender(prov, group, count=RATE * SECONDS, rate=RATE, iface="eth0",
+                                 source=addr6 if ":" in group else addr4, sender_id=prov)
 
     def say(self, text: str) -> None:
         print(f"\n{BOLD}{text}{END}")
 
-    def step(self, who: str, mode: JoinMode, group: str, *sources: str, leave: bool = False
-             ) -> None:
-        rx = self.receivers[who]
-        if leave:
-            rx.leave(group, *sources)
-        else:
-            rx.join(mode, group, *sources)
-        link, v4, v6 = SUBSCRIBERS[who]
-        cap = self.captures[link]
-        source = v4 if mode.family == 4 else v6
-        wait_until(
-            lambda: any(p.src == source and _interesting(m)
-                        for p, m in cap.messages(self.seen[link])),
-            5.0, message=f"no report from {who}",
-        )
-        self.feed(link)
+    def proxy_log(self) -> None:
+        lines = self.daemon.output().splitlines()
+        for line in lines[self.log_seen:]:
+            print(f"   {DIM}proxy: {line.split(' ', 2)[-1]}{END}")
+        self.log_seen = len(lines)
 
-    def feed(self, link: str) -> None:
-        cap = self.captures[link]
-        for packet, message in cap.messages(self.seen[link]):
-            if packet.outgoing or not _interesting(message):
-                continue
-            who = next((n for n, (_, a, b) in SUBSCRIBERS.items() if packet.src in (a, b)),
-                       packet.src)
-            print(f"  {who:>5} on {link}: {describe(message)}")
-            src = ipaddress.ip_address(packet.src).packed
-            dst = ipaddress.ip_address(packet.dst).packed
-            self.engine.handle(PacketReceived(link, packet.family, src, dst, packet.payload),
-                               self.now())
-            self.show_actions()
-        self.seen[link] = cap.mark()
-
-    def show_actions(self) -> None:
-        for action in self.engine.pop_actions():
-            if isinstance(action, SendPacket) and action.interface.startswith("u"):
-                msg = (parse_igmp(action.payload) if action.family == 4 else
-                       parse_mld(action.payload, self.link_local(action.interface),
-                                 action.destination))
-                print(f"        {BOLD}-> proxy sends on {action.interface}: "
-                      f"{describe(msg)}{END}")
-            elif isinstance(action, Log) and action.event != "config":
-                print(f"        {DIM}({action.message}){END}")
-
-    def link_local(self, iface: str) -> bytes:
-        return ipaddress.ip_address(self.lab.link_local("proxy", iface)).packed
-
-    def why(self, subscriber: str, group: str) -> None:
-        sel = self.selector.select(ipaddress.ip_address(subscriber).packed, None,
-                                   ipaddress.ip_address(group).packed, self.engine.unusable)
-        print(f"        {DIM}why: {sel.reason}{END}")
+    def table(self, seconds: float = 2.0) -> None:
+        """Each subscriber's channels, the upstream each comes through, and its rate."""
+        time.sleep(seconds)  # a human-paced demo: let the rates show
+        self.proxy_log()
+        now = time.monotonic_ns()
+        window = 1_000_000_000
+        print(f"   {'subscriber':<11}{'channel':<13}{'from':<6}{'packets/s':>10}")
+        for name, rx in self.receivers.items():
+            rows = 0
+            for group in CHANNELS:
+                recent = [p for p in rx.packets(group) if now - p.time_ns < window]
+                by_prov: dict[str, int] = {}
+                for p in recent:
+                    by_prov[p.sender or "?"] = by_prov.get(p.sender or "?", 0) + 1
+                for prov, n in sorted(by_prov.items()):
+                    print(f"   {name:<11}{group:<13}{UPSTREAM_OF.get(prov, prov):<6}{n:>10}")
+                    rows += 1
+            if not rows:
+                print(f"   {name:<11}{DIM}(nothing){END}")
 
     def run(self) -> None:
-        lab = self.lab
-        self.receivers = {n: lab.receiver(n, "eth0") for n in SUBSCRIBERS}
-        self.say("1. Channel-based selection: each provider's channels from its own upstream")
-        self.step("sub1", JoinMode.IGMPV3_ASM, "232.1.1.1")
-        self.why("10.1.1.11", "232.1.1.1")
-        self.step("sub3", JoinMode.IGMPV3_SSM, "232.2.2.2", "10.0.2.2")
-        self.why("10.1.2.13", "232.2.2.2")
-        self.say("2. Subscriber-based selection: sub2 is provider 2's customer, for anything")
-        self.step("sub2", JoinMode.IGMPV3_ASM, "232.1.1.1")
-        self.why("10.1.1.12", "232.1.1.1")
-        self.say("3. MLDv2 too: an IPv6 source-specific channel")
-        self.step("sub1", JoinMode.MLDV2_SSM, "ff3e::1:1", "fd00:1::2")
-        self.say("4. Upstream u1 fails: takeover moves its channels to u2 (draft §5.1)")
-        self.engine.handle(InterfaceDown("u1"), self.now())
-        self.show_actions()
-        self.why("10.1.1.11", "232.1.1.1")
-        self.say("5. Leaves: the last subscriber of a channel leaves, the upstream leaves at once")
-        self.step("sub1", JoinMode.IGMPV3_ASM, "232.1.1.1", leave=True)
-        self.step("sub2", JoinMode.IGMPV3_ASM, "232.1.1.1", leave=True)
-        print(f"\n{DIM}Reports were made by the subscribers' own kernels and captured on the "
-              "proxy's links; every line marked '->' is what mcastproxy's engine sends.")
-        print("Coming next: `mcastproxy run`, forwarding these channels through the kernel's "
-              f"multicast routing, live.{END}")
+        sub1, sub2, sub3 = (self.receivers[n] for n in ("sub1", "sub2", "sub3"))
+        self.say("1. Joins. sub1 and sub2 share LAN d1; sub3 is alone on d2.")
+        print("   sub1: 232.1.1.1 (channel-based: u1) and ff3e::1:1 (MLDv2: u1)")
+        print("   sub2: 232.1.1.1 (subscriber-based: u2; one link is fed by one upstream, "
+              "the better-ranked: u2 feeds d1)")
+        print("   sub3: 232.2.2.2 (channel-based: u2)")
+        sub1.join(JoinMode.IGMPV3_ASM, "232.1.1.1")
+        sub1.join(JoinMode.MLDV2_ASM, "ff3e::1:1")
+        sub2.join(JoinMode.IGMPV3_ASM, "232.1.1.1")
+        sub3.join(JoinMode.IGMPV3_SSM, "232.2.2.2", "10.0.2.2")
+        self.table()
+        self.say("2. Channel change: sub3 zaps from 232.2.2.2 to 232.1.1.1")
+        sub3.leave("232.2.2.2")
+        sub3.join(JoinMode.IGMPV3_ASM, "232.1.1.1")
+        self.table()
+        self.say("3. Upstream u1 loses its link: takeover to u2 (draft §5.1)")
+        self.lab.set_link("prov1", "eth0", up=False)
+        self.table()
+        self.say("4. Everyone leaves: the proxy leaves upstream at once (fast leave)")
+        sub1.leave("232.1.1.1")
+        sub1.leave("ff3e::1:1")
+        sub2.leave("232.1.1.1")
+        sub3.leave("232.1.1.1")
+        self.table(1.0)
+        print(f"\n{DIM}Every packet above crossed the proxy's kernel multicast routing, on the "
+              "routes mcastproxy set.{END}")
 
 
 def main() -> int:
     print(f"{BOLD}mcastproxy demo{END}: building a lab of network namespaces ...")
-    with Lab(topologies.proxy_lab()) as lab:
-        Demo(lab).run()
+    with tempfile.TemporaryDirectory(prefix="mcastproxy-demo-") as tmp, \
+            Lab(topologies.proxy_lab()) as lab:
+        Demo(lab, Path(tmp)).run()
     print("\nlab removed.")
     return 0
 

@@ -9,44 +9,21 @@ decoded (``mcastproxy.wire.messages``), time is the ``now`` argument of every ca
 link wants sent or re-read comes out of ``pop_outputs()``, and ``next_deadline()`` says when
 ``handle_timers()`` must next be called. Nothing here reads a clock or sleeps.
 
-State, per link:
+The link puts together three parts, each in its own module:
 
-- Querier election (RFC 9776 §6.6.2, RFC 9777 §7.6.2). We start as querier and send
-  [Startup Query Count] General Queries [Startup Query Interval] apart, then one every
-  [Query Interval]. A General Query from a lower address (IPv4 numerically, IPv6 the
-  link-local compared as octets; both are a comparison of the packed bytes) makes us a
-  non-querier until the Other Querier Present timer runs out. A non-querier adopts the
-  querier's QRV and QQI (§4.1.6, §4.1.7) and sends no queries. Without an address of our own
-  we cannot be querier.
-- The version in use (RFC 9776 §7.3.1, RFC 9777 §8.3.1): the configured querier version,
-  lowered while an older General Query has been heard within the Older Version Querier
-  Present timeout. Below IGMPv3 / MLDv2 there is no source filtering, so records are
-  reduced to their whole-group meaning (join, leave) and queries use the old format.
+- ``querier.Querier``: querier election, General Queries, the version in use (§6.6.2, §7.3.1).
+- ``group.Group``: the state of one group (§6.2-§6.6.3): the INCLUDE/EXCLUDE state tables,
+  timers, last-member query retransmissions, Older Host Present timers (§7.3.2).
+- ``tracking``: what each subscriber asked for each group (explicit tracking).
 
-State, per group (RFC 9776 §6.2): the Router Filter Mode, the Group Timer (EXCLUDE mode only)
-and the source records, each with a Source Timer. In INCLUDE mode every source record has a
-running timer; in EXCLUDE mode the records with a running timer are the Requested List X
-(forwarded) and those at zero are the Exclude List Y (not forwarded). Records change the
-state by the tables of §6.4.1 (current-state: IS_IN, IS_EX) and §6.4.2 (state-change: ALLOW,
-BLOCK, TO_IN, TO_EX), implemented row by row in ``group.Group.apply_record``. Timers run out
-(``Group.expire``): an INCLUDE source is deleted, an EXCLUDE source moves to Y, and an expired
-Group Timer switches the group to INCLUDE with the sources still running, or deletes it
-(§6.5). The tables' "Send Q(G)" and "Send Q(G,X)" lower the timers to the Last Member Query
-Time and send [Last Member Query Count] Group-Specific or Group-and-Source-Specific Queries
-[Last Member Query Interval] apart (§6.6.3); a non-querier instead lowers its timers when it
-hears the querier's queries with the S flag clear (§6.6.1). Older hosts (§7.3.2): an IGMPv1/v2
-or MLDv1 report starts the group's Older Host Present timer; while it runs, BLOCK is ignored,
-TO_EX(A) is read as TO_EX({}), and with IGMPv1 hosts Leave and TO_IN are ignored.
-
-Explicit tracking (``tracking``): each subscriber (the source address of its reports; 0.0.0.0
-and :: are not tracked) has its own filter mode and source set per group, built from its records and
-expiring [Group Membership Interval] after its last report. Per group we keep counts over the
-tracked subscribers (how many are in EXCLUDE mode, how many include or exclude each source),
-so "does any tracked subscriber still want this source?" is O(1) whatever the number of
-subscribers. With fast leave on, a state-change record from a tracked subscriber never causes
-last-member queries: what no tracked subscriber wants any more is dropped at once, the rest
-is kept as it is. When the router state forgets something by its own timers (nobody answered
-the queries), the tracked subscribers that claimed it are forgotten too.
+What stays here is what joins them. A record is checked (family, multicast, link-local scope,
+type), read in the version in use and the group's compatibility mode (§7.3), applied to the
+subscriber's tracked state and then to the group's state, and the table's query actions are
+carried out: by the querier as last-member queries, by fast leave as an immediate drop of what
+no tracked subscriber wants any more, by a non-querier not at all (it lowers its timers when
+it hears the querier's queries instead, §6.6.1). When the group state forgets something by its
+own timers (nobody answered the queries), the tracked subscribers that claimed it are
+forgotten too.
 
 Timers: every deadline lives in the state it belongs to (a float on the group, the source
 record, the subscription). Two heaps index them for ``next_deadline()`` and
@@ -54,15 +31,13 @@ record, the subscription). Two heaps index them for ``next_deadline()`` and
 subscription. Entries are never removed eagerly; each state object remembers the deadline of
 its one live entry (``scheduled``) and the heaps are checked against the state when read, so
 a heap can hold an entry that is too early (it is re-pushed at the right time) or stale (it
-is discarded), never one that hides a real deadline.
+is discarded), never one that hides a real deadline. A refresh moves no heap entry at all.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from contextlib import suppress
-from dataclasses import replace
 from heapq import heappop, heappush
 
 from mcastproxy.membership.addresses import (
@@ -86,13 +61,8 @@ from mcastproxy.membership.group import (
     TO_IN,
     Group,
 )
-from mcastproxy.membership.outputs import (
-    GroupChanged,
-    Output,
-    QuerierChanged,
-    SendQuery,
-    SubscriberChanged,
-)
+from mcastproxy.membership.outputs import GroupChanged, Output, SendQuery, SubscriberChanged
+from mcastproxy.membership.querier import Querier
 from mcastproxy.membership.state import DropReason, FilterMode, GroupState, SubscriberState
 from mcastproxy.membership.timers import ProtocolTimers
 from mcastproxy.membership.tracking import (
@@ -132,33 +102,23 @@ class RouterLink:
             raise ValueError(f"{name} version must be 1 to {self._full}, not {version!r}")
         self._check_address(own_address)
         self._family = family
-        self._version = version
-        self._configured = timers
-        self._use_timers(timers)
-        self._own = own_address
         self._fast_leave = fast_leave
         self._unspecified = unspecified(self._alen)
-
         self._started = False
-        self._is_querier = False
-        self._querier: bytes | None = None
-        self._other_querier_until = OFF
-        self._next_general_query = OFF
-        self._startup_left = 0
-        # RFC 9776 §7.3.1: older querier version -> Older Version Querier Present deadline.
-        self._older_querier_until: dict[int, float] = {}
-        self._operating_version = version
+
+        self._outputs: list[Output] = []  # the same list object for the link's lifetime
+        self._changed_groups: dict[bytes, None] = {}
+        self._dropped: Counter[DropReason] = Counter()
+
+        self._querier = Querier(timers, family, version, own_address, self._outputs)
+        self._use_timers(timers)
 
         self._due = NEVER  # no timer can be due before this (a lower bound, maybe stale)
         self._groups: dict[bytes, Group] = {}
         self._group_heap: list[tuple[float, bytes]] = []
         self._subscription_heap: list[tuple[float, bytes, bytes]] = []
-        self._retransmitting: set[bytes] = set()
+        self._retransmitting: set[bytes] = set()  # groups with specific queries pending
         self._shared_sets = SharedSets()
-
-        self._outputs: list[Output] = []
-        self._changed_groups: dict[bytes, None] = {}
-        self._dropped: Counter[DropReason] = Counter()
 
     # ==== the surface ==========================================================================
 
@@ -167,8 +127,8 @@ class RouterLink:
         if self._started:
             raise RuntimeError("RouterLink.start() called twice")
         self._started = True
-        if self._own is not None and self._other_querier_until == OFF:
-            self._become_querier(now, startup=True)
+        self._querier.start(now)
+        self._sync_querier()
 
     def receive(self, message: Message, source_address: bytes, now: float) -> None:
         """Process a Query, Report or Leave heard on the link from ``source_address``.
@@ -190,44 +150,16 @@ class RouterLink:
     def set_address(self, address: bytes | None, now: float) -> None:
         """Our address on the link changed (``None``: we have none, so cannot be querier)."""
         self._check_address(address)
-        self._run_due(now)
-        previous = self._own
-        self._own = address
-        if address is None:
-            if self._is_querier:
-                self._stop_querying(None)
-                self._outputs.append(QuerierChanged(False, None))
-            return
-        if not self._started:
-            return
-        if self._is_querier:
-            if address != previous:
-                self._querier = address
-                self._outputs.append(QuerierChanged(True, address))
-        elif self._other_querier_until == OFF or (
-            self._querier is not None and address < self._querier
-        ):
-            # RFC 9776 §6.6.2: every router starts as querier; a lower-addressed one wins.
-            self._become_querier(now, startup=True)
+        if now >= self._due:
+            self.handle_timers(now)
+        if self._querier.set_address(address, now):
+            self._stop_queries()
+        self._sync_querier()
 
     def handle_timers(self, now: float) -> None:
         """Process every timer due at or before ``now``."""
-        # Querier election and the version in use (RFC 9776 §6.6.2, §7.3.1).
-        if self._other_querier_until != OFF and self._other_querier_until <= now:
-            self._other_querier_until = OFF
-            self._querier = None
-            if self._own is not None and self._started:
-                # §6.6.2: "After its Other-Querier-Present Timer expires, it should begin
-                # sending General Queries."
-                self._become_querier(now, startup=False)
-        if self._older_querier_until:
-            for version, until in list(self._older_querier_until.items()):
-                if until <= now:
-                    del self._older_querier_until[version]
-            self._operating_version = min(self._older_querier_until, default=self._version)
-            self._operating_version = min(self._operating_version, self._version)
-        if self._is_querier and OFF < self._next_general_query <= now:
-            self._send_general_query(now)
+        self._querier.handle_timers(now)
+        self._sync_querier()
 
         heap = self._group_heap
         groups = self._groups
@@ -252,7 +184,13 @@ class RouterLink:
             else:
                 sub.scheduled = sub.expires
                 heappush(sheap, (sub.expires, address, host))
-        self._due = self._earliest()
+
+        due = self._querier.next_deadline()
+        if heap:
+            due = min(due, heap[0][0])
+        if sheap:
+            due = min(due, sheap[0][0])
+        self._due = due
 
     def next_deadline(self) -> float | None:
         """When ``handle_timers()`` must next be called, or ``None`` if nothing is scheduled.
@@ -262,13 +200,7 @@ class RouterLink:
         number at a time, so this call stays cheap, and the rest happens in
         ``handle_timers()`` when they come up.
         """
-        best = NEVER
-        if self._other_querier_until != OFF:
-            best = self._other_querier_until
-        if self._is_querier and OFF < self._next_general_query < best:
-            best = self._next_general_query
-        for until in self._older_querier_until.values():
-            best = min(best, until)
+        best = self._querier.next_deadline()
 
         budget = _NEXT_DEADLINE_BUDGET
         heap = self._group_heap
@@ -317,21 +249,12 @@ class RouterLink:
     def pop_outputs(self) -> list[Output]:
         """What happened since the last call, in order (queries to send, subscribers that
         changed), then a ``GroupChanged`` for each group that changed (each named once)."""
-        out = self._outputs
-        self._outputs = []
+        out = self._outputs[:]
+        self._outputs.clear()
         if self._changed_groups:
             out += [GroupChanged(g) for g in self._changed_groups]
             self._changed_groups = {}
         return out
-
-    def _use_timers(self, timers: ProtocolTimers) -> None:
-        """Put ``timers`` in force (the configured ones, or with the querier's QRV/QQI), and
-        keep the values the report path needs at hand."""
-        self._timers = timers
-        self._gmi = timers.group_membership_interval
-        self._lmqi = timers.last_member_query_interval
-        self._lmqc = timers.effective_last_member_query_count
-        self._lmqt = timers.last_member_query_time
 
     # ==== read-only queries ===================================================================
 
@@ -342,16 +265,16 @@ class RouterLink:
     @property
     def version(self) -> int:
         """The configured querier version."""
-        return self._version
+        return self._querier.version
 
     @property
     def operating_version(self) -> int:
         """The version in use: the configured one, or an older one heard recently (§7.3.1)."""
-        return self._operating_version
+        return self._querier.operating_version
 
     @property
     def own_address(self) -> bytes | None:
-        return self._own
+        return self._querier.own
 
     @property
     def fast_leave(self) -> bool:
@@ -359,17 +282,17 @@ class RouterLink:
 
     @property
     def is_querier(self) -> bool:
-        return self._is_querier
+        return self._querier.is_querier
 
     @property
     def querier_address(self) -> bytes | None:
         """The current querier's address: ours, another router's, or ``None`` if unknown."""
-        return self._querier
+        return self._querier.address
 
     @property
     def timers(self) -> ProtocolTimers:
         """The timers in force: the configured ones, or with the querier's QRV and QQI."""
-        return self._timers
+        return self._querier.timers
 
     @property
     def dropped(self) -> Mapping[DropReason, int]:
@@ -439,7 +362,7 @@ class RouterLink:
         if len(source) != self._alen:
             self._dropped[DropReason.WRONG_FAMILY] += 1
             return False
-        if source == self._own:
+        if source == self._querier.own:
             self._dropped[DropReason.FROM_OWN_ADDRESS] += 1
             return False
         if self._alen == 4:
@@ -537,7 +460,7 @@ class RouterLink:
 
         # The version in use on the link (§7.3.1): without source filtering, a record is a
         # join or a leave of the whole group.
-        operating = self._operating_version
+        operating = self._querier.operating_version
         if operating < self._full:
             if rtype == BLOCK:
                 self._dropped[DropReason.IGNORED_FOR_OLDER_VERSION] += 1
@@ -594,7 +517,7 @@ class RouterLink:
             acted = True
             if self._fast_leave and was_tracked:
                 changed |= g.fast_leave(query_group, query_sources, now, self._gmi)
-            elif self._is_querier:
+            elif self._querier.is_querier:
                 self._send_last_member_queries(g, query_group, query_sources, now)
 
         if g.is_empty:
@@ -613,9 +536,10 @@ class RouterLink:
         self, g: Group, query_group: bool, query_sources: list[bytes], now: float
     ) -> None:
         """The querier's "Send Q(G)" and "Send Q(G,X)" table actions."""
-        if self._family == 4 and self._operating_version == 1:
+        operating = self._querier.operating_version
+        if self._family == 4 and operating == 1:
             return  # IGMPv1 has no group-specific queries (and ignores leaves)
-        if self._operating_version < self._full:
+        if operating < self._full:
             query_sources = []  # no group-and-source-specific queries before IGMPv3 / MLDv2
         if not g.start_last_member_queries(query_group, query_sources, now, self._lmqc, self._lmqt):
             return
@@ -628,7 +552,7 @@ class RouterLink:
         group_query, above, below, remaining = g.query_round(now, self._lmqt)
         if group_query is not None:
             self._outputs.append(
-                SendQuery(self._make_query(g.address, self._lmqi, (), group_query))
+                SendQuery(self._querier.make_query(g.address, self._lmqi, (), group_query))
             )
         if above:
             self._send_source_query(g.address, above, True)
@@ -644,22 +568,7 @@ class RouterLink:
         step = MAX_QUERY_SOURCES[self._alen]
         for i in range(0, len(sources), step):
             chunk = tuple(sources[i : i + step])
-            self._outputs.append(SendQuery(self._make_query(group, lmqi, chunk, s_flag)))
-
-    def _make_query(
-        self, group: bytes, max_resp: float, sources: tuple[bytes, ...], s_flag: bool
-    ) -> Query:
-        version = self._operating_version
-        if version < self._full:
-            # RFC 9776 §7.3.1: IGMPv1 queries carry Max Resp Code 0; IGMPv2 / MLDv1 queries
-            # have no S flag, QRV, QQIC or sources.
-            if self._family == 4 and version == 1:
-                max_resp = 0.0
-            return Query(version, group, max_resp)
-        timers = self._timers
-        # §4.1.6: "If the querier's [Robustness Variable] exceeds 7 ... the QRV is set to 0."
-        qrv = timers.robustness if timers.robustness <= 7 else 0
-        return Query(version, group, max_resp, sources, s_flag, qrv, round(timers.query_interval))
+            self._outputs.append(SendQuery(self._querier.make_query(group, lmqi, chunk, s_flag)))
 
     # ==== explicit tracking =====================================================================
 
@@ -743,32 +652,34 @@ class RouterLink:
 
     # ==== timers ===============================================================================
 
+    def _use_timers(self, timers: ProtocolTimers) -> None:
+        """Keep at hand the values the report path needs from the timers in force."""
+        self._timers = timers
+        self._gmi = timers.group_membership_interval
+        self._lmqi = timers.last_member_query_interval
+        self._lmqc = timers.effective_last_member_query_count
+        self._lmqt = timers.last_member_query_time
+
+    def _sync_querier(self) -> None:
+        """After the querier acted: the timers it put in force, its next deadline."""
+        if self._querier.timers is not self._timers:
+            self._use_timers(self._querier.timers)
+        self._due = min(self._due, self._querier.next_deadline())
+
+    def _stop_queries(self) -> None:
+        """We stopped being the querier: a non-querier sends no group-specific queries."""
+        for address in self._retransmitting:
+            g = self._groups.get(address)
+            if g is not None:
+                g.stop_queries()
+        self._retransmitting.clear()
+
     def _reschedule(self, g: Group) -> None:
         wake = g.next_wake()
         if wake < g.scheduled:
             g.scheduled = wake
             heappush(self._group_heap, (wake, g.address))
             self._due = min(self._due, wake)
-
-    def _run_due(self, now: float) -> None:
-        """Process the timers due at or before ``now``, if any (one comparison when none are)."""
-        if now >= self._due:
-            self.handle_timers(now)
-
-    def _earliest(self) -> float:
-        """A lower bound of every deadline: the link's timers and the tops of the heaps."""
-        due = NEVER
-        if self._other_querier_until != OFF:
-            due = self._other_querier_until
-        if self._is_querier and OFF < self._next_general_query < due:
-            due = self._next_general_query
-        for until in self._older_querier_until.values():
-            due = min(due, until)
-        if self._group_heap:
-            due = min(due, self._group_heap[0][0])
-        if self._subscription_heap:
-            due = min(due, self._subscription_heap[0][0])
-        return due
 
     def _expire_group(self, g: Group, now: float) -> None:
         """Everything due in one group at or before ``now``."""
@@ -785,7 +696,7 @@ class RouterLink:
         else:
             # Retransmissions last, so nothing is asked about in the instant it runs out.
             if OFF < g.retransmit_at <= now:
-                if self._is_querier and self._query_round(g, now):
+                if self._querier.is_querier and self._query_round(g, now):
                     g.retransmit_at = now + self._lmqi
                 else:
                     g.retransmit_at = OFF
@@ -800,7 +711,7 @@ class RouterLink:
         self._retransmitting.discard(g.address)
         g.scheduled = NEVER  # its heap entries are stale from now on
 
-    # ==== queries and querier election (RFC 9776 §6.6) =========================================
+    # ==== queries (RFC 9776 §6.6) ===============================================================
 
     def _receive_query(self, query: Query, source: bytes, now: float) -> None:
         if len(source) != self._alen:
@@ -821,7 +732,9 @@ class RouterLink:
             self._dropped[DropReason.WRONG_FAMILY] += 1
             return
         if group == self._unspecified:
-            self._receive_general_query(query, source, now)
+            if self._querier.hear_general_query(query, source, now):
+                self._stop_queries()
+            self._sync_querier()
             return
         if not is_multicast(group):
             self._dropped[DropReason.NOT_MULTICAST] += 1
@@ -841,84 +754,6 @@ class RouterLink:
             return
         g.lower_timers(query.sources, now + self._lmqc * (query.max_resp or self._lmqi))
         self._reschedule(g)
-
-    def _receive_general_query(self, query: Query, source: bytes, now: float) -> None:
-        version = query.version
-        if version < self._full:
-            # RFC 9776 §6.6.2: "If a router receives an older version General Query, it MUST
-            # use the oldest version of IGMP on the network" (§7.3.1), for as long as such
-            # queries keep coming.
-            until = now + self._timers.older_version_querier_present_timeout
-            self._older_querier_until[version] = until
-            self._operating_version = min(self._operating_version, version)
-            self._due = min(self._due, until)
-        own = self._own
-        if own is not None and source > own:
-            return  # we win the election; the other router will hear us and stand down
-        # §6.6.2: "When a router receives a General Query with a lower IP address, it sets the
-        # Other-Querier-Present Timer to [Other Querier Present Interval] and ceases to send
-        # General Queries on the network if it was the previously elected querier."
-        if version == self._full:
-            self._adopt_querier_values(query)
-        self._other_querier_until = now + self._timers.other_querier_present_interval
-        self._due = min(self._due, self._other_querier_until)
-        was_querier = self._is_querier
-        known = self._querier
-        self._stop_querying(source)
-        if was_querier or known != source:
-            self._outputs.append(QuerierChanged(False, source))
-
-    def _adopt_querier_values(self, query: Query) -> None:
-        """§4.1.6, §4.1.7: a non-querier uses the querier's QRV and QQI (0: our default)."""
-        configured = self._configured
-        robustness = query.qrv or configured.robustness
-        interval = float(query.qqi) if query.qqi else configured.query_interval
-        current = self._timers
-        if robustness == current.robustness and interval == current.query_interval:
-            return
-        # Values we cannot run with (e.g. a QQI below our Query Response Interval) are not
-        # adopted.
-        with suppress(ValueError):
-            self._use_timers(replace(configured, robustness=robustness, query_interval=interval))
-
-    def _stop_querying(self, querier: bytes | None) -> None:
-        self._is_querier = False
-        self._querier = querier
-        self._next_general_query = OFF
-        self._startup_left = 0
-        # A non-querier sends no group-specific queries: drop pending retransmissions.
-        for address in self._retransmitting:
-            g = self._groups.get(address)
-            if g is not None:
-                g.stop_queries()
-        self._retransmitting.clear()
-
-    def _become_querier(self, now: float, startup: bool) -> None:
-        self._is_querier = True
-        self._querier = self._own
-        self._other_querier_until = OFF
-        self._use_timers(self._configured)
-        self._startup_left = self._timers.effective_startup_query_count if startup else 1
-        self._outputs.append(QuerierChanged(True, self._own))
-        self._send_general_query(now)
-
-    def _send_general_query(self, now: float) -> None:
-        """Send a General Query and schedule the next one (§6.6, §8.6, §8.7)."""
-        timers = self._timers
-        self._outputs.append(
-            SendQuery(
-                self._make_query(self._unspecified, timers.query_response_interval, (), False)
-            )
-        )
-        if self._startup_left > 0:
-            self._startup_left -= 1
-        if self._startup_left > 0:
-            # "[Startup Query Count] ... Queries sent out on startup, separated by the
-            # [Startup Query Interval]"
-            self._next_general_query = now + timers.effective_startup_query_interval
-        else:
-            self._next_general_query = now + timers.query_interval
-        self._due = min(self._due, self._next_general_query)
 
     def _group_compatibility(self, g: Group) -> int:
         if g.v1_host != OFF:

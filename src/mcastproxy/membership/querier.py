@@ -1,0 +1,211 @@
+"""Querier election, General Queries and the version in use on one link.
+
+RFC 9776 §6.6.2 (RFC 9777 §7.6.2): every router starts as querier. A General Query from a
+lower address (IPv4 numerically, IPv6 the link-local compared as octets: for both, the
+packed bytes compare that way) makes it a non-querier, which sends no queries until the
+Other Querier Present timer runs out; then it takes over, sending a General Query at once.
+The querier sends [Startup Query Count] General Queries [Startup Query Interval] apart when it
+starts, then one every [Query Interval]. A non-querier adopts the querier's QRV and QQI
+(§4.1.6, §4.1.7). Without an address of its own a router cannot be querier.
+
+The version in use (RFC 9776 §7.3.1, RFC 9777 §8.3.1): the configured querier version, lowered
+for [Older Version Querier Present Timeout] whenever an older General Query is heard. Queries
+are built in that version: below IGMPv3 / MLDv2 they have no S flag, QRV, QQIC or sources, and
+an IGMPv1 query has a Max Resp Code of 0.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import replace
+
+from mcastproxy.membership.addresses import unspecified
+from mcastproxy.membership.group import NEVER, OFF
+from mcastproxy.membership.outputs import Output, QuerierChanged, SendQuery
+from mcastproxy.membership.timers import ProtocolTimers
+from mcastproxy.wire.messages import Query
+
+
+class Querier:
+    """The querier role of one link; outputs go to the ``outputs`` list given."""
+
+    __slots__ = (
+        "address",
+        "configured",
+        "family",
+        "full",
+        "is_querier",
+        "next_general_query",
+        "older_querier_until",
+        "operating_version",
+        "other_querier_until",
+        "outputs",
+        "own",
+        "started",
+        "startup_left",
+        "timers",
+        "unspecified",
+        "version",
+    )
+
+    def __init__(
+        self,
+        timers: ProtocolTimers,
+        family: int,
+        version: int,
+        own: bytes | None,
+        outputs: list[Output],
+    ) -> None:
+        self.configured = timers
+        self.timers = timers  # in force: the configured ones, or with the querier's QRV/QQI
+        self.family = family
+        self.full = 3 if family == 4 else 2
+        self.version = version
+        self.operating_version = version
+        self.own = own
+        self.outputs = outputs
+        self.unspecified = unspecified(4 if family == 4 else 16)
+        self.started = False
+        self.is_querier = False
+        self.address: bytes | None = None  # the querier's address, when known
+        self.other_querier_until = OFF
+        self.next_general_query = OFF
+        self.startup_left = 0
+        # §7.3.1: older querier version -> when its Older Version Querier Present timer ends.
+        self.older_querier_until: dict[int, float] = {}
+
+    def start(self, now: float) -> None:
+        self.started = True
+        if self.own is not None and self.other_querier_until == OFF:
+            self._become_querier(now, startup=True)
+
+    def set_address(self, address: bytes | None, now: float) -> bool:
+        """Our address changed. True if we stopped being the querier."""
+        previous = self.own
+        self.own = address
+        if address is None:
+            if self.is_querier:
+                self._stop(None)
+                self.outputs.append(QuerierChanged(False, None))
+                return True
+            return False
+        if not self.started:
+            return False
+        if self.is_querier:
+            if address != previous:
+                self.address = address
+                self.outputs.append(QuerierChanged(True, address))
+        elif self.other_querier_until == OFF or (
+            self.address is not None and address < self.address
+        ):
+            # §6.6.2: every router starts as querier; the lower address wins.
+            self._become_querier(now, startup=True)
+        return False
+
+    def hear_general_query(self, query: Query, source: bytes, now: float) -> bool:
+        """A General Query from another router. True if we stopped being the querier."""
+        version = query.version
+        if version < self.full:
+            # §6.6.2: "If a router receives an older version General Query, it MUST use the
+            # oldest version of IGMP on the network" (§7.3.1), while such queries keep coming.
+            self.older_querier_until[version] = (
+                now + self.timers.older_version_querier_present_timeout
+            )
+            self.operating_version = min(self.operating_version, version)
+        if self.own is not None and source > self.own:
+            return False  # we win; the other router will hear our queries and stand down
+        # §6.6.2: "When a router receives a General Query with a lower IP address, it sets the
+        # Other-Querier-Present Timer to [Other Querier Present Interval] and ceases to send
+        # General Queries on the network if it was the previously elected querier."
+        if version == self.full:
+            self._adopt_querier_values(query)
+        self.other_querier_until = now + self.timers.other_querier_present_interval
+        was_querier = self.is_querier
+        if was_querier or self.address != source:
+            self.outputs.append(QuerierChanged(False, source))
+        self._stop(source)
+        return was_querier
+
+    def handle_timers(self, now: float) -> None:
+        if OFF < self.other_querier_until <= now:
+            self.other_querier_until = OFF
+            self.address = None
+            if self.own is not None and self.started:
+                # §6.6.2: "After its Other-Querier-Present Timer expires, it should begin
+                # sending General Queries."
+                self._become_querier(now, startup=False)
+        if self.older_querier_until:
+            for version, until in list(self.older_querier_until.items()):
+                if until <= now:
+                    del self.older_querier_until[version]
+            self.operating_version = min(self.older_querier_until, default=self.version)
+            self.operating_version = min(self.operating_version, self.version)
+        if self.is_querier and OFF < self.next_general_query <= now:
+            self._send_general_query(now)
+
+    def next_deadline(self) -> float:
+        """The earliest running timer, or ``NEVER``."""
+        best = self.other_querier_until if self.other_querier_until != OFF else NEVER
+        if self.is_querier and OFF < self.next_general_query < best:
+            best = self.next_general_query
+        for until in self.older_querier_until.values():
+            best = min(best, until)
+        return best
+
+    def make_query(
+        self, group: bytes, max_resp: float, sources: tuple[bytes, ...], s_flag: bool
+    ) -> Query:
+        """A query in the version in use (§7.3.1)."""
+        version = self.operating_version
+        if version < self.full:
+            # IGMPv1 queries carry Max Resp Code 0; IGMPv2 / MLDv1 queries have no S flag,
+            # QRV, QQIC or sources.
+            if self.family == 4 and version == 1:
+                max_resp = 0.0
+            return Query(version, group, max_resp)
+        timers = self.timers
+        # §4.1.6: "If the querier's [Robustness Variable] exceeds 7 ... the QRV is set to 0."
+        qrv = timers.robustness if timers.robustness <= 7 else 0
+        return Query(version, group, max_resp, sources, s_flag, qrv, round(timers.query_interval))
+
+    def _adopt_querier_values(self, query: Query) -> None:
+        """§4.1.6, §4.1.7: a non-querier uses the querier's QRV and QQI (0: our own value)."""
+        configured = self.configured
+        robustness = query.qrv or configured.robustness
+        interval = float(query.qqi) if query.qqi else configured.query_interval
+        current = self.timers
+        if robustness == current.robustness and interval == current.query_interval:
+            return
+        # Values we cannot run with (e.g. a QQI below our Query Response Interval) are not
+        # adopted.
+        with suppress(ValueError):
+            self.timers = replace(configured, robustness=robustness, query_interval=interval)
+
+    def _stop(self, querier: bytes | None) -> None:
+        self.is_querier = False
+        self.address = querier
+        self.next_general_query = OFF
+        self.startup_left = 0
+
+    def _become_querier(self, now: float, startup: bool) -> None:
+        self.is_querier = True
+        self.address = self.own
+        self.other_querier_until = OFF
+        self.timers = self.configured
+        self.startup_left = self.timers.effective_startup_query_count if startup else 1
+        self.outputs.append(QuerierChanged(True, self.own))
+        self._send_general_query(now)
+
+    def _send_general_query(self, now: float) -> None:
+        """Send a General Query and schedule the next one (§6.6, §8.6, §8.7)."""
+        timers = self.timers
+        query = self.make_query(self.unspecified, timers.query_response_interval, (), False)
+        self.outputs.append(SendQuery(query))
+        if self.startup_left > 0:
+            self.startup_left -= 1
+        if self.startup_left > 0:
+            # "[Startup Query Count] ... Queries sent out on startup, separated by the
+            # [Startup Query Interval]"
+            self.next_general_query = now + timers.effective_startup_query_interval
+        else:
+            self.next_general_query = now + timers.query_interval
