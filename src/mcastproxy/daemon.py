@@ -78,8 +78,12 @@ class Daemon:
         self._stopping = asyncio.Event()
         try:
             self._start()
-        except (KernelError, PermissionError) as exc:
+        except KernelError as exc:
             log.error("cannot start: %s", exc)
+            self._stop_kernel()
+            return 1
+        except PermissionError:
+            log.error("cannot start: mcastproxy needs root (CAP_NET_ADMIN and CAP_NET_RAW)")
             self._stop_kernel()
             return 1
         try:
@@ -350,9 +354,6 @@ def run(config_path: Path, *, status_socket: Path | None = DEFAULT_STATUS_SOCKET
         for issue in exc.issues:
             log.error("%s: %s", config_path, issue)
         return 2
-    if os.geteuid() != 0:
-        log.error("mcastproxy needs root (CAP_NET_ADMIN and CAP_NET_RAW) to proxy")
-        return 1
     return asyncio.run(Daemon(config_path, config, status_socket=status_socket).run())
 
 
