@@ -15,6 +15,7 @@ duplicates, and that after the leaves the upstream memberships stop.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,7 @@ class Proxy:
 
     def __init__(self, lab: Lab, config: str, tmp: Path) -> None:
         self.lab = lab
-        path = tmp / "mcastproxy.yaml"
+        self.config = path = tmp / "mcastproxy.yaml"
         path.write_text(config)
         self.status = tmp / "status.sock"
         self.caps = {p: lab.capture(p, "eth0") for p in ("prov1", "prov2")}
@@ -107,6 +108,14 @@ class Proxy:
         wait_until(lambda: any(r.type == record and r.group == g
                                for m in self.reports(prov, fam) for r in m.records),
                    5, message=f"no {record.name} {group} from the proxy toward {prov}")
+
+    def reload(self, config: str) -> None:
+        """Write a new configuration and SIGHUP the daemon; wait until it says it applied."""
+        self.config.write_text(config)
+        before = self.daemon.output().count("configuration reloaded")
+        self.daemon.popen.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.daemon.output().count("configuration reloaded") > before, 5,
+                   message="the daemon did not reload")
 
     def send(self, prov: str, fam: Fam, group: str, count: int = 40) -> None:
         self.lab.send(prov, group, count=count, rate=400, iface="eth0",
@@ -170,3 +179,129 @@ def test_resiliency_standby_serves_when_the_active_link_goes_down(
     proxy.send("prov2", fam, fam.g1, count=20)
     wait_until(lambda: len(delivered(sub1, fam.g1).get("prov2", [])) >= 20, 5)
     assert delivered(sub1, fam.g1) == {"prov1": list(range(20)), "prov2": list(range(20))}
+
+
+LOAD_BALANCING = """
+igmp: {{version: 3}}
+mld: {{version: 2}}
+downstream: [{{interface: d1, fast-leave: true}}, {{interface: d2, fast-leave: true}}]
+upstream:
+  candidates:
+    - interface: u1
+      records: [{{group: 232.1.0.0/16}}, {{group: "ff3e::1:0/112"}}]
+    - interface: u2
+      records: [{{group: 232.2.0.0/16}}, {{group: "ff3e::2:0/112"}}, {{source: "{s2}"}}]
+"""
+
+
+def test_load_balancing_by_group_prefix_and_source(
+    proxy_with: Callable[[str], Proxy], fam: Fam
+) -> None:
+    # Channels split by group prefix; provider 2's source is always taken from u2, even in
+    # u1's block (draft §4.2: a source record outranks a group record).
+    proxy = proxy_with(LOAD_BALANCING.format(s2=fam.prov_addr["prov2"]))
+    sub1 = proxy.lab.receiver("sub1", "eth0")
+    sub3 = proxy.lab.receiver("sub3", "eth0")
+    sub1.join(fam.asm, fam.g1)
+    sub3.join(fam.asm, fam.g2)
+    proxy.wait_report("prov1", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g1)
+    proxy.wait_report("prov2", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g2)
+    # The any-source join of g1 is also asked of u2 for provider 2's source, exactly.
+    proxy.wait_report("prov2", fam, RecordType.ALLOW_NEW_SOURCES, fam.g1)
+    for prov in ("prov1", "prov2"):
+        proxy.send(prov, fam, fam.g1, count=20)
+    proxy.send("prov2", fam, fam.g2, count=20)
+    wait_until(lambda: len(sub1.packets(fam.g1)) >= 40 and len(sub3.packets(fam.g2)) >= 20, 5)
+    assert delivered(sub1, fam.g1) == {"prov1": list(range(20)), "prov2": list(range(20))}
+    assert delivered(sub3, fam.g2) == {"prov2": list(range(20))}
+    assert sub3.packets(fam.g1) == []
+
+
+MERGING = """
+igmp: {{version: 3}}
+mld: {{version: 2}}
+downstream: [{{interface: d1, fast-leave: true}}, {{interface: d2, fast-leave: true}}]
+upstream:
+  takeover: false
+  candidates:
+    - interface: u1
+      records: [{{subscriber: "{base1}"}}]
+    - interface: u2
+      records: [{{subscriber: "{base2}"}}]
+"""
+BASES = {4: ("10.1.1.0/24", "10.1.2.0/24"),
+         6: ("fe80::ff:fe00:d100/120", "fe80::ff:fe00:d200/120")}
+
+
+def test_network_merging_each_customer_base_its_own_provider(
+    proxy_with: Callable[[str], Proxy], fam: Fam
+) -> None:
+    base1, base2 = BASES[fam.v]
+    proxy = proxy_with(MERGING.format(base1=base1, base2=base2))
+    sub1 = proxy.lab.receiver("sub1", "eth0")  # the first network's customer, on d1
+    sub3 = proxy.lab.receiver("sub3", "eth0")  # the merged network's customer, on d2
+    sub1.join(fam.asm, fam.g1)
+    sub3.join(fam.asm, fam.g1)
+    proxy.wait_report("prov1", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g1)
+    proxy.wait_report("prov2", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g1)
+    for prov in ("prov1", "prov2"):
+        proxy.send(prov, fam, fam.g1, count=20)
+    wait_until(lambda: len(sub1.packets(fam.g1)) >= 20 and len(sub3.packets(fam.g1)) >= 20, 5)
+    # The same channel, each base from its own provider, and no duplicates.
+    assert delivered(sub1, fam.g1) == {"prov1": list(range(20))}
+    assert delivered(sub3, fam.g1) == {"prov2": list(range(20))}
+
+
+MIGRATION_BEFORE = """
+igmp: {version: 3}
+mld: {version: 2}
+downstream: [{interface: d1, fast-leave: true}, {interface: d2, fast-leave: true}]
+upstream:
+  default: u1
+  candidates:
+    - interface: u1
+    - interface: u2
+      records: [{group: 239.255.0.0/16}]
+"""
+MIGRATION_AFTER = MIGRATION_BEFORE.replace(
+    "records: [{group: 239.255.0.0/16}]",
+    'records: [{group: 239.255.0.0/16}, {group: 232.1.0.0/16}, {group: "ff3e::1:0/112"}]',
+)
+
+
+def test_migration_by_reload_keeps_running_subscriptions(
+    proxy_with: Callable[[str], Proxy], fam: Fam
+) -> None:
+    # The paper's smooth migration: after the reload, new subscriptions to g1 come from the
+    # new upstream while the running one keeps flowing from the old one until it leaves.
+    proxy = proxy_with(MIGRATION_BEFORE)
+    sub1 = proxy.lab.receiver("sub1", "eth0")
+    sub3 = proxy.lab.receiver("sub3", "eth0")
+    sub1.join(fam.asm, fam.g1)
+    proxy.wait_report("prov1", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g1)
+    proxy.reload(MIGRATION_AFTER)
+    sub3.join(fam.asm, fam.g1)
+    proxy.wait_report("prov2", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g1)
+    for prov in ("prov1", "prov2"):
+        proxy.send(prov, fam, fam.g1, count=20)
+    wait_until(lambda: len(sub1.packets(fam.g1)) >= 20 and len(sub3.packets(fam.g1)) >= 20, 5)
+    assert delivered(sub1, fam.g1) == {"prov1": list(range(20))}
+    assert delivered(sub3, fam.g1) == {"prov2": list(range(20))}
+    # The running subscription leaves: the old upstream is left; the new one stays.
+    sub1.leave(fam.g1)
+    proxy.wait_report("prov1", fam, RecordType.CHANGE_TO_INCLUDE_MODE, fam.g1)
+    assert not any(r.type == RecordType.CHANGE_TO_INCLUDE_MODE
+                   for m in proxy.reports("prov2", fam) for r in m.records)
+
+
+def test_bad_reload_keeps_the_running_configuration(
+    proxy_with: Callable[[str], Proxy], fam: Fam
+) -> None:
+    proxy = proxy_with(WHOLESALE)
+    proxy.config.write_text(WHOLESALE.replace("232.1.0.0/16", "10.0.0.0/8"))
+    proxy.daemon.popen.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload refused" in proxy.daemon.output(), 5)
+    assert "is not multicast" in proxy.daemon.output()
+    sub1 = proxy.lab.receiver("sub1", "eth0")
+    sub1.join(fam.asm, fam.g1)  # still proxied by the old rules
+    proxy.wait_report("prov1", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g1)
