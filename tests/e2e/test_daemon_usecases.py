@@ -305,3 +305,24 @@ def test_bad_reload_keeps_the_running_configuration(
     sub1 = proxy.lab.receiver("sub1", "eth0")
     sub1.join(fam.asm, fam.g1)  # still proxied by the old rules
     proxy.wait_report("prov1", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g1)
+
+
+@pytest.mark.parametrize("mode", list(JoinMode), ids=[m.value for m in JoinMode])
+def test_every_kind_of_join_is_proxied(
+    proxy_with: Callable[[str], Proxy], mode: JoinMode
+) -> None:
+    """IGMPv2, IGMPv3 any-source and source-specific, MLDv1, MLDv2 likewise: joined upstream,
+    delivered, left upstream after the leave."""
+    fam = FAMS[mode.family]
+    proxy = proxy_with(WHOLESALE)
+    sub1 = proxy.lab.receiver("sub1", "eth0")
+    sources = (fam.prov_addr["prov1"],) if mode.source_specific else ()
+    sub1.join(mode, fam.g1, *sources)
+    joined = RecordType.ALLOW_NEW_SOURCES if sources else RecordType.CHANGE_TO_EXCLUDE_MODE
+    proxy.wait_report("prov1", fam, joined, fam.g1)
+    proxy.send("prov1", fam, fam.g1, count=20)
+    wait_until(lambda: len(sub1.packets(fam.g1)) >= 20, 5)
+    assert delivered(sub1, fam.g1) == {"prov1": list(range(20))}
+    sub1.leave(fam.g1, *sources)
+    left = RecordType.BLOCK_OLD_SOURCES if sources else RecordType.CHANGE_TO_INCLUDE_MODE
+    proxy.wait_report("prov1", fam, left, fam.g1)
