@@ -260,6 +260,19 @@ def _address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         raise ValueError(f"{value!r} is not an IP address") from None
 
 
+class Evidence(_Model):
+    """What tells that an upstream is active (draft §5.1): its link, and/or IGMP/MLD queries
+    or PIM hellos from its routers within the active interval."""
+
+    link: bool = True
+    queries: bool = False
+    hellos: bool = False
+
+
+def _hold_down(value: Any) -> Any:
+    return None if value == "never" else parse_duration(value)
+
+
 class Candidate(_Model):
     """A candidate upstream interface (draft §4)."""
 
@@ -268,9 +281,13 @@ class Candidate(_Model):
     # The interface's address for the §4.4 fallback, when it cannot be read from the system.
     address: tuple[Annotated[Any, BeforeValidator(_address)], ...] = ()
     active_interval: Duration | None = Field(None, gt=0)
+    liveness: Evidence = Evidence()
+    # The upstream routers whose queries and hellos count (draft §7); none: any sender.
+    routers: tuple[Annotated[Any, BeforeValidator(_address)], ...] = ()
+    hold_down: Duration | None = Field(None, ge=0)
     records: tuple[Record, ...] = ()
 
-    @field_validator("address", mode="before")
+    @field_validator("address", "routers", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
@@ -300,6 +317,9 @@ class Upstream(_Model):
     default: InterfaceName | None = None
     takeover: bool = True
     active_interval: Duration | None = Field(None, gt=0)
+    # Before an upstream that is back takes its subscriptions back; "never": it does not
+    # (new subscriptions may use it at once).
+    hold_down: Annotated[float | None, BeforeValidator(_hold_down)] = Field(10.0, ge=0)
     candidates: Annotated[tuple[Candidate, ...], AfterValidator(_at_least_one("candidate"))]
 
 

@@ -317,7 +317,8 @@ class Daemon:
                     joined[_text(g)] = {"mode": mode.name.lower(),
                                         "sources": sorted(_text(s) for s in sources)}
             upstreams[c.interface] = {"usable": c.interface not in engine.unusable,
-                                      "priority": c.priority, "groups": joined}
+                                      "priority": c.priority, "groups": joined,
+                                      "liveness": engine.liveness(c.interface)}
         routes = [
             {"upstream": u, "source": _text(s), "group": _text(g), "downstream": sorted(o)}
             for (u, s, g), o in sorted(engine.routes().items())

@@ -36,6 +36,7 @@ from mcastproxy.config import Config
 from mcastproxy.events import (
     ConfigChanged,
     Event,
+    HelloReceived,
     InterfaceDown,
     InterfaceUp,
     NewFlow,
@@ -43,6 +44,7 @@ from mcastproxy.events import (
     TimerExpired,
     UpstreamUsability,
 )
+from mcastproxy.liveness import Liveness
 from mcastproxy.membership.outputs import GroupChanged, SendQuery, SubscriberChanged
 from mcastproxy.membership.router import RouterLink
 from mcastproxy.membership.state import FilterMode
@@ -127,7 +129,9 @@ class Engine:
         self._addresses: dict[str, tuple[bytes, ...]] = {}  # interfaces that are up
         self._links: dict[tuple[str, int], RouterLink] = {}
         self._hosts: dict[tuple[str, int], UpstreamHost] = {}
-        self._dead: set[str] = set()  # candidates liveness calls unusable
+        self._liveness: Liveness | None = None  # made at the first event, which has a time
+        self._unusable: frozenset[str] = frozenset()
+        self._rejected_from: set[tuple[str, bytes]] = set()  # logged once each
         self._link_groups: dict[LinkKey, _LinkGroup] = {}
         self._upstream_groups: dict[tuple[str, bytes], MergedGroup] = {}
         self._routes: dict[tuple[str, bytes, bytes], frozenset[str]] = {}
@@ -143,6 +147,9 @@ class Engine:
     def handle(self, event: Event, now: float) -> None:
         """Take in one event that happened at ``now``."""
         self._now = now
+        if self._liveness is None:
+            self._liveness = Liveness(self._config, now)
+            self._unusable = self._liveness.unusable()
         try:
             self._dispatch(event, now)
         finally:
@@ -161,6 +168,8 @@ class Engine:
             self._interface_down(event, now)
         elif isinstance(event, UpstreamUsability):
             self._usability(event, now)
+        elif isinstance(event, HelloReceived):
+            self._hello(event, now)
         elif isinstance(event, ConfigChanged):
             self._reconfigure(event.config, now)
         else:
@@ -174,6 +183,8 @@ class Engine:
     def next_deadline(self) -> float | None:
         """When the engine next needs a ``TimerExpired``; None when nothing is pending."""
         deadlines = [m.next_deadline() for m in (*self._links.values(), *self._hosts.values())]
+        if self._liveness is not None:
+            deadlines.append(self._liveness.next_deadline())
         return min((d for d in deadlines if d is not None), default=None)
 
     # --- views, for status and tests ------------------------------------------------------
@@ -186,6 +197,11 @@ class Engine:
     def unusable(self) -> frozenset[str]:
         """Candidate upstreams that are down or inactive."""
         return self._unusable
+
+    def liveness(self, upstream: str) -> dict[str, object]:
+        """The evidence about ``upstream`` and what it says."""
+        assert self._liveness is not None
+        return self._liveness.describe(upstream)
 
     def link(self, name: str, family: int) -> RouterLink | None:
         return self._links.get((name, family))
@@ -230,11 +246,6 @@ class Engine:
                         query_response_interval=t.query_response_interval,
                         rng=self._rng,
                     )
-        self._update_unusable()
-
-    def _update_unusable(self) -> None:
-        down = {c for c in self._candidates if c not in self._addresses}
-        self._unusable = frozenset(down | (self._dead & self._candidates))
 
     def _still_good(self, ups: tuple[str, ...]) -> bool:
         if not all(u in self._candidates for u in ups):
@@ -243,6 +254,11 @@ class Engine:
 
     def _reconfigure(self, config: Config, now: float) -> None:
         self._configure(config, self._selector_addresses())
+        self._liveness = Liveness(config, now, previous=self._liveness)
+        for name in self._candidates:
+            self._liveness.link(name, name in self._addresses, now)
+        self._liveness.pop_changes()
+        self._unusable = self._liveness.unusable()
         # Remembered selections stay (smooth migration) unless their upstream is gone.
         self._reselect(now, lambda share: True)
         self._log("info", "config", "configuration applied")
@@ -268,6 +284,7 @@ class Engine:
         if ev.interface in self._candidates:
             # RFC 4605 §2: the router side never runs on an upstream; only queries matter.
             if isinstance(msg, Query) and (host := self._hosts.get((ev.interface, ev.family))):
+                self._signal(ev.interface, ev.source, "query", now)
                 host.receive_query(msg, now)
                 self._flush_host(ev.interface, ev.family, host)
             else:
@@ -281,6 +298,9 @@ class Engine:
         self._flush_link(ev.interface, ev.family, link, now)
 
     def _timers(self, now: float) -> None:
+        assert self._liveness is not None
+        self._liveness.handle_timers(now)
+        self._apply_liveness(now)
         for (name, fam), link in self._links.items():
             deadline = link.next_deadline()
             if deadline is not None and deadline <= now:
@@ -573,7 +593,9 @@ class Engine:
             if not was_up:
                 self._log("info", "upstream-up", f"upstream {ev.interface} is up",
                           upstream=ev.interface)
-                self._usability_changed(ev.interface, now)
+                assert self._liveness is not None
+                self._liveness.link(ev.interface, True, now)
+                self._apply_liveness(now)
 
     def _interface_down(self, ev: InterfaceDown, now: float) -> None:
         if self._addresses.pop(ev.interface, None) is None:
@@ -588,33 +610,67 @@ class Engine:
             self._selector = Selector(self._config, self._selector_addresses())
             self._log("warning", "upstream-down", f"upstream {ev.interface} is down",
                       upstream=ev.interface)
-            self._usability_changed(ev.interface, now)
+            assert self._liveness is not None
+            self._liveness.link(ev.interface, False, now)
+            self._apply_liveness(now)
 
     def _usability(self, ev: UpstreamUsability, now: float) -> None:
-        if ev.usable:
-            self._dead.discard(ev.interface)
-        else:
-            self._dead.add(ev.interface)
-        self._log("info" if ev.usable else "warning", "liveness",
-                  f"upstream {ev.interface} is {'usable' if ev.usable else 'unusable'}: "
+        """An override from outside (operator, controller, tests): usable or not."""
+        assert self._liveness is not None
+        self._log("info" if ev.usable else "warning", "override",
+                  f"upstream {ev.interface} set {'usable' if ev.usable else 'unusable'}: "
                   f"{ev.cause}", upstream=ev.interface, cause=ev.cause)
-        self._usability_changed(ev.interface, now)
+        self._liveness.force(ev.interface, ev.usable, now)
+        self._apply_liveness(now)
 
-    def _usability_changed(self, upstream: str, now: float) -> None:
-        before = self._unusable
-        self._update_unusable()
+    def _hello(self, ev: HelloReceived, now: float) -> None:
+        if ev.interface in self._candidates:
+            self._signal(ev.interface, ev.source, "hello", now)
+        else:
+            self.dropped["PIM hello on an interface that is not an upstream"] += 1
+
+    def _signal(self, upstream: str, source: bytes, kind: str, now: float) -> None:
+        """A query or hello heard on an upstream: evidence of life if it counts (draft §7)."""
+        evidence = self._config.candidate(upstream).liveness
+        if not (evidence.queries if kind == "query" else evidence.hellos):
+            return
+        assert self._liveness is not None
+        if self._liveness.signal(upstream, source, now):
+            self._apply_liveness(now)
+            return
+        self.dropped[f"{kind} from a router not configured for the upstream"] += 1
+        if (upstream, source) not in self._rejected_from:  # said once per sender
+            self._rejected_from.add((upstream, source))
+            self._log("warning", "liveness-rejected",
+                      f"{kind} on {upstream} from {_text(source)}, not one of its routers: "
+                      "it does not count", upstream=upstream, source=_text(source))
+
+    def _apply_liveness(self, now: float) -> None:
+        """Take in what liveness decided: log each change, then move what must move."""
+        assert self._liveness is not None
+        changes = self._liveness.pop_changes()
+        for change in changes:
+            state = "usable" if change.usable else "unusable"
+            self._log("info" if change.usable else "warning", "liveness",
+                      f"upstream {change.interface} is {state}: {change.cause}",
+                      upstream=change.interface, usable=change.usable, cause=change.cause)
+        before, self._unusable = self._unusable, self._liveness.unusable()
         if before == self._unusable:
             return
         if not self._config.upstream.takeover:
             for group in list(self._flows_by_group):
-                self._refresh_flows(group)
+                self._refresh_flows(group)  # hot standby swaps still follow usability
             return
-        if upstream in self._unusable:
-            # §5.1 takeover: what was selected onto it is selected again without it.
-            self._reselect(now, lambda share: _uses(share, upstream))
-        else:
-            # It is back: everything is selected afresh, so the preferred upstream returns.
+        lost = self._unusable - before
+        if lost:
+            # §5.1 takeover: what was selected onto them is selected again without them.
+            self._reselect(now, lambda share: any(_uses(share, u) for u in lost))
+        if before - self._unusable and self._config.upstream.hold_down is not None:
+            # Back (after its hold-down): everything is selected afresh, so preferred
+            # upstreams take back their subscriptions. With hold-down "never" they do not.
             self._reselect(now, lambda share: True, fresh=True)
+        for group in list(self._flows_by_group):
+            self._refresh_flows(group)
 
     # --- logging ------------------------------------------------------------------------
 

@@ -69,6 +69,15 @@ class UpstreamUsability:
 
 
 @dataclass(frozen=True, slots=True)
+class HelloReceived:
+    """A PIM Hello (RFC 7761 §4.3.1) from ``source`` arrived on ``interface``: evidence that an
+    upstream router is alive (draft §5.1)."""
+
+    interface: str
+    source: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ConfigChanged:
     """A new, already validated configuration takes effect (SIGHUP, controller)."""
 
@@ -77,5 +86,5 @@ class ConfigChanged:
 
 Event = (
     PacketReceived | InterfaceUp | InterfaceDown | TimerExpired | NewFlow | UpstreamUsability
-    | ConfigChanged
+    | HelloReceived | ConfigChanged
 )

@@ -107,14 +107,14 @@ class Proxy:
         g = ipaddress.ip_address(group).packed
         wait_until(lambda: any(r.type == record and r.group == g
                                for m in self.reports(prov, fam) for r in m.records),
-                   5, message=f"no {record.name} {group} from the proxy toward {prov}")
+                   10, message=f"no {record.name} {group} from the proxy toward {prov}")
 
     def reload(self, config: str) -> None:
         """Write a new configuration and SIGHUP the daemon; wait until it says it applied."""
         self.config.write_text(config)
         before = self.daemon.output().count("configuration reloaded")
         self.daemon.popen.send_signal(signal.SIGHUP)
-        wait_until(lambda: self.daemon.output().count("configuration reloaded") > before, 5,
+        wait_until(lambda: self.daemon.output().count("configuration reloaded") > before, 10,
                    message="the daemon did not reload")
 
     def send(self, prov: str, fam: Fam, group: str, count: int = 40) -> None:
@@ -300,7 +300,7 @@ def test_bad_reload_keeps_the_running_configuration(
     proxy = proxy_with(WHOLESALE)
     proxy.config.write_text(WHOLESALE.replace("232.1.0.0/16", "10.0.0.0/8"))
     proxy.daemon.popen.send_signal(signal.SIGHUP)
-    wait_until(lambda: "reload refused" in proxy.daemon.output(), 5)
+    wait_until(lambda: "reload refused" in proxy.daemon.output(), 10)
     assert "is not multicast" in proxy.daemon.output()
     sub1 = proxy.lab.receiver("sub1", "eth0")
     sub1.join(fam.asm, fam.g1)  # still proxied by the old rules

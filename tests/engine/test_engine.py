@@ -206,10 +206,16 @@ def test_takeover_moves_subscriptions_and_back(fam: Fam, how: str) -> None:
     w.flow("u2", fam.s1, fam.g1)
     assert w.route("u2", fam.s1, fam.g1) == {"d1"}
     assert any(log.event in ("upstream-down", "liveness") for log in w.logs)
-    # u1 returns: the subscription goes back, u2 is left.
+    # u1 returns: after its hold-down (10 s by default; an override takes effect at once),
+    # the subscription goes back and u2 is left.
     w.clear()
     if how == "link down":
         w.up("u1")
+        w.run_for(9.9)
+        joined = (T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ())
+        assert joined not in w.upstream_records("u1")  # (a pending leave may go out)
+        w.clear()
+        w.run_for(0.2)
     else:
         w.handle(UpstreamUsability("u1", True, "data again"))
     assert w.upstream_records("u1")[0] == (T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ())
@@ -378,3 +384,51 @@ def test_general_queries_are_sent_on_downstream_links(fam: Fam) -> None:
     assert len(queries) >= 2
     assert all(q.version == (3 if fam.v == 4 else 2) for q in queries)
     assert w.queries("u1") == []  # never the router side on an upstream
+
+
+QUERY_LIVENESS = """
+  takeover: true
+  hold-down: {hold}
+  candidates:
+    - interface: u1
+      priority: 10
+      liveness: {{{{link: true, queries: true}}}}
+      routers: ["{router}"]
+      active-interval: 2s
+    - interface: u2
+      priority: 5
+"""
+ROUTERS = {4: ("192.0.2.254", "192.0.2.66"), 6: ("fe80::1:fe", "fe80::1:66")}
+
+
+def _query(w: World, fam: Fam, source: str) -> None:
+    dest = "224.0.0.1" if fam.v == 4 else "ff02::1"
+    w.receive("u1", source, Query(3 if fam.v == 4 else 2, fam.general, 1.0), dest)
+
+
+@pytest.mark.parametrize("hold", ["3s", "never"])
+def test_silent_upstream_router_triggers_takeover(fam: Fam, hold: str) -> None:
+    router, forger = ROUTERS[fam.v]
+    w = world(fam, QUERY_LIVENESS.format(hold=hold, router=router))
+    w.join("d1", fam.h1, fam.g1)
+    assert w.upstream_records("u1")[0] == (T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ())
+    for _ in range(3):  # the router queries: u1 stays
+        w.run_for(1.0)
+        _query(w, fam, router)
+    # A host on the link forging queries cannot keep u1 alive (draft §7).
+    w.clear()
+    for _ in range(3):
+        w.run_for(1.0)
+        _query(w, fam, forger)
+    assert (T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ()) in w.upstream_records("u2")
+    assert w.engine.unusable == {"u1"}
+    assert w.engine.dropped["query from a router not configured for the upstream"] == 3
+    assert sum(log.event == "liveness-rejected" for log in w.logs) == 1  # said once
+    # The router speaks again: after the hold-down u1 takes back (unless "never").
+    w.clear()
+    for _ in range(5):
+        _query(w, fam, router)
+        w.run_for(1.0)
+    back = (T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ()) in w.upstream_records("u1")
+    assert back == (hold != "never")
+    assert w.engine.unusable == frozenset()
