@@ -31,6 +31,7 @@ from mcastproxy.engine import Engine
 from mcastproxy.events import (
     ConfigChanged,
     Event,
+    HelloReceived,
     InterfaceDown,
     InterfaceUp,
     NewFlow,
@@ -40,6 +41,7 @@ from mcastproxy.events import (
 from mcastproxy.kernel import KernelError, MulticastRouter, Role, UpcallKind
 from mcastproxy.links import LinkWatcher
 from mcastproxy.netio import IgmpSocket, InterfaceMap, MldSocket
+from mcastproxy.netio.pim import PimListener
 
 DEFAULT_STATUS_SOCKET = Path("/run/mcastproxy.sock")
 log = logging.getLogger("mcastproxy")
@@ -62,6 +64,7 @@ class Daemon:
         self.interfaces = InterfaceMap()
         self.sockets: dict[int, IgmpSocket | MldSocket] = {}
         self.routers: dict[int, MulticastRouter] = {}
+        self.hellos: dict[int, PimListener] = {}
         self.errors: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -115,8 +118,13 @@ class Daemon:
             sock = IgmpSocket(self.interfaces) if family == 4 else MldSocket(self.interfaces)
             self.sockets[family] = sock
             self._loop.add_reader(sock.fileno(), self._on_packets, sock)  # type: ignore[union-attr]
+            if any(c.liveness.hellos for c in cfg.upstream.candidates):
+                pim = self.hellos[family] = PimListener(family, self.interfaces)
+                self._loop.add_reader(pim.fileno(), self._on_hellos, pim)  # type: ignore[union-attr]
         for name in downstreams:
             self._listen(name)
+        for name in upstreams:
+            self._listen_hellos(name)
 
     def stop(self) -> None:
         log.info("stopping")
@@ -132,11 +140,10 @@ class Daemon:
             self._status.close()
             with contextlib.suppress(OSError):
                 self.status_socket.unlink()  # type: ignore[union-attr]
-        for family, sock in self.sockets.items():
+        for sock in (*self.sockets.values(), *self.hellos.values()):
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(sock.fileno())  # type: ignore[union-attr]
             sock.close()
-            del family
         self._stop_kernel()
         log.info("stopped; kernel state removed")
 
@@ -213,6 +220,20 @@ class Daemon:
             self._handle(PacketReceived(rx.interface, sock.family, rx.source, rx.destination,
                                         rx.payload))
 
+    def _on_hellos(self, pim: PimListener) -> None:
+        for interface, source in pim.receive():
+            self._handle(HelloReceived(interface, source))
+
+    def _listen_hellos(self, name: str) -> None:
+        if self.interfaces.get(name) is None:
+            return
+        for pim in self.hellos.values():
+            try:
+                pim.listen(name)
+            except OSError as exc:
+                self.errors["listen"] += 1
+                log.warning("cannot listen for PIM hellos on %s: %s", name, exc)
+
     def _on_upcalls(self, router: MulticastRouter) -> None:
         for up in router.read_upcalls():
             if up.kind is UpcallKind.NOCACHE and up.interface is not None:
@@ -226,8 +247,11 @@ class Daemon:
             # Appeared, disappeared or came back as another device: VIFs follow.
             for router in self.routers.values():
                 router.interface_changed(name)
-        if isinstance(event, InterfaceUp) and name in {d.interface for d in self.config.downstream}:
-            self._listen(name)
+        if isinstance(event, InterfaceUp):
+            if name in {d.interface for d in self.config.downstream}:
+                self._listen(name)
+            else:
+                self._listen_hellos(name)
         self._handle(event)
 
     def _listen(self, name: str) -> None:

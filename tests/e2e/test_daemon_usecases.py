@@ -16,6 +16,7 @@ duplicates, and that after the leaves the upstream memberships stop.
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,13 +93,14 @@ class Proxy:
         wait_until(self.status.exists, 10, message="the daemon did not start")
 
     def reports(self, prov: str, fam: Fam) -> list[Report]:
-        """Reports the proxy sent toward ``prov``, less its own kernel's for the well-known
-        groups a router's host stack joins (ff02::2, ff05::2: flags 0), and says so."""
+        """Reports the proxy sent toward ``prov``, less its own kernel's for the link-local and
+        well-known groups its host stack joins (224.0.0.13, ff02::2, ff05::2, ...)."""
         src = fam.proxy_up["u1" if prov == "prov1" else "u2"]
         return [
             m for p, m in self.caps[prov].messages()
             if p.src == src and isinstance(m, Report)
-            and any(len(r.group) == 4 or r.group[1] & 0xF0 for r in m.records)
+            and any(r.group[:3] != b"\xe0\x00\x00" if len(r.group) == 4 else r.group[1] & 0xF0
+                    for r in m.records)
         ]
 
     def wait_report(self, prov: str, fam: Fam, record: RecordType, group: str) -> None:
@@ -326,3 +328,40 @@ def test_every_kind_of_join_is_proxied(
     sub1.leave(fam.g1, *sources)
     left = RecordType.BLOCK_OLD_SOURCES if sources else RecordType.CHANGE_TO_INCLUDE_MODE
     proxy.wait_report("prov1", fam, left, fam.g1)
+
+
+HELLO_LIVENESS = """
+igmp: {{version: 3}}
+mld: {{version: 2}}
+downstream: [{{interface: d1, fast-leave: true}}, {{interface: d2, fast-leave: true}}]
+upstream:
+  takeover: true
+  hold-down: 1s
+  candidates:
+    - interface: u1
+      priority: 10
+      liveness: {{link: true, hellos: true}}
+      routers: ["{router}"]
+      active-interval: 1500ms
+    - interface: u2
+      priority: 5
+"""
+HELLO_SOURCE = {4: "10.0.1.2", 6: "fe80::ff:fe00:b102"}
+
+
+def test_pim_hellos_keep_an_upstream_and_their_silence_fails_it_over(
+    proxy_with: Callable[[str], Proxy], fam: Fam
+) -> None:
+    proxy = proxy_with(HELLO_LIVENESS.format(router=HELLO_SOURCE[fam.v]))
+    script = str(Path(__file__).with_name("pim_hello.py"))
+    hellos = proxy.lab.popen("prov1", sys.executable, script, "eth0", str(fam.v), "40", "0.25")
+    sub1 = proxy.lab.receiver("sub1", "eth0")
+    sub1.join(fam.asm, fam.g1)
+    proxy.wait_report("prov1", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g1)
+    # While hellos come (well past the 1.5 s active interval), u1 keeps the channel.
+    wait_until(lambda: hellos.output().count("sent") >= 12, 10)
+    assert proxy.reports("prov2", fam) == []
+    # The router falls silent: within the active interval the standby takes over.
+    hellos.stop()
+    proxy.wait_report("prov2", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g1)
+    assert "upstream u1 is unusable: no query or hello" in proxy.daemon.output()

@@ -29,7 +29,7 @@ TIMERS = ProtocolTimers()
 GMI = TIMERS.group_membership_interval
 LMQT = TIMERS.last_member_query_time
 STEPS = [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 60.0, 130.0, 300.0]
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 class ReferenceGroup:
@@ -158,7 +158,8 @@ any_op = st.one_of(
               st.frozensets(st.integers(1, 4), max_size=3)),
     st.tuples(st.just("old_report"), st.integers(0, 3), st.integers(1, 2), st.integers(1, 2)),
     st.tuples(st.just("leave"), st.integers(0, 3), st.integers(1, 2)),
-    st.tuples(st.just("general_query"), st.sampled_from([1, 20]), st.integers(1, 3)),
+    st.tuples(st.just("general_query"), st.sampled_from([1, 20]), st.integers(1, 3),
+              st.sampled_from([0, 1, 2, 3]), st.sampled_from([0, 30, 125])),
     st.tuples(st.just("specific_query"), st.integers(1, 2),
               st.frozensets(st.integers(1, 4), max_size=2), st.booleans()),
     st.tuples(st.just("advance"), st.sampled_from(STEPS)),
@@ -176,7 +177,8 @@ def _message(f: Flavor, op):
     if kind == "leave":
         return Leave(f.group(op[2]))
     if kind == "general_query":
-        return f.general_query(version=min(op[2], f.full))
+        # QRV and QQI, which a non-querier adopts (a GMI of 50 s with QRV 1, QQI 30)
+        return f.general_query(version=min(op[2], f.full), qrv=op[3], qqi=op[4])
     _, gn, ns, s_flag = op
     srcs = tuple(sorted(f.sources(*ns)))
     return Query(f.full, f.group(gn), 1.0, srcs, s_flag, 2, 125)

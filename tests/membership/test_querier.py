@@ -162,3 +162,28 @@ def test_start_twice_is_misuse() -> None:
     h = Harness(FLAVORS[0])
     with pytest.raises(RuntimeError):
         h.link.start(1.0)
+
+
+def test_robustness_above_seven_is_sent_as_qrv_zero() -> None:
+    """RFC 9776 §4.1.6: "If the querier's [Robustness Variable] exceeds 7 ... the QRV is set
+    to zero"."""
+    h = Harness(SOURCE_FILTERING[0], timers=ProtocolTimers(robustness=8))
+    assert [q.qrv for _, q in h.queries()] == [0]
+
+
+@pytest.mark.parametrize("flavor", SOURCE_FILTERING, ids=str)
+def test_adopted_shorter_group_membership_interval_is_honoured(flavor: Flavor) -> None:
+    """The querier's QRV 1 and QQI 30 make GMI 1 * 30 + 2 * 10 = 50 s: a refresh after the
+    adoption expires after 50 s, earlier than the timers set before it."""
+    h = Harness(flavor)
+    g, host = flavor.group(), flavor.host(1)
+    h.receive(flavor.join(g), host, at=0)
+    h.receive(flavor.general_query(qrv=1, qqi=30), flavor.router(1), at=1)
+    assert h.link.timers.group_membership_interval == 50.0
+    h.receive(flavor.join(g), host, at=2)
+    h.advance(51.999)
+    assert h.link.group_state(g).group_timer == 52.0
+    assert h.link.subscriber(g, host) is not None
+    h.advance(52)
+    assert h.link.group_state(g) is None
+    assert h.link.subscriber(g, host) is None

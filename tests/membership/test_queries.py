@@ -20,7 +20,7 @@ from membership_harness import (
     Harness,
 )
 
-from mcastproxy.membership import FilterMode, ProtocolTimers
+from mcastproxy.membership import FilterMode, ProtocolTimers, SendQuery
 
 INCLUDE, EXCLUDE = FilterMode.INCLUDE, FilterMode.EXCLUDE
 
@@ -232,3 +232,14 @@ def test_many_sources_split_over_several_queries(flavor: Flavor) -> None:
     assert all(len(q.sources) <= limit for q in first)
     assert len(first) > 1
     assert frozenset(s for q in first for s in q.sources) == many
+
+
+@pytest.mark.parametrize("flavor", FLAVORS, ids=str)
+def test_specific_queries_go_to_the_group(flavor: Flavor) -> None:
+    """RFC 9776 §4.1.12 / RFC 9777 §5.1.15: the destination of a specific query."""
+    h = Harness(flavor)
+    g = flavor.group()
+    h.receive(flavor.join(g), flavor.host(1), at=0)
+    h.receive(flavor.leave(g), flavor.host(1), at=10)
+    sent = [o for t, o in h.log if isinstance(o, SendQuery) and t == 10.0]
+    assert [o.destination for o in sent] == [g]

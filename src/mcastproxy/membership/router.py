@@ -73,7 +73,7 @@ from mcastproxy.membership.tracking import (
 )
 from mcastproxy.wire.messages import Leave, Message, Query, Report
 
-_NEXT_DEADLINE_BUDGET = 64  # heap entries next_deadline() checks per heap and call
+_NEXT_DEADLINE_BUDGET = 64  # stale heap entries next_deadline() drops per heap and call
 
 
 class RouterLink:
@@ -195,55 +195,36 @@ class RouterLink:
     def next_deadline(self) -> float | None:
         """When ``handle_timers()`` must next be called, or ``None`` if nothing is scheduled.
 
-        Exact as a rule; after a burst of refreshes or deletions it may be earlier than
-        needed (never later): the heap entries are checked against the state a bounded
-        number at a time, so this call stays cheap, and the rest happens in
-        ``handle_timers()`` when they come up.
+        Never later than the earliest timer; it can be earlier (a group or subscription was
+        refreshed since its heap entry was made), and the early wake-up then only moves the
+        entry. This keeps the call cheap however many timers were refreshed: a refresh
+        never touches a heap, and each entry is moved at most once per expiry interval.
         """
         best = self._querier.next_deadline()
-
-        budget = _NEXT_DEADLINE_BUDGET
+        groups = self._groups
         heap = self._group_heap
-        while heap:
-            deadline, address = heap[0]
-            group = self._groups.get(address)
-            if budget == 0:
-                best = min(best, deadline)
-                break
-            budget -= 1
-            if group is None or group.scheduled != deadline:
-                heappop(heap)  # stale
-                continue
-            wake = group.next_wake()
-            if wake > deadline:  # the group's timers moved later since the entry was made
-                heappop(heap)
-                group.scheduled = wake
-                if wake != NEVER:
-                    heappush(heap, (wake, address))
-                continue
-            best = min(best, deadline)
-            break
-
         budget = _NEXT_DEADLINE_BUDGET
-        sheap = self._subscription_heap
-        while sheap:
-            deadline, address, host = sheap[0]
-            if budget == 0:
-                best = min(best, deadline)
+        while heap and budget:
+            deadline, address = heap[0]
+            group = groups.get(address)
+            if group is not None and group.scheduled == deadline:
                 break
+            heappop(heap)  # stale: the group is gone or has a newer entry
             budget -= 1
-            group = self._groups.get(address)
+        if heap:
+            best = min(best, heap[0][0])
+        sheap = self._subscription_heap
+        budget = _NEXT_DEADLINE_BUDGET
+        while sheap and budget:
+            deadline, address, host = sheap[0]
+            group = groups.get(address)
             sub = group.subscribers.get(host) if group is not None else None
-            if sub is None or sub.scheduled != deadline:
-                heappop(sheap)  # stale
-                continue
-            if sub.expires > deadline:  # refreshed since: move the entry
-                heappop(sheap)
-                sub.scheduled = sub.expires
-                heappush(sheap, (sub.expires, address, host))
-                continue
-            best = min(best, deadline)
-            break
+            if sub is not None and sub.scheduled == deadline:
+                break
+            heappop(sheap)
+            budget -= 1
+        if sheap:
+            best = min(best, sheap[0][0])
         return None if best == NEVER else best
 
     def pop_outputs(self) -> list[Output]:
@@ -504,8 +485,11 @@ class RouterLink:
 
         if not a and not g.sources and g.mode is EXCLUDE and rtype in (IS_EX, TO_EX) and old <= 0:
             # The any-source join again: EXCLUDE ({},{}) IS_EX ({}) / TO_EX ({}) only sets
-            # the Group Timer to GMI (and raising a timer needs no rescheduling).
+            # the Group Timer to GMI. That raises it, unless GMI itself shrank (a querier's
+            # QRV and QQI adopted): only then is there something to reschedule.
             g.group_timer = now + self._gmi
+            if g.group_timer < g.scheduled:
+                self._reschedule(g)
             return
         changed, query_group, query_sources = g.apply_record(rtype, a, now, self._gmi)
         if is_new:
@@ -584,12 +568,10 @@ class RouterLink:
         else:
             old_mode, old = sub.mode, sub.sources
             # The common case, a refresh: the same filter mode and sources again.
-            if rtype in (IS_EX, TO_EX):
-                if old_mode is EXCLUDE and (a is old or a == old):
-                    sub.expires = now + self._gmi
-                    return True
-            elif (rtype in (IS_IN, TO_IN)) and old_mode is INCLUDE and a == old and a:
-                sub.expires = now + self._gmi
+            if (old_mode is EXCLUDE and rtype in (IS_EX, TO_EX) and (a is old or a == old)) or (
+                old_mode is INCLUDE and rtype in (IS_IN, TO_IN) and a == old and a
+            ):
+                self._refresh(g, host, sub, now + self._gmi)
                 return True
         mode, new = requested_state(old_mode, old, rtype, a)
 
@@ -612,7 +594,7 @@ class RouterLink:
             self._outputs.append(SubscriberChanged(g.address, host))
             self._changed_groups[g.address] = None
             return False
-        sub.expires = expires  # the entry at sub.scheduled is moved when it comes up
+        self._refresh(g, host, sub, expires)
         if mode is not old_mode or new != old:
             g.count(old_mode, old, -1)
             sub.mode = mode
@@ -621,6 +603,15 @@ class RouterLink:
             self._outputs.append(SubscriberChanged(g.address, host))
             self._changed_groups[g.address] = None
         return True
+
+    def _refresh(self, g: Group, host: bytes, sub: Subscription, expires: float) -> None:
+        """A report from the subscriber: it expires [Group Membership Interval] from now. Its
+        heap entry is moved when it comes up, unless it is now too late (GMI shrank)."""
+        sub.expires = expires
+        if expires < sub.scheduled:
+            sub.scheduled = expires
+            heappush(self._subscription_heap, (expires, g.address, host))
+            self._due = min(self._due, expires)
 
     def _remove_subscription(self, g: Group, host: bytes, sub: Subscription) -> None:
         del g.subscribers[host]

@@ -40,8 +40,9 @@ class GroupState:
     ``group_timer`` and each value of ``sources`` are absolute deadlines on the caller's
     clock; ``None`` is a timer that is not running (a Group Timer in INCLUDE mode, a Source
     Timer at zero in EXCLUDE mode). ``compatibility_mode`` is the Group Compatibility Mode of
-    RFC 9776 §7.3.2 / Multicast Address Compatibility Mode of RFC 9777 §8.3.2: the version
-    of the oldest host heard for the group recently (3 or 2: none).
+    RFC 9776 §7.3.2 / Multicast Address Compatibility Mode of RFC 9777 §8.3.2: the version of
+    the oldest host heard for the group within [Older Host Present Interval], or 3 (IGMP) /
+    2 (MLD) when there is none.
     """
 
     group: bytes

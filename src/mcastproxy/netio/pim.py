@@ -1,0 +1,124 @@
+"""PIM Hellos heard on upstream interfaces: evidence that an upstream router is alive.
+
+The proxy does not speak PIM; it only listens for Hellos (RFC 7761 §4.3.1: PIM version 2,
+type 0, sent to ALL-PIM-ROUTERS 224.0.0.13 / ff02::d with TTL/hop limit 1), as draft §5.1
+suggests. One raw socket per family, IP protocol 103, joined to ALL-PIM-ROUTERS on each
+upstream that watches for hellos; ``receive()`` returns (interface, source) of each Hello.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections import Counter
+
+from mcastproxy.netio import sockopts
+from mcastproxy.netio.common import MAX_PER_RECEIVE, NOT_LOOPED_BACK
+from mcastproxy.netio.interfaces import InterfaceMap
+
+IPPROTO_PIM = 103
+ALL_PIM_ROUTERS = {4: socket.inet_pton(socket.AF_INET, "224.0.0.13"),
+                   6: socket.inet_pton(socket.AF_INET6, "ff02::d")}
+PIM_HELLO = 0x20  # version 2 (high nibble), type 0 Hello (low nibble)
+
+
+def is_hello(pim: bytes) -> bool:
+    """A PIMv2 Hello header (RFC 7761 §4.9): version 2, type 0."""
+    return len(pim) >= 4 and pim[0] == PIM_HELLO
+
+
+class PimListener:
+    """Hellos of one family, on the upstreams ``listen``-ed to."""
+
+    def __init__(self, family: int, interfaces: InterfaceMap) -> None:
+        self.family = family
+        self.interfaces = interfaces
+        self.dropped: Counter[str] = Counter()
+        self._joined: dict[str, int] = {}
+        af = socket.AF_INET if family == 4 else socket.AF_INET6
+        s = socket.socket(af, socket.SOCK_RAW, IPPROTO_PIM)
+        try:
+            sockopts.attach_filter(s, NOT_LOOPED_BACK)
+            if family == 4:
+                s.setsockopt(socket.IPPROTO_IP, sockopts.IP_PKTINFO, 1)
+            else:
+                s.setsockopt(socket.IPPROTO_IPV6, sockopts.IPV6_RECVPKTINFO, 1)
+            s.setblocking(False)
+        except BaseException:
+            s.close()
+            raise
+        self._sock = s
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def close(self) -> None:
+        self._sock.close()
+        self._joined.clear()
+
+    def listen(self, interface: str) -> None:
+        """Join ALL-PIM-ROUTERS on ``interface`` (again if it came back as another index)."""
+        iface = self.interfaces.get(interface)
+        if iface is None:
+            return
+        old = self._joined.get(interface)
+        if old == iface.index:
+            return
+        if old is not None:
+            self._membership(old, join=False)
+        self._membership(iface.index, join=True)
+        self._joined[interface] = iface.index
+
+    def _membership(self, index: int, *, join: bool) -> None:
+        group = ALL_PIM_ROUTERS[self.family]
+        if self.family == 4:
+            opt = socket.IP_ADD_MEMBERSHIP if join else socket.IP_DROP_MEMBERSHIP
+            level, value = socket.IPPROTO_IP, sockopts.IP_MREQN.pack(group, bytes(4), index)
+        else:
+            opt = socket.IPV6_JOIN_GROUP if join else socket.IPV6_LEAVE_GROUP
+            level, value = socket.IPPROTO_IPV6, sockopts.IPV6_MREQ.pack(group, index)
+        try:
+            self._sock.setsockopt(level, opt, value)
+        except OSError:
+            if join:
+                raise
+
+    def receive(self) -> list[tuple[str, bytes]]:
+        """(interface, source) of every Hello queued now; anything else is counted."""
+        out: list[tuple[str, bytes]] = []
+        for _ in range(MAX_PER_RECEIVE):
+            try:
+                data, ancillary, _flags, addr = self._sock.recvmsg(65535, 128)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self.dropped["receive error"] += 1
+                break
+            index = None
+            for level, kind, value in ancillary:
+                if self.family == 4 and level == socket.IPPROTO_IP and kind == sockopts.IP_PKTINFO:
+                    index = sockopts.IN_PKTINFO.unpack(value[: sockopts.IN_PKTINFO.size])[0]
+                elif (self.family == 6 and level == socket.IPPROTO_IPV6
+                      and kind == sockopts.IPV6_PKTINFO):
+                    index = sockopts.IN6_PKTINFO.unpack(value[: sockopts.IN6_PKTINFO.size])[1]
+            if self.family == 4:
+                ihl = (data[0] & 0x0F) * 4 if data else 0
+                pim, source = data[ihl:], data[12:16]
+            else:
+                pim = data
+                source = socket.inet_pton(socket.AF_INET6, addr[0].partition("%")[0])
+            name = self.interfaces.name_of(index) if index is not None else None
+            if name is None:
+                self.dropped["unknown interface"] += 1
+            elif not is_hello(pim):
+                self.dropped["not a PIM hello"] += 1
+            else:
+                out.append((name, source))
+        return out
+
+    def __enter__(self) -> PimListener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self.close()
