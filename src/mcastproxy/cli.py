@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--down", action="append", default=[], metavar="U1,U2",
         help="mark these upstream candidates unusable, to show what takeover does",
     )
+    explain.add_argument(
+        "--live", nargs="?", const="", default=None, metavar="SOCKET",
+        help="take which upstreams are unusable from the running proxy (its status socket)",
+    )
     explain.add_argument("--json", action="store_true", help="print a JSON object")
     explain.set_defaults(func=cmd_explain)
 
@@ -162,6 +166,23 @@ def cmd_explain(args: argparse.Namespace) -> int:
             problems.append(f"--{what} {addr} is not of the group's address family")
     names = [c.interface for c in config.upstream.candidates]
     down = {name for item in args.down for name in item.split(",") if name}
+    liveness: dict[str, object] = {}
+    if args.live is not None:
+        import asyncio  # noqa: PLC0415 - only --live talks to the daemon
+
+        from mcastproxy import daemon  # noqa: PLC0415
+
+        path = Path(args.live) if args.live else daemon.DEFAULT_STATUS_SOCKET
+        try:
+            state = asyncio.run(daemon.query_status(path))
+        except OSError as exc:
+            print(f"mcastproxy explain: no running proxy at {path}: {exc.strerror}",
+                  file=sys.stderr)
+            return 1
+        for name, up in state["upstreams"].items():
+            liveness[name] = up.get("liveness", {"usable": up["usable"]})
+            if not up["usable"] and name in names:
+                down.add(name)
     problems += [f"--down {name} is not a candidate upstream" for name in sorted(down - {*names})]
     if problems:
         for p in problems:
@@ -190,6 +211,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             "skipped": list(sel.skipped),
             "inactive": list(sel.inactive),
             "down": sorted(down),
+            "liveness": liveness,
             "membership": {
                 "subscriber": None if unknown else str(subscriber),
                 "source": str(source) if source else None,
@@ -203,6 +225,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print(f"  upstream: {', '.join(sel.upstreams) or 'none'}")
     print(f"  rule:     {sel.rule.value}")
     print(f"  why:      {sel.reason}")
+    for name, live in liveness.items():
+        if isinstance(live, dict) and not live.get("usable", True):
+            why = live.get("inactive_because") or "held down after a return"
+            print(f"  {name}:       unusable ({why})")
     usable = [n for n in names if n not in down]
     print(
         f"  liveness: usable {', '.join(usable) or 'none'}; "

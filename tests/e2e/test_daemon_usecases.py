@@ -15,6 +15,7 @@ duplicates, and that after the leaves the upstream memberships stop.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from collections.abc import Callable
@@ -178,6 +179,14 @@ def test_resiliency_standby_serves_when_the_active_link_goes_down(
     # The active upstream's link loses carrier: the standby takes over.
     proxy.lab.set_link("prov1", "eth0", up=False)
     proxy.wait_report("prov2", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g1)
+    # `explain --live` takes the running proxy's view of which upstreams are usable.
+    out = json.loads(proxy.lab.run(
+        "proxy", sys.executable, "-m", "mcastproxy", "explain", "-c", str(proxy.config),
+        "--subscriber", "10.1.1.11" if fam.v == 4 else "fe80::ff:fe00:d111",
+        "--group", fam.g1, "--live", str(proxy.status), "--json"))
+    assert out["upstreams"] == ["u2"]
+    assert out["liveness"]["u1"]["usable"] is False
+    assert out["liveness"]["u1"]["inactive_because"] == "link down"
     proxy.send("prov2", fam, fam.g1, count=20)
     wait_until(lambda: len(delivered(sub1, fam.g1).get("prov2", [])) >= 20, 5)
     assert delivered(sub1, fam.g1) == {"prov1": list(range(20)), "prov2": list(range(20))}
