@@ -206,19 +206,24 @@ class Daemon:
     def _now(self) -> float:
         return self._loop.time()  # type: ignore[union-attr]
 
-    def _handle(self, event: Event) -> None:
+    def _handle(self, event: Event, *, arm: bool = True) -> None:
         try:
             self.engine.handle(event, self._now())
         except Exception:  # the engine must never take the daemon down with it
             self.errors["engine"] += 1
             log.exception("engine failed on %r", event)
         self._apply(self.engine.pop_actions())
-        self._arm_timer()
+        if arm:
+            self._arm_timer()
 
     def _on_packets(self, sock: IgmpSocket | MldSocket) -> None:
+        # A burst is handled packet by packet, each at once (no added latency), and the
+        # timer re-armed once for all of them.
+        family = sock.family
         for rx in sock.receive():
-            self._handle(PacketReceived(rx.interface, sock.family, rx.source, rx.destination,
-                                        rx.payload))
+            self._handle(PacketReceived(rx.interface, family, rx.source, rx.destination,
+                                        rx.payload), arm=False)
+        self._arm_timer()
 
     def _on_hellos(self, pim: PimListener) -> None:
         for interface, source in pim.receive():
