@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mcastproxy.netio import sockopts
@@ -37,3 +39,53 @@ class Received:
     destination: bytes
     payload: bytes
     ttl: int | None = None
+
+
+class Memberships:
+    """The link-scope groups one socket joins on each interface it listens on.
+
+    Joined by interface index, and joined again when an interface comes back as another
+    index (hot-plug, PPPoE). A leave that fails is fine: the device went with its groups.
+    """
+
+    def __init__(self, sock: socket.socket, family: int, groups: Sequence[bytes]) -> None:
+        self._sock = sock
+        self._family = family
+        self._groups = tuple(groups)
+        self._joined: dict[str, int] = {}  # interface -> index the groups were joined at
+
+    def join(self, interface: str, index: int) -> None:
+        old = self._joined.get(interface)
+        if old == index:
+            return
+        if old is not None:
+            self._set(old, join=False)
+        self._set(index, join=True)
+        self._joined[interface] = index
+
+    def leave(self, interface: str) -> None:
+        index = self._joined.pop(interface, None)
+        if index is not None:
+            self._set(index, join=False)
+
+    def clear(self) -> None:
+        """Forget them all (the socket was closed, and its memberships with it)."""
+        self._joined.clear()
+
+    def _set(self, index: int, *, join: bool) -> None:
+        if self._family == 4:
+            level = socket.IPPROTO_IP
+            option = socket.IP_ADD_MEMBERSHIP if join else socket.IP_DROP_MEMBERSHIP
+        else:
+            level = socket.IPPROTO_IPV6
+            option = socket.IPV6_JOIN_GROUP if join else socket.IPV6_LEAVE_GROUP
+        for group in self._groups:
+            if self._family == 4:
+                value = sockopts.IP_MREQN.pack(group, bytes(4), index)
+            else:
+                value = sockopts.IPV6_MREQ.pack(group, index)
+            try:
+                self._sock.setsockopt(level, option, value)
+            except OSError:
+                if join:
+                    raise

@@ -41,6 +41,7 @@ from mcastproxy.netio.common import (
     MAX_PER_RECEIVE,
     NOT_LOOPED_BACK,
     RCVBUF,
+    Memberships,
     Received,
 )
 from mcastproxy.netio.interfaces import InterfaceMap
@@ -64,7 +65,6 @@ class IgmpSocket:
         """Packets received and not returned, by reason."""
         self.send_errors: Counter[str] = Counter()
         """Sends that failed, by reason."""
-        self._joined: dict[str, int] = {}  # interface -> index the router groups were joined at
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IGMP)
         try:
             sockopts.attach_filter(s, NOT_LOOPED_BACK)
@@ -78,6 +78,7 @@ class IgmpSocket:
             s.close()
             raise
         self._sock = s
+        self._memberships = Memberships(s, self.family, ROUTER_GROUPS)
 
     def fileno(self) -> int:
         """The socket's descriptor (for ``add_reader``)."""
@@ -86,7 +87,7 @@ class IgmpSocket:
     def close(self) -> None:
         """Close the socket (its memberships go with it). Idempotent."""
         self._sock.close()
-        self._joined.clear()
+        self._memberships.clear()
 
     # -- memberships ------------------------------------------------------------------------
 
@@ -96,30 +97,11 @@ class IgmpSocket:
         iface = self.interfaces.get(interface)
         if iface is None:
             raise ValueError(f"{interface} is not in the interface map")
-        old = self._joined.get(interface)
-        if old == iface.index:
-            return
-        if old is not None:
-            self._memberships(old, socket.IP_DROP_MEMBERSHIP)
-        self._memberships(iface.index, socket.IP_ADD_MEMBERSHIP)
-        self._joined[interface] = iface.index
+        self._memberships.join(interface, iface.index)
 
     def unlisten(self, interface: str) -> None:
         """Leave what ``listen`` joined. Not joined is fine."""
-        index = self._joined.pop(interface, None)
-        if index is not None:
-            self._memberships(index, socket.IP_DROP_MEMBERSHIP)
-
-    def _memberships(self, index: int, option: int) -> None:
-        for group in ROUTER_GROUPS:
-            mreq = sockopts.IP_MREQN.pack(group, _UNSPECIFIED, index)
-            try:
-                self._sock.setsockopt(socket.IPPROTO_IP, option, mreq)
-            except OSError:
-                # Joining on a device that just vanished, or leaving one already gone with
-                # it: the next listen() after it reappears joins again.
-                if option == socket.IP_ADD_MEMBERSHIP:
-                    raise
+        self._memberships.leave(interface)
 
     # -- receiving --------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from mcastproxy.netio.common import (
     MAX_PER_RECEIVE,
     NOT_LOOPED_BACK,
     RCVBUF,
+    Memberships,
     Received,
 )
 from mcastproxy.netio.interfaces import InterfaceMap
@@ -67,7 +68,6 @@ class MldSocket:
         """Packets received and not returned, by reason."""
         self.send_errors: Counter[str] = Counter()
         """Sends that failed, by reason."""
-        self._joined: dict[str, int] = {}
         s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
         try:
             s.setsockopt(
@@ -86,6 +86,7 @@ class MldSocket:
             s.close()
             raise
         self._sock = s
+        self._memberships = Memberships(s, self.family, ROUTER_GROUPS)
 
     def fileno(self) -> int:
         """The socket's descriptor (for ``add_reader``)."""
@@ -94,7 +95,7 @@ class MldSocket:
     def close(self) -> None:
         """Close the socket (its memberships go with it). Idempotent."""
         self._sock.close()
-        self._joined.clear()
+        self._memberships.clear()
 
     # -- memberships ------------------------------------------------------------------------
 
@@ -104,29 +105,11 @@ class MldSocket:
         iface = self.interfaces.get(interface)
         if iface is None:
             raise ValueError(f"{interface} is not in the interface map")
-        old = self._joined.get(interface)
-        if old == iface.index:
-            return
-        if old is not None:
-            self._memberships(old, socket.IPV6_LEAVE_GROUP)
-        self._memberships(iface.index, socket.IPV6_JOIN_GROUP)
-        self._joined[interface] = iface.index
+        self._memberships.join(interface, iface.index)
 
     def unlisten(self, interface: str) -> None:
         """Leave what ``listen`` joined. Not joined is fine."""
-        index = self._joined.pop(interface, None)
-        if index is not None:
-            self._memberships(index, socket.IPV6_LEAVE_GROUP)
-
-    def _memberships(self, index: int, option: int) -> None:
-        for group in ROUTER_GROUPS:
-            try:
-                self._sock.setsockopt(
-                    socket.IPPROTO_IPV6, option, sockopts.IPV6_MREQ.pack(group, index)
-                )
-            except OSError:
-                if option == socket.IPV6_JOIN_GROUP:
-                    raise
+        self._memberships.leave(interface)
 
     # -- receiving --------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import socket
 from collections import Counter
 
 from mcastproxy.netio import sockopts
-from mcastproxy.netio.common import MAX_PER_RECEIVE, NOT_LOOPED_BACK
+from mcastproxy.netio.common import MAX_PER_RECEIVE, NOT_LOOPED_BACK, Memberships
 from mcastproxy.netio.interfaces import InterfaceMap
 
 IPPROTO_PIM = 103
@@ -34,7 +34,6 @@ class PimListener:
         self.family = family
         self.interfaces = interfaces
         self.dropped: Counter[str] = Counter()
-        self._joined: dict[str, int] = {}
         af = socket.AF_INET if family == 4 else socket.AF_INET6
         s = socket.socket(af, socket.SOCK_RAW, IPPROTO_PIM)
         try:
@@ -48,40 +47,20 @@ class PimListener:
             s.close()
             raise
         self._sock = s
+        self._memberships = Memberships(s, family, (ALL_PIM_ROUTERS[family],))
 
     def fileno(self) -> int:
         return self._sock.fileno()
 
     def close(self) -> None:
         self._sock.close()
-        self._joined.clear()
+        self._memberships.clear()
 
     def listen(self, interface: str) -> None:
         """Join ALL-PIM-ROUTERS on ``interface`` (again if it came back as another index)."""
         iface = self.interfaces.get(interface)
-        if iface is None:
-            return
-        old = self._joined.get(interface)
-        if old == iface.index:
-            return
-        if old is not None:
-            self._membership(old, join=False)
-        self._membership(iface.index, join=True)
-        self._joined[interface] = iface.index
-
-    def _membership(self, index: int, *, join: bool) -> None:
-        group = ALL_PIM_ROUTERS[self.family]
-        if self.family == 4:
-            opt = socket.IP_ADD_MEMBERSHIP if join else socket.IP_DROP_MEMBERSHIP
-            level, value = socket.IPPROTO_IP, sockopts.IP_MREQN.pack(group, bytes(4), index)
-        else:
-            opt = socket.IPV6_JOIN_GROUP if join else socket.IPV6_LEAVE_GROUP
-            level, value = socket.IPPROTO_IPV6, sockopts.IPV6_MREQ.pack(group, index)
-        try:
-            self._sock.setsockopt(level, opt, value)
-        except OSError:
-            if join:
-                raise
+        if iface is not None:
+            self._memberships.join(interface, iface.index)
 
     def receive(self) -> list[tuple[str, bytes]]:
         """(interface, source) of every Hello queued now; anything else is counted."""
