@@ -38,6 +38,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # and the downstream links, so at most 31 downstream links.
 MAX_DOWNSTREAM = 31
 IFNAMSIZ = 16
+MIN_DATA_INTERVAL = 0.02  # 20 ms: counters read every 5 ms at the most
 
 _MULTICAST = (ipaddress.ip_network("224.0.0.0/4"), ipaddress.ip_network("ff00::/8"))
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$")
@@ -262,11 +263,18 @@ def _address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 class Evidence(_Model):
     """What tells that an upstream is active (draft §5.1): its link, and/or IGMP/MLD queries
-    or PIM hellos from its routers within the active interval."""
+    or PIM hellos from its routers within the active interval; and, per channel, its data.
+
+    ``data``: a channel that was delivering on this upstream and then has no packet for this
+    long (the kernel's per-route counters, sampled four times in that span) is dead on this
+    upstream alone: a hot standby feeds in its place, or, with takeover, the channel alone
+    is selected again without it. Set it above the longest gap a channel may have.
+    """
 
     link: bool = True
     queries: bool = False
     hellos: bool = False
+    data: Duration | None = Field(None, ge=MIN_DATA_INTERVAL)
 
 
 def _hold_down(value: Any) -> Any:
@@ -320,6 +328,9 @@ class Upstream(_Model):
     # Before an upstream that is back takes its subscriptions back; "never": it does not
     # (new subscriptions may use it at once).
     hold_down: Annotated[float | None, BeforeValidator(_hold_down)] = Field(10.0, ge=0)
+    # Channels also joined on the next-ranked usable upstream as hot standby, even with no
+    # tie (multicast-only fast reroute in the manner of RFC 7431): a failure costs a swap.
+    resilient: tuple[Record, ...] = ()
     candidates: Annotated[tuple[Candidate, ...], AfterValidator(_at_least_one("candidate"))]
 
 
@@ -346,6 +357,17 @@ class Config(_Model):
         """Draft §5.2: per candidate, else global, else about twice the query interval."""
         own = self.candidate(name).active_interval
         return own or self.upstream.active_interval or 2 * self.timers.query_interval
+
+    def data_intervals(self) -> dict[str, float]:
+        """The candidates whose channels are watched for data, and the silence that kills."""
+        return {c.interface: c.liveness.data for c in self.upstream.candidates
+                if c.liveness.data is not None}
+
+    def sample_period(self) -> float | None:
+        """How often the kernel's route counters are read: a quarter of the shortest data
+        interval, so a silence is seen within 1¼ of it; None when no data is watched."""
+        intervals = self.data_intervals().values()
+        return min(intervals) / 4 if intervals else None
 
 
 # --- loading -------------------------------------------------------------------------------

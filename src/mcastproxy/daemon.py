@@ -30,6 +30,7 @@ from mcastproxy.config import Config, ConfigError, load_config
 from mcastproxy.engine import Engine
 from mcastproxy.events import (
     ConfigChanged,
+    CountersSampled,
     Event,
     HelloReceived,
     InterfaceDown,
@@ -72,6 +73,7 @@ class Daemon:
         self._stopping: asyncio.Event | None = None
         self._links: LinkWatcher | None = None
         self._status: asyncio.AbstractServer | None = None
+        self._sampler: asyncio.TimerHandle | None = None
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -97,6 +99,7 @@ class Daemon:
             for sig, handler in ((signal.SIGHUP, self.reload), (signal.SIGTERM, self.stop),
                                  (signal.SIGINT, self.stop)):
                 self._loop.add_signal_handler(sig, handler)
+            self._arm_sampler()
             log.info("running: %s", self._summary())
             await self._stopping.wait()
         finally:
@@ -132,8 +135,9 @@ class Daemon:
             self._stopping.set()
 
     async def _shutdown(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        for handle in (self._timer, self._sampler):
+            if handle is not None:
+                handle.cancel()
         if self._links is not None:
             await self._links.close()
         if self._status is not None:
@@ -197,6 +201,7 @@ class Daemon:
         for name in sorted(new_down - old_down):
             self._listen(name)
         self._handle(ConfigChanged(new))
+        self._arm_sampler()
         if self._links is not None:
             self._links.watch(self._names())
         log.info("configuration reloaded from %s: %s", self.config_path, self._summary())
@@ -285,6 +290,30 @@ class Daemon:
         if deadline is not None:
             self._timer = self._loop.call_at(deadline, self._on_timer)  # type: ignore[union-attr]
 
+    def _arm_sampler(self) -> None:
+        """Read the route counters of data-watched upstreams every quarter data interval."""
+        if self._sampler is not None:
+            self._sampler.cancel()
+            self._sampler = None
+        period = self.config.sample_period()
+        if period is not None and self._loop is not None:
+            self._sampler = self._loop.call_later(period, self._on_sample)
+
+    def _on_sample(self) -> None:
+        watched = self.config.data_intervals()
+        tables = {u for u, _, _ in self.engine.routes() if u in watched}
+        packets: dict[tuple[str, bytes, bytes], int] = {}
+        for router in self.routers.values():
+            for table in tables:
+                try:
+                    counted = router.counters(table)
+                except (KernelError, OSError, ValueError):
+                    continue
+                packets.update((key, c.packets) for key, c in counted.items())
+        if tables:
+            self._handle(CountersSampled(packets))
+        self._arm_sampler()
+
     # --- actions --------------------------------------------------------------------------
 
     def _apply(self, actions: list[Action]) -> None:
@@ -348,15 +377,18 @@ class Daemon:
             upstreams[c.interface] = {"usable": c.interface not in engine.unusable,
                                       "priority": c.priority, "groups": joined,
                                       "liveness": engine.liveness(c.interface)}
+        health = engine.flow_health()
         routes = [
             {"upstream": u, "source": _text(s), "group": _text(g), "downstream": sorted(o)}
+            | ({"data": health[u, s, g].value} if (u, s, g) in health else {})
             for (u, s, g), o in sorted(engine.routes().items())
         ]
         dropped = dict(engine.dropped)
         for sock in self.sockets.values():
             dropped.update({f"socket: {k}": v for k, v in sock.dropped.items()})
         return {"pid": os.getpid(), "config": str(self.config_path), "upstreams": upstreams,
-                "downstream": links, "routes": routes, "dropped": dropped,
+                "downstream": links, "routes": routes, "events": dict(engine.counts),
+                "dropped": dropped,
                 "errors": dict(self.errors)}
 
     async def _serve_status(self) -> None:

@@ -35,6 +35,7 @@ from mcastproxy.actions import Action, DeleteRoute, Log, SendPacket, SetRoute
 from mcastproxy.config import Config
 from mcastproxy.events import (
     ConfigChanged,
+    CountersSampled,
     Event,
     HelloReceived,
     InterfaceDown,
@@ -44,12 +45,13 @@ from mcastproxy.events import (
     TimerExpired,
     UpstreamUsability,
 )
+from mcastproxy.flowwatch import FlowWatch, Health
 from mcastproxy.liveness import Liveness
 from mcastproxy.membership.outputs import GroupChanged, SendQuery, SubscriberChanged
 from mcastproxy.membership.router import RouterLink
 from mcastproxy.membership.state import FilterMode
 from mcastproxy.membership.timers import ProtocolTimers
-from mcastproxy.selection import Selector
+from mcastproxy.selection import Channels, Selector
 from mcastproxy.subscriptions import NOTHING, Choice, Shares, split
 from mcastproxy.upstream.host import UpstreamHost
 from mcastproxy.upstream.merge import EMPTY, InterfaceState, MergedGroup
@@ -61,6 +63,9 @@ IN, EX = FilterMode.INCLUDE, FilterMode.EXCLUDE
 # few packets and raising no new upcall meanwhile.
 KERNEL_UNRESOLVED_HOLD = 10.0
 MAX_UNASKED_SOURCES = 64
+# Packets the kernel queued this long ago for a flow with no route are stale: resolve them
+# into nothing rather than deliver them late (or twice, when another upstream delivered them).
+STALE_QUEUE = 0.05
 Subscriber = bytes | None  # None: the anonymous share of a link
 LinkKey = tuple[str, bytes]  # (downstream link, group)
 
@@ -140,6 +145,11 @@ class Engine:
         # Sources the kernel saw on an upstream for a group it had not joined, and when.
         self._unasked: dict[tuple[str, bytes], dict[bytes, float]] = {}
         self._stale_routes: set[tuple[bytes, str]] = set()  # (group, link) to recompute
+        self._watch = FlowWatch({}, {})
+        # Per-channel takeover: group -> source (None: any source) -> upstreams on which
+        # that channel alone is dead.
+        self._avoid: dict[bytes, dict[bytes | None, frozenset[str]]] = {}
+        self.counts: Counter[str] = Counter()  # liveness changes, takeovers, swaps
         self._configure(config, addresses)
 
     # --- surface ------------------------------------------------------------------------
@@ -170,6 +180,8 @@ class Engine:
             self._usability(event, now)
         elif isinstance(event, HelloReceived):
             self._hello(event, now)
+        elif isinstance(event, CountersSampled):
+            self._counters(event, now)
         elif isinstance(event, ConfigChanged):
             self._reconfigure(event.config, now)
         else:
@@ -220,6 +232,10 @@ class Engine:
             return {}
         return {u: m.state() for u, m in lg.by_upstream.items() if not m.empty}
 
+    def flow_health(self) -> dict[tuple[str, bytes, bytes], Health]:
+        """The data liveness of the flows on watched upstreams."""
+        return dict(self._watch.flows())
+
     # --- configuration ----------------------------------------------------------------------
 
     def _configure(
@@ -234,6 +250,10 @@ class Engine:
         self._priority = {c.interface: c.priority for c in config.upstream.candidates}
         self._downstream = {d.interface for d in config.downstream}
         self._families = [f for f, on in ((4, config.igmp), (6, config.mld)) if on]
+        self._resilient = Channels(config.upstream.resilient)
+        self._watch.configure(config.data_intervals(), {
+            c.interface: c.hold_down if c.hold_down is not None else config.upstream.hold_down
+            for c in config.upstream.candidates})
         t = config.timers
         for name in self._candidates:
             for fam in self._families:
@@ -259,6 +279,7 @@ class Engine:
             self._liveness.link(name, name in self._addresses, now)
         self._liveness.pop_changes()
         self._unusable = self._liveness.unusable()
+        self._avoid.clear()  # per-channel takeovers are selected again under the new rules
         # Remembered selections stay (smooth migration) unless their upstream is gone.
         self._reselect(now, lambda share: True)
         self._log("info", "config", "configuration applied")
@@ -403,8 +424,11 @@ class Engine:
         state: InterfaceState,
         previous: Choice | None,
     ) -> None:
+        takeover = self._config.upstream.takeover
         shares, choice = split(
-            self._selector, subscriber, group, state, self._unusable, previous, self._still_good
+            self._selector, subscriber, group, state, self._unusable, previous, self._still_good,
+            self._avoid.get(group) if takeover else None,
+            self._resilient.match if self._resilient else None,
         )
         lg.members[subscriber] = _Share(state, shares, choice)
         for upstream, part in shares.items():
@@ -466,12 +490,15 @@ class Engine:
             recent = self._unasked.pop((upstream, group), {})
             for source, seen in recent.items():
                 if self._now - seen <= KERNEL_UNRESOLVED_HOLD:
-                    self._add_flow(upstream, source, group)
+                    self._add_flow(upstream, source, group, seen)
 
-    def _reselect(self, now: float, which: Callable[[_Share], bool], fresh: bool = False) -> None:
+    def _reselect(self, now: float, which: Callable[[_Share], bool], fresh: bool = False,
+                  group_only: bytes | None = None) -> None:
         """Split again the shares ``which`` picks (all remembered choices dropped if
-        ``fresh``), after the selection's inputs changed."""
+        ``fresh``; only of ``group_only`` if given), after the selection's inputs changed."""
         for (_link, group), lg in list(self._link_groups.items()):
+            if group_only is not None and group != group_only:
+                continue
             for subscriber, share in list(lg.members.items()):
                 if not which(share):
                     continue
@@ -499,37 +526,60 @@ class Engine:
             if len(recent) < MAX_UNASKED_SOURCES:
                 recent[ev.source] = self._now
             return
-        self._add_flow(ev.interface, ev.source, ev.group)
+        self._add_flow(ev.interface, ev.source, ev.group, self._now)
 
-    def _add_flow(self, upstream: str, source: bytes, group: bytes) -> None:
+    def _add_flow(self, upstream: str, source: bytes, group: bytes, seen: float) -> None:
+        """A route for a flow the kernel saw arrive on ``upstream`` at ``seen``."""
+        key = (upstream, source, group)
         self._flows_by_group.setdefault(group, set()).add((upstream, source))
-        self._routes[upstream, source, group] = frozenset()
-        self._set_route(upstream, source, group, force=True)
+        self._routes[key] = frozenset()
+        self._watch.add(key, self._now)
+        # The kernel forwards the packets it queued as soon as the route exists. Old ones, or
+        # ones another upstream may already have delivered, go nowhere: the route is made
+        # empty first. Fresh ones of a new channel go out at once (zapping).
+        others = any(u != upstream for u, s in self._flows_by_group[group] if s == source)
+        if others or self._now - seen > STALE_QUEUE:
+            self._actions.append(SetRoute(upstream, source, group, upstream, frozenset()))
+            self._refresh_flows(group)
+            return
+        self._refresh_flows(group)
+        if not self._routes[key]:  # counts packets all the same: a hot standby
+            self._actions.append(SetRoute(upstream, source, group, upstream, frozenset()))
 
     def _refresh_flows(self, group: bytes, link: str | None = None) -> None:
-        """Recompute the routes of ``group``'s flows: for ``link`` only, or for every link."""
-        for upstream, source in list(self._flows_by_group.get(group, ())):
-            self._set_route(upstream, source, group, link)
+        """Recompute the routes of ``group``'s flows: for ``link`` only, or for every link.
 
-    def _set_route(
-        self, upstream: str, source: bytes, group: bytes, only: str | None = None,
-        force: bool = False,
-    ) -> None:
+        Every route is decided before any changes, and the routes that only lose links are
+        written first: a link moving from one upstream to another is never fed by both."""
+        flows = self._flows_by_group.get(group)
+        if not flows:
+            return
         family = 4 if len(group) == 4 else 6
-        key = (upstream, source, group)
-        current = self._routes.get(key, frozenset())
-        links = [only] if only is not None else [n for n, f in self._links if f == family]
-        fed = {
-            link
-            for link in links
-            if (rl := self._links.get((link, family))) is not None
-            and rl.wants(group, source)
-            and self._feeder(link, source, group) == upstream
-        }
-        oifs = (current - set(links)) | fed
-        if force or current != oifs:
+        links = [link] if link is not None else [n for n, f in self._links if f == family]
+        fed: dict[tuple[str, bytes], set[str]] = {flow: set() for flow in flows}
+        for name in links:
+            rl = self._links.get((name, family))
+            if rl is None:
+                continue
+            for source in {s for _, s in flows}:
+                if rl.wants(group, source):
+                    feeder = self._feeder(name, source, group)
+                    if feeder is not None and (feeder, source) in fed:
+                        fed[feeder, source].add(name)
+        growing = []
+        for (upstream, source), now_fed in fed.items():
+            key = (upstream, source, group)
+            current = self._routes[key]
+            oifs = (current - set(links)) | now_fed
+            if oifs == current:
+                continue
             self._routes[key] = oifs
-            self._actions.append(SetRoute(upstream, source, group, upstream, oifs))
+            action = SetRoute(upstream, source, group, upstream, frozenset(oifs))
+            if oifs - current:
+                growing.append(action)
+            else:
+                self._actions.append(action)
+        self._actions.extend(growing)
 
     def _feeder(self, link: str, source: bytes, group: bytes) -> str | None:
         """The one upstream that feeds (source, group) to ``link``."""
@@ -539,11 +589,14 @@ class Engine:
         candidates = [u for u, m in lg.by_upstream.items() if m.wants(source)]
         if len(candidates) <= 1:
             return candidates[0] if candidates else None
-        # Several upstreams carry it for this link: the best-ranked selection with the source
-        # known decides (an any-source join and a source record may both cover it); among
-        # equals (robust reception), a usable one, by priority, then configuration order.
+        # Several upstreams carry it for this link. First the usable ones whose flow delivers
+        # (data liveness); then the best-ranked selection with the source known (an any-source
+        # join and a source record may both cover it; a resilient channel's standby is not
+        # selected); among equals (robust reception) the one feeding now, so that nothing
+        # flaps; then by priority and configuration order.
         best: tuple[object, ...] | None = None
         chosen: set[str] = set()
+        standby: set[str] = set()
         for subscriber, share in lg.members.items():
             if not _wants(share.state, source):
                 continue
@@ -552,9 +605,19 @@ class Engine:
                 best, chosen = sel.rank, set(sel.upstreams)
             elif sel.rank == best:
                 chosen |= set(sel.upstreams)
-        pool = [u for u in candidates if u in chosen] or candidates
-        return min(pool, key=lambda u: (u in self._unusable, -self._priority.get(u, 0),
-                                        self._order.get(u, 0)))
+            if self._resilient and self._resilient.match(subscriber, source, group):
+                skip = self._unusable | frozenset(sel.upstreams)
+                standby.update(self._selector.select(subscriber, source, group, skip).upstreams)
+        standby -= self._unusable
+        # Only what selection picks feeds (a resilient channel's standby too), unless nothing
+        # it picks carries the flow (a subscription kept where it was across a reload).
+        candidates = [u for u in candidates if u in chosen or u in standby] or candidates
+        routes, watch = self._routes, self._watch
+        flowing = [u for u in candidates if (u, source, group) in routes]
+        return min(flowing, default=None, key=lambda u: (
+            u in self._unusable, not watch.delivering((u, source, group)), u not in chosen,
+            link not in routes[u, source, group], -self._priority.get(u, 0),
+            self._order.get(u, 0)))
 
     def _drop_flows(self, upstream: str, group: bytes) -> None:
         flows = self._flows_by_group.get(group)
@@ -563,9 +626,62 @@ class Engine:
         for up, source in [f for f in flows if f[0] == upstream]:
             flows.discard((up, source))
             del self._routes[up, source, group]
+            self._watch.remove((up, source, group))
             self._actions.append(DeleteRoute(up, source, group))
         if not flows:
             del self._flows_by_group[group]
+
+    def _counters(self, ev: CountersSampled, now: float) -> None:
+        """Per-channel data liveness: a flow that stops moves its links to a standby that
+        delivers; with none, and takeover on, the channel alone is selected again without
+        that upstream (draft §5: an active upstream is per channel)."""
+        touched: set[bytes] = set()
+        for (upstream, source, group), health, cause in self._watch.sample(ev.packets, now):
+            touched.add(group)
+            self.counts[f"channel {health.value}"] += 1
+            self._log("warning" if health is Health.DEAD else "info", "channel-liveness",
+                      f"({_text(source)}, {_text(group)}) on {upstream} is {health.value}: "
+                      f"{cause}", upstream=upstream, source=_text(source), group=_text(group),
+                      health=health.value, cause=cause)
+            if health is Health.DEAD:
+                self._channel_dead(upstream, source, group, now)
+            elif health is Health.DELIVERING:
+                self._lift_avoid(frozenset((upstream,)), group, source)
+        for group in touched:
+            self._refresh_flows(group)
+        for group in [g for g in self._avoid if g not in self._flows_by_group]:
+            del self._avoid[group]  # nothing flows any more: forget
+
+    def _channel_dead(self, upstream: str, source: bytes, group: bytes, now: float) -> None:
+        flows = self._flows_by_group.get(group, set())
+        standby = [u for u, s in flows if s == source and u != upstream
+                   and u not in self._unusable and self._watch.delivering((u, source, group))]
+        if standby or not self._config.upstream.takeover:
+            return  # a hot standby takes the links over (``_refresh_flows``), or nothing moves
+        avoid = self._avoid.setdefault(group, {})
+        avoid[source] = avoid.get(source, frozenset()) | {upstream}
+        if all(not self._watch.delivering((u, s, group)) for u, s in flows if u == upstream):
+            avoid[None] = avoid.get(None, frozenset()) | {upstream}  # the any-source joins too
+        self.counts["channel takeover"] += 1
+        self._log("warning", "channel-takeover",
+                  f"({_text(source)}, {_text(group)}) selected again without {upstream}",
+                  upstream=upstream, source=_text(source), group=_text(group))
+        self._reselect(now, lambda share: _uses(share, upstream), group_only=group)
+
+    def _lift_avoid(self, upstreams: frozenset[str], group: bytes,
+                    source: bytes | None = None) -> None:
+        """``upstreams`` may carry ``group`` again (the channel of ``source`` only, if given,
+        and the group's any-source joins)."""
+        avoid = self._avoid.get(group)
+        if avoid is None:
+            return
+        for key in list(avoid) if source is None else (source, None):
+            if key in avoid:
+                avoid[key] -= upstreams
+                if not avoid[key]:
+                    del avoid[key]
+        if not avoid:
+            del self._avoid[group]
 
     # --- interfaces and liveness ----------------------------------------------------------
 
@@ -651,6 +767,7 @@ class Engine:
         changes = self._liveness.pop_changes()
         for change in changes:
             state = "usable" if change.usable else "unusable"
+            self.counts[f"upstream {state}"] += 1
             self._log("info" if change.usable else "warning", "liveness",
                       f"upstream {change.interface} is {state}: {change.cause}",
                       upstream=change.interface, usable=change.usable, cause=change.cause)
@@ -662,7 +779,11 @@ class Engine:
                 self._refresh_flows(group)  # hot standby swaps still follow usability
             return
         lost = self._unusable - before
+        back = before - self._unusable
+        for group in list(self._avoid):  # back: its channels may be selected there again
+            self._lift_avoid(back, group)
         if lost:
+            self.counts["takeover"] += 1
             # §5.1 takeover: what was selected onto them is selected again without them.
             self._reselect(now, lambda share: any(_uses(share, u) for u in lost))
         if before - self._unusable and self._config.upstream.hold_down is not None:

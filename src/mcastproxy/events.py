@@ -6,6 +6,7 @@ Interfaces are named as in the configuration; addresses are packed ``bytes``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mcastproxy.config import Config
@@ -60,6 +61,14 @@ class NewFlow:
 
 
 @dataclass(frozen=True, slots=True)
+class CountersSampled:
+    """The kernel's packet counters of the routes on data-watched upstreams, read just now:
+    (upstream, source, group) -> packets forwarded or counted since the route was made."""
+
+    packets: Mapping[tuple[str, bytes, bytes], int]
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamUsability:
     """Liveness says candidate ``interface`` became usable or unusable (draft §5.1)."""
 
@@ -86,5 +95,5 @@ class ConfigChanged:
 
 Event = (
     PacketReceived | InterfaceUp | InterfaceDown | TimerExpired | NewFlow | UpstreamUsability
-    | HelloReceived | ConfigChanged
+    | HelloReceived | ConfigChanged | CountersSampled
 )

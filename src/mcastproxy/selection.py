@@ -404,3 +404,33 @@ def describe(sel: Selection) -> str:
     if sel.inactive:
         text += f"; {', '.join(sel.inactive)} unusable but kept (takeover off or none usable)"
     return text
+
+
+class Channels:
+    """Whether (subscriber, source, group) falls under any of some records, matched as rule 1
+    matches them (the ``resilient`` channels). Few records: a scan."""
+
+    def __init__(self, records: Iterable[Record]) -> None:
+        self._records: list[tuple[int, tuple[tuple[int, int] | None, ...]]] = []
+        for rec in records:
+            width = _WIDTH[rec.family]
+            self._records.append((width // 8, tuple(
+                None if net is None else (int(net.network_address),
+                                          ((1 << width) - 1) ^ ((1 << width) - 1 >> net.prefixlen))
+                for net in (rec.subscriber, rec.source, rec.group))))
+
+    def __bool__(self) -> bool:
+        return bool(self._records)
+
+    def match(self, subscriber: bytes | None, source: bytes | None, group: bytes) -> bool:
+        values = (subscriber, source, group)
+        for size, prefixes in self._records:
+            if len(group) != size:
+                continue
+            for prefix, value in zip(prefixes, values, strict=True):
+                if prefix is not None and (
+                    value is None or int.from_bytes(value) & prefix[1] != prefix[0]):
+                    break
+            else:
+                return True
+        return False

@@ -20,7 +20,7 @@ new subscriptions are selected under the new rules; takeover re-selects explicit
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from mcastproxy.membership.state import FilterMode
 from mcastproxy.selection import Selector
@@ -48,31 +48,48 @@ def split(
     unusable: frozenset[str],
     previous: Choice | None,
     still_good: Callable[[tuple[str, ...]], bool],
+    avoid: Mapping[bytes | None, frozenset[str]] | None = None,
+    resilient: Callable[[bytes | None, bytes | None, bytes], bool] | None = None,
 ) -> tuple[Shares, Choice]:
     """The shares of subscription (subscriber, group, state), and the choices made.
 
     A selection remembered in ``previous`` is kept while ``still_good`` accepts it.
+    ``avoid`` names, per source (None: any source), upstreams on which that channel alone is
+    dead (per-channel takeover). Where ``resilient`` says so for (subscriber, source, group),
+    the next-ranked usable upstream is asked too, as hot standby.
     """
     choice = Choice()
+    avoid = avoid or {}
 
     def select(source: bytes | None) -> tuple[str, ...]:
+        dead = avoid.get(source, frozenset())
         if previous is not None:
             old = previous.any_source if source is None else previous.by_source.get(source)
-            if old is not None and still_good(old):
+            if old is not None and still_good(old) and not dead.intersection(old):
                 return old
-        return selector.select(subscriber, source, group, unusable).upstreams
+        return selector.select(subscriber, source, group, unusable | dead).upstreams
+
+    def standby(source: bytes | None, primary: tuple[str, ...]) -> tuple[str, ...]:
+        if resilient is None or not primary or not resilient(subscriber, source, group):
+            return ()
+        skip = unusable | avoid.get(source, frozenset()) | frozenset(primary)
+        # With nothing usable left, selection answers with an unusable one: no standby then.
+        return tuple(u for u in selector.select(subscriber, source, group, skip).upstreams
+                     if u not in skip)
 
     mode, sources = state
     if mode is FilterMode.INCLUDE:
         included: dict[str, set[bytes]] = {}
         for s in sources:
             ups = choice.by_source[s] = select(s)
-            for u in ups:
+            for u in (*ups, *standby(s, ups)):
                 included.setdefault(u, set()).add(s)
         return {u: (FilterMode.INCLUDE, frozenset(ss)) for u, ss in included.items()}, choice
 
     primary = choice.any_source = select(None)
     parts: dict[str, list[InterfaceState]] = {u: [] for u in primary}
+    for u in standby(None, primary):
+        parts.setdefault(u, []).append((FilterMode.EXCLUDE, sources))
     also_excluded: set[bytes] = set()
     for prefix, holders in selector.source_records(subscriber, group, unusable):
         if prefix.prefixlen == prefix.max_prefixlen:
