@@ -167,6 +167,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     names = [c.interface for c in config.upstream.candidates]
     down = {name for item in args.down for name in item.split(",") if name}
     liveness: dict[str, object] = {}
+    flows: list[dict[str, object]] = []  # the running proxy's routes of this channel
     if args.live is not None:
         import asyncio  # noqa: PLC0415 - only --live talks to the daemon
 
@@ -183,6 +184,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
             liveness[name] = up.get("liveness", {"usable": up["usable"]})
             if not up["usable"] and name in names:
                 down.add(name)
+        flows = [r for r in state.get("routes", []) if r["group"] == str(group)
+                 and (source is None or r["source"] == str(source))]
     problems += [f"--down {name} is not a candidate upstream" for name in sorted(down - {*names})]
     if problems:
         for p in problems:
@@ -212,6 +215,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             "inactive": list(sel.inactive),
             "down": sorted(down),
             "liveness": liveness,
+            "flows": flows,
             "membership": {
                 "subscriber": None if unknown else str(subscriber),
                 "source": str(source) if source else None,
@@ -229,6 +233,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if isinstance(live, dict) and not live.get("usable", True):
             why = live.get("inactive_because") or "held down after a return"
             print(f"  {name}:       unusable ({why})")
+    for f in flows:
+        data = f" (data {f['data']})" if "data" in f else ""
+        feeds = ", ".join(f["downstream"]) or "nothing: hot standby"
+        print(f"  flow:     ({f['source']}, {f['group']}) from {f['upstream']}{data} feeds {feeds}")
     usable = [n for n in names if n not in down]
     print(
         f"  liveness: usable {', '.join(usable) or 'none'}; "
