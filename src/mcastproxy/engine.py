@@ -66,6 +66,10 @@ MAX_UNASKED_SOURCES = 64
 # Packets the kernel queued this long ago for a flow with no route are stale: resolve them
 # into nothing rather than deliver them late (or twice, when another upstream delivered them).
 STALE_QUEUE = 0.05
+# A subscription moved to an upstream that is usable again stays on the old one until the
+# new one delivers (make before break), but no longer than this: an upstream join through
+# PIM can take a few seconds.
+BRIDGE_TIMEOUT = 5.0
 Subscriber = bytes | None  # None: the anonymous share of a link
 LinkKey = tuple[str, bytes]  # (downstream link, group)
 
@@ -103,18 +107,18 @@ class _Share:
 class _LinkGroup:
     """What one downstream link asks for one group, by subscriber and by upstream."""
 
-    __slots__ = ("by_upstream", "lingering", "members", "tracked")
+    __slots__ = ("bridging", "by_upstream", "lingering", "members", "tracked")
 
     def __init__(self) -> None:
         self.members: dict[Subscriber, _Share] = {}  # tracked subscribers and anonymous
         self.lingering: dict[bytes, list[_Share]] = {}  # departed, until the link catches up
+        # Moved to another upstream that does not deliver yet: the old shares stay meanwhile.
+        self.bridging: dict[Subscriber, _Share] = {}
         self.tracked = MergedGroup()  # merge of the tracked subscribers' states
         self.by_upstream: dict[str, MergedGroup] = {}  # merge of the shares given to each
 
-    def shares(self) -> Iterable[_Share]:
-        yield from self.members.values()
-        for old in self.lingering.values():
-            yield from old
+    def empty(self) -> bool:
+        return not (self.members or self.lingering or self.bridging)
 
 
 class Engine:
@@ -149,6 +153,7 @@ class Engine:
         # Per-channel takeover: group -> source (None: any source) -> upstreams on which
         # that channel alone is dead.
         self._avoid: dict[bytes, dict[bytes | None, frozenset[str]]] = {}
+        self._bridges: dict[bytes, float] = {}  # group -> when its bridging shares end
         self.counts: Counter[str] = Counter()  # liveness changes, takeovers, swaps
         self._configure(config, addresses)
 
@@ -197,6 +202,8 @@ class Engine:
         deadlines = [m.next_deadline() for m in (*self._links.values(), *self._hosts.values())]
         if self._liveness is not None:
             deadlines.append(self._liveness.next_deadline())
+        if self._bridges:
+            deadlines.append(min(self._bridges.values()))
         return min((d for d in deadlines if d is not None), default=None)
 
     # --- views, for status and tests ------------------------------------------------------
@@ -231,6 +238,10 @@ class Engine:
         if lg is None:
             return {}
         return {u: m.state() for u, m in lg.by_upstream.items() if not m.empty}
+
+    def bridged(self) -> frozenset[bytes]:
+        """Groups with subscriptions kept on their old upstream until the new one delivers."""
+        return frozenset(self._bridges)
 
     def flow_health(self) -> dict[tuple[str, bytes, bytes], Health]:
         """The data liveness of the flows on watched upstreams."""
@@ -322,6 +333,8 @@ class Engine:
         assert self._liveness is not None
         self._liveness.handle_timers(now)
         self._apply_liveness(now)
+        for group in [g for g, end in self._bridges.items() if end <= now]:
+            self._end_bridges(group)
         for (name, fam), link in self._links.items():
             deadline = link.next_deadline()
             if deadline is not None and deadline <= now:
@@ -374,6 +387,8 @@ class Engine:
         if lg is None:
             lg = self._link_groups[name, group] = _LinkGroup()
         state = link.subscriber(group, subscriber)
+        if (bridge := lg.bridging.pop(subscriber, None)) is not None:
+            self._unshare(group, lg, bridge)  # what it asks now is shared afresh
         old = lg.members.pop(subscriber, None)
         if old is not None:
             lg.tracked.remove(*old.state)
@@ -404,6 +419,9 @@ class Engine:
             lg.lingering.clear()
         explained = explained or bool(lg.lingering)
         anon = lg.members.get(None)
+        if (explained or anon is None or anon.state != wanted) and (
+                bridge := lg.bridging.pop(None, None)) is not None:
+            self._unshare(group, lg, bridge)
         if explained and anon is not None:
             self._unshare(group, lg, anon)
             del lg.members[None]
@@ -411,7 +429,7 @@ class Engine:
             if anon is not None:
                 self._unshare(group, lg, anon)
             self._share(group, lg, None, wanted, anon.choice if anon else None)
-        if not lg.members and not lg.lingering:
+        if lg.empty():
             del self._link_groups[name, group]
         if group in self._flows_by_group:
             self._stale_routes.add((group, name))
@@ -423,18 +441,19 @@ class Engine:
         subscriber: Subscriber,
         state: InterfaceState,
         previous: Choice | None,
-    ) -> None:
+    ) -> _Share:
         takeover = self._config.upstream.takeover
         shares, choice = split(
             self._selector, subscriber, group, state, self._unusable, previous, self._still_good,
             self._avoid.get(group) if takeover else None,
             self._resilient.match if self._resilient else None,
         )
-        lg.members[subscriber] = _Share(state, shares, choice)
+        share = lg.members[subscriber] = _Share(state, shares, choice)
         for upstream, part in shares.items():
             lg.by_upstream.setdefault(upstream, MergedGroup()).add(*part)
             self._upstream_merge(upstream, group).add(*part)
             self._dirty.add((upstream, group))
+        return share
 
     def _unshare(self, group: bytes, lg: _LinkGroup, share: _Share) -> None:
         for upstream, part in share.shares.items():
@@ -493,20 +512,44 @@ class Engine:
                     self._add_flow(upstream, source, group, seen)
 
     def _reselect(self, now: float, which: Callable[[_Share], bool], fresh: bool = False,
-                  group_only: bytes | None = None) -> None:
+                  group_only: bytes | None = None, bridge: bool = False) -> None:
         """Split again the shares ``which`` picks (all remembered choices dropped if
-        ``fresh``; only of ``group_only`` if given), after the selection's inputs changed."""
+        ``fresh``; only of ``group_only`` if given), after the selection's inputs changed.
+
+        Make before break: the new shares are added before the old are taken back, and with
+        ``bridge`` a share moving off upstreams that are still usable stays on them until
+        the new upstream delivers (``_add_flow``) or ``BRIDGE_TIMEOUT`` passes."""
         for (_link, group), lg in list(self._link_groups.items()):
             if group_only is not None and group != group_only:
                 continue
             for subscriber, share in list(lg.members.items()):
                 if not which(share):
                     continue
-                # Make before break: the new shares are added before the old are taken back.
-                self._share(group, lg, subscriber, share.state,
-                            None if fresh else share.choice)
-                self._unshare(group, lg, share)
+                new = self._share(group, lg, subscriber, share.state,
+                                  None if fresh else share.choice)
+                left = share.shares.keys() - new.shares.keys()
+                if (bridge and left and subscriber not in lg.bridging
+                        and not left & self._unusable and left <= self._candidates):
+                    lg.bridging[subscriber] = share
+                    self._bridges.setdefault(group, now + BRIDGE_TIMEOUT)
+                else:
+                    self._unshare(group, lg, share)
             self._refresh_flows(group)
+
+    def _end_bridges(self, group: bytes) -> None:
+        """The moved subscriptions of ``group`` leave their old upstreams now."""
+        self._bridges.pop(group, None)
+        family = 4 if len(group) == 4 else 6
+        for name, fam in self._links:
+            lg = self._link_groups.get((name, group)) if fam == family else None
+            if lg is None or not lg.bridging:
+                continue
+            for share in lg.bridging.values():
+                self._unshare(group, lg, share)
+            lg.bridging.clear()
+            if lg.empty():
+                del self._link_groups[name, group]
+        self._refresh_flows(group)
 
     # --- forwarding ---------------------------------------------------------------------
 
@@ -541,6 +584,8 @@ class Engine:
         if others or self._now - seen > STALE_QUEUE:
             self._actions.append(SetRoute(upstream, source, group, upstream, frozenset()))
             self._refresh_flows(group)
+            if group in self._bridges and self._routes[key]:
+                self._end_bridges(group)  # the new upstream delivers: the old one may go
             return
         self._refresh_flows(group)
         if not self._routes[key]:  # counts packets all the same: a hot standby
@@ -611,7 +656,9 @@ class Engine:
         standby -= self._unusable
         # Only what selection picks feeds (a resilient channel's standby too), unless nothing
         # it picks carries the flow (a subscription kept where it was across a reload).
-        candidates = [u for u in candidates if u in chosen or u in standby] or candidates
+        bridged = {u for share in lg.bridging.values() for u in share.shares}
+        candidates = [u for u in candidates if u in chosen or u in standby or u in bridged
+                      ] or candidates
         routes, watch = self._routes, self._watch
         flowing = [u for u in candidates if (u, source, group) in routes]
         return min(flowing, default=None, key=lambda u: (
@@ -784,12 +831,14 @@ class Engine:
             self._lift_avoid(back, group)
         if lost:
             self.counts["takeover"] += 1
+            for group in list(self._bridges):
+                self._end_bridges(group)
             # §5.1 takeover: what was selected onto them is selected again without them.
             self._reselect(now, lambda share: any(_uses(share, u) for u in lost))
         if before - self._unusable and self._config.upstream.hold_down is not None:
             # Back (after its hold-down): everything is selected afresh, so preferred
             # upstreams take back their subscriptions. With hold-down "never" they do not.
-            self._reselect(now, lambda share: True, fresh=True)
+            self._reselect(now, lambda share: True, fresh=True, bridge=True)
         for group in list(self._flows_by_group):
             self._refresh_flows(group)
 

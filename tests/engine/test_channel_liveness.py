@@ -225,10 +225,17 @@ def test_an_upstream_back_lifts_its_per_channel_takeovers(fam: Fam) -> None:
     c.deliver("u1", fam.s1, fam.g1, on=False)
     c.run_for(0.2)
     assert w.engine.feeders("d1", ip(fam.g1)).keys() == {"u2"}
+    w.flow("u2", fam.s1, fam.g1)
+    c.deliver("u2", fam.s1, fam.g1)
     # u1 fails and comes back as a whole: after its hold-down the channel returns to it.
     w.handle(InterfaceDown("u1"))
     w.up("u1")
     c.run_for(1.1)
+    # Joined on u1 again; u2 stays until u1 delivers (make before break).
+    assert w.engine.feeders("d1", ip(fam.g1)).keys() == {"u1", "u2"}
+    assert w.route("u2", fam.s1, fam.g1) == {"d1"}
+    w.flow("u1", fam.s1, fam.g1)
+    assert w.route("u1", fam.s1, fam.g1) == {"d1"}
     assert w.engine.feeders("d1", ip(fam.g1)).keys() == {"u1"}
 
 

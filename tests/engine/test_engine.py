@@ -9,6 +9,7 @@ import pytest
 from harness import T, World, ip
 
 from mcastproxy.config import parse_config
+from mcastproxy.engine import BRIDGE_TIMEOUT
 from mcastproxy.events import ConfigChanged, InterfaceDown, PacketReceived, UpstreamUsability
 from mcastproxy.wire.messages import GroupRecord, Leave, Query, Report
 
@@ -219,7 +220,42 @@ def test_takeover_moves_subscriptions_and_back(fam: Fam, how: str) -> None:
     else:
         w.handle(UpstreamUsability("u1", True, "data again"))
     assert w.upstream_records("u1")[0] == (T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ())
+    # Make before break: u2 keeps feeding until u1 delivers, then it is left.
+    assert w.upstream_records("u2") == []
+    assert w.route("u2", fam.s1, fam.g1) == {"d1"}
+    w.flow("u1", fam.s1, fam.g1)
+    assert w.route("u1", fam.s1, fam.g1) == {"d1"}
     assert w.upstream_records("u2") == [(T.CHANGE_TO_INCLUDE_MODE, fam.g1, ())]
+    assert w.route("u2", fam.s1, fam.g1) is None
+
+
+def test_a_return_whose_data_never_comes_leaves_the_old_upstream_after_a_while(
+    fam: Fam
+) -> None:
+    w = world(fam, RESILIENCY.replace("{takeover}", "true"))
+    w.join("d1", fam.h1, fam.g1)
+    w.handle(UpstreamUsability("u1", False, "test"))
+    w.flow("u2", fam.s1, fam.g1)
+    w.clear()
+    w.handle(UpstreamUsability("u1", True, "test"))
+    left = (T.CHANGE_TO_INCLUDE_MODE, fam.g1, ())
+    w.run_for(BRIDGE_TIMEOUT - 0.1)
+    assert left not in w.upstream_records("u2")
+    w.run_for(0.2)
+    assert left in w.upstream_records("u2")
+
+
+def test_leaving_while_a_return_is_bridged_leaves_both_upstreams_at_once(fam: Fam) -> None:
+    w = world(fam, RESILIENCY.replace("{takeover}", "true"))
+    w.join("d1", fam.h1, fam.g1)
+    w.handle(UpstreamUsability("u1", False, "test"))
+    w.flow("u2", fam.s1, fam.g1)
+    w.handle(UpstreamUsability("u1", True, "test"))
+    w.clear()
+    w.leave("d1", fam.h1, fam.g1)  # fast leave
+    assert w.upstream_records("u1") == [(T.CHANGE_TO_INCLUDE_MODE, fam.g1, ())]
+    assert w.upstream_records("u2") == [(T.CHANGE_TO_INCLUDE_MODE, fam.g1, ())]
+    assert w.engine.routes() == {}
 
 
 def test_takeover_off_stays_on_the_inactive_upstream(fam: Fam) -> None:

@@ -98,8 +98,10 @@ def check(w: World, v: int, fam: dict) -> None:  # type: ignore[type-arg]
         for group in link.groups():
             subs = link.subscribers(group)
             tracked = merge((s.filter_mode, s.sources) for s in subs.values())
-            if link.forwarded(group) != tracked:
-                unsettled.add(group)  # last-member queries running: shares linger
+            if link.forwarded(group) != tracked or group in engine.bridged():
+                # Last-member queries running: shares linger; or a moved subscription
+                # stays on its old upstream until the new one delivers.
+                unsettled.add(group)
                 continue
             for h, s in subs.items():
                 if s.filter_mode is FilterMode.EXCLUDE:
