@@ -65,6 +65,10 @@ class Flavor:
     def group(self, n: int = 1) -> bytes:
         return ip(f"239.1.1.{n}") if self.family == 4 else ip(f"ff0e::1:{n}")
 
+    def ssm_group(self, n: int = 1) -> bytes:
+        """A group in the IANA SSM range (RFC 4607): 232.0.0.0/8, FF3x::/32."""
+        return ip(f"232.1.1.{n}") if self.family == 4 else ip(f"ff3e::1:{n}")
+
     def source(self, n: int) -> bytes:
         return ip(f"192.0.2.{n}") if self.family == 4 else ip(f"2001:db8::{n}")
 
@@ -138,6 +142,7 @@ class Harness:
         fast_leave: bool = False,
         start: bool = True,
         now: float = 0.0,
+        ssm_ranges=None,
     ) -> None:
         self.flavor = flavor
         self.own = flavor.router(10) if own == "default" else own
@@ -147,6 +152,7 @@ class Harness:
             flavor.version,
             self.own,  # type: ignore[arg-type]
             fast_leave,
+            ssm_ranges,
         )
         self.now = now
         self.log: list[tuple[float, Output]] = []

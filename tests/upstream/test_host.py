@@ -259,11 +259,37 @@ def test_older_querier_switches_to_old_messages_and_back(fam: Fam) -> None:
     assert h.set(fam.group, EX, fam.s2) == []  # a source change cannot be said
     h.run_until(5)
     assert h.set(fam.group, IN) == [Transmit(Leave(fam.group), fam.all_routers)]
-    # The Older Version Querier Present Timeout: Robustness * QI + QRI = 2*125 + 10.
+    # The Older Version Querier Present Timeout: Robustness * QI + Max Resp = 2*125 + 10.
     assert h.host.compatibility_mode(259.9) == fam.old
     assert h.host.compatibility_mode(260.1) == fam.new
     h.run_until(261)
     assert records(h.set(fam.group, EX)) == [GroupRecord(T.CHANGE_TO_EXCLUDE_MODE, fam.group)]
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "max_resp", "timeout"),
+    [
+        # RFC 9776 §8.12 / RFC 9777 §9.12 with the default values: 2 * 125 + 10 = 260 s.
+        ("igmp", 2, 10.0, 260.0),
+        ("mld", 1, 10.0, 260.0),
+        # An IGMPv1 Query's Max Resp Code 0 stands for 10 seconds (RFC 2236 §4).
+        ("igmp", 1, 0.0, 260.0),
+        # The Max Response Time of the older Query itself counts, not our default.
+        ("igmp", 2, 5.0, 255.0),
+        ("mld", 1, 25.0, 275.0),
+    ],
+)
+def test_older_version_querier_present_timeout(
+    name: str, version: int, max_resp: float, timeout: float
+) -> None:
+    fam = FAMS[name]
+    h = harness(fam)
+    # A newer Query first, with another Max Response Time: the older Query's own counts.
+    h.query(fam.general_query(max_resp=20.0))
+    h.run_until(100)
+    h.query(fam.general_query(version=version, max_resp=max_resp))
+    assert h.host.compatibility_mode(100 + timeout - 0.001) == version
+    assert h.host.compatibility_mode(100 + timeout) == fam.new
 
 
 def test_igmpv1_querier_has_no_leave() -> None:
@@ -306,3 +332,14 @@ def test_large_records_are_split_to_fit_the_mtu(fam: Fam) -> None:
     assert len(recs) == 1
     assert recs[0].type == T.CHANGE_TO_EXCLUDE_MODE
     assert 0 < len(recs[0].sources) < 1000
+
+
+def test_igmpv1_query_is_answered_within_ten_seconds_not_at_once() -> None:
+    # RFC 2236 §4: an IGMPv1 Query's Max Response Time 0 means 10 seconds.
+    fam = FAMS["igmp"]
+    h = harness(fam, 0.5)
+    h.set(fam.group, EX)
+    h.run_until(20)
+    h.query(fam.general_query(version=1, max_resp=0.0))
+    answers = h.run_until(40)
+    assert [at for at, _ in answers] == [20 + 5.0]

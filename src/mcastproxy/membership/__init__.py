@@ -2,11 +2,13 @@
 
 ``RouterLink`` is the per-link, per-family state machine (querier election, queries, the
 INCLUDE/EXCLUDE state tables, compatibility modes, explicit tracking of subscribers);
-``ProtocolTimers`` its timers; ``outputs`` what it asks the engine to do.
+``ProtocolTimers`` its timers; ``outputs`` what it asks the engine to do; ``SSM_RANGES`` the
+IANA SSM address ranges (RFC 4607) by family, for ``RouterLink(ssm_ranges=...)``.
 """
 
 from __future__ import annotations
 
+from mcastproxy.membership.addresses import SSM_RANGES
 from mcastproxy.membership.outputs import (
     GroupChanged,
     Output,
@@ -19,6 +21,7 @@ from mcastproxy.membership.state import DropReason, FilterMode, GroupState, Subs
 from mcastproxy.membership.timers import ProtocolTimers
 
 __all__ = [
+    "SSM_RANGES",
     "DropReason",
     "FilterMode",
     "GroupChanged",

@@ -49,6 +49,7 @@ class Group:
         "address",
         "exclude_count",
         "group_timer",
+        "in_ssm_range",
         "include_count",
         "mode",
         "n_exclude",
@@ -62,8 +63,10 @@ class Group:
         "v2_host",
     )
 
-    def __init__(self, address: bytes) -> None:
+    def __init__(self, address: bytes, in_ssm_range: bool = False) -> None:
         self.address = address
+        # In the link's SSM address range (RFC 4604): fixed, as the link's ranges are.
+        self.in_ssm_range = in_ssm_range
         self.mode = INCLUDE
         self.group_timer = OFF
         self.sources: dict[bytes, float] = {}  # source -> Source Timer deadline (OFF: zero)

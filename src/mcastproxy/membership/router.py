@@ -17,13 +17,13 @@ The link puts together three parts, each in its own module:
 - ``tracking``: what each subscriber asked for each group (explicit tracking).
 
 What stays here is what joins them. A record is checked (family, multicast, link-local scope,
-type), read in the version in use and the group's compatibility mode (§7.3), applied to the
-subscriber's tracked state and then to the group's state, and the table's query actions are
-carried out: by the querier as last-member queries, by fast leave as an immediate drop of what
-no tracked subscriber wants any more, by a non-querier not at all (it lowers its timers when
-it hears the querier's queries instead, §6.6.1). When the group state forgets something by its
-own timers (nobody answered the queries), the tracked subscribers that claimed it are
-forgotten too.
+type, and in the SSM address range its type and version, §6.4), read in the version in use
+and the group's compatibility mode (§7.3), applied to the subscriber's tracked state and then
+to the group's state, and the table's query actions are carried out: by the querier as
+last-member queries, by fast leave as an immediate drop of what no tracked subscriber wants
+any more, by a non-querier not at all (it lowers its timers when it hears the querier's
+queries instead, §6.6.1). When the group state forgets something by its own timers (nobody
+answered the queries), the tracked subscribers that claimed it are forgotten too.
 
 Timers: every deadline lives in the state it belongs to (a float on the group, the source
 record, the subscription). Two heaps index them for ``next_deadline()`` and
@@ -37,11 +37,14 @@ is discarded), never one that hides a real deadline. A refresh moves no heap ent
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from heapq import heappop, heappush
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from mcastproxy.membership.addresses import (
     MAX_QUERY_SOURCES,
+    SSM_RANGES,
+    AddressRanges,
     is_ipv6_link_local,
     is_link_local_scope,
     is_multicast,
@@ -83,6 +86,12 @@ class RouterLink:
     ``own_address`` is our address on the link (IPv4, or the IPv6 link-local); without one we
     cannot be querier. ``fast_leave`` drops state at once when the last tracked subscriber
     stops wanting it, instead of sending last-member queries.
+
+    ``ssm_ranges`` are the SSM address ranges (networks, or their text) in which the link is
+    an "SSM-aware router" (RFC 4604; RFC 9776 §6.4, RFC 9777 §7.4): EXCLUDE-mode records and
+    older-version reports and leaves for groups in them are ignored. ``None`` means the IANA
+    ranges of RFC 4607 for the family, ``SSM_RANGES[family]`` (232.0.0.0/8; FF3x::/32 for
+    every scope x), the default RFC 4604 asks for; an empty collection turns the rule off.
     """
 
     def __init__(
@@ -92,6 +101,7 @@ class RouterLink:
         version: int,
         own_address: bytes | None = None,
         fast_leave: bool = False,
+        ssm_ranges: Iterable[IPv4Network | IPv6Network | str] | None = None,
     ) -> None:
         if family not in (4, 6):
             raise ValueError(f"family must be 4 or 6, not {family!r}")
@@ -101,6 +111,8 @@ class RouterLink:
             name = "IGMP" if family == 4 else "MLD"
             raise ValueError(f"{name} version must be 1 to {self._full}, not {version!r}")
         self._check_address(own_address)
+        self._ssm = AddressRanges(_ssm_networks(family, ssm_ranges))
+        self._ssm_aware = bool(self._ssm)  # checked first on the report path
         self._family = family
         self._fast_leave = fast_leave
         self._unspecified = unspecified(self._alen)
@@ -276,6 +288,11 @@ class RouterLink:
         return self._querier.timers
 
     @property
+    def ssm_ranges(self) -> tuple[IPv4Network, ...] | tuple[IPv6Network, ...]:
+        """The SSM address ranges the link applies RFC 4604 to (empty: none)."""
+        return self._ssm.networks  # type: ignore[return-value]
+
+    @property
     def dropped(self) -> Mapping[DropReason, int]:
         """Inputs dropped or ignored, by reason."""
         return dict(self._dropped)
@@ -357,6 +374,10 @@ class RouterLink:
             return False
         return True
 
+    def _in_ssm(self, group: bytes, g: Group | None) -> bool:
+        """Whether ``group`` is in the SSM address range (known to its state, if it has one)."""
+        return g.in_ssm_range if g is not None else group in self._ssm
+
     def _check_group(self, group: bytes) -> bool:
         if len(group) != self._alen:
             self._dropped[DropReason.WRONG_FAMILY] += 1
@@ -416,6 +437,22 @@ class RouterLink:
         if not 1 <= rtype <= 6:
             self._dropped[DropReason.UNKNOWN_RECORD_TYPE] += 1
             return
+        if (
+            self._ssm_aware
+            and (old or rtype in (IS_EX, TO_EX))
+            and (g.in_ssm_range if g is not None else group in self._ssm)
+        ):
+            # RFC 9776 §6.4 (RFC 9777 §7.4 alike), from RFC 4604: "SSM-aware routers SHOULD
+            # ignore records that contain multicast addresses in the SSM address range if the
+            # record type is MODE_IS_EXCLUDE or CHANGE_TO_EXCLUDE_MODE. SSM-aware routers
+            # SHOULD ignore IGMPv1/IGMPv2 Report and IGMPv2 DONE [Leave] messages that contain
+            # multicast addresses in the SSM address range". Whatever its sources: TO_EX({})
+            # is the any-source join, which SSM does not have. The whole record is ignored,
+            # so it neither refreshes nor creates state, and it starts no Older Host Present
+            # timer (an SSM group never leaves the newest compatibility mode).
+            reason = DropReason.SSM_OLDER_VERSION if old else DropReason.SSM_EXCLUDE_MODE
+            self._dropped[reason] += 1
+            return
         if sources:
             alen = self._alen
             for s in sources:
@@ -456,6 +493,11 @@ class RouterLink:
                     return
             elif rtype == TO_EX:
                 a = EMPTY
+            elif self._ssm_aware and self._in_ssm(group, g):
+                # The record would become an any-source join (IS_EX({})), which the SSM range
+                # does not have (RFC 4604): SSM needs IGMPv3 / MLDv2 on the link.
+                self._dropped[DropReason.SSM_OLDER_VERSION] += 1
+                return
             else:
                 rtype, a = IS_EX, EMPTY
 
@@ -479,7 +521,7 @@ class RouterLink:
             # No state is INCLUDE({}): these records leave it unchanged.
             if rtype == BLOCK or (not a and rtype in (IS_IN, ALLOW, TO_IN)):
                 return
-            g = Group(group)
+            g = Group(group, self._ssm_aware and group in self._ssm)
 
         was_tracked = host is not None and self._track(g, host, rtype, a, now)
 
@@ -752,3 +794,22 @@ class RouterLink:
         if g.v2_host != OFF and self._family == 4:
             return 2
         return self._full
+
+
+def _ssm_networks(
+    family: int, ranges: Iterable[IPv4Network | IPv6Network | str] | None
+) -> tuple[IPv4Network, ...] | tuple[IPv6Network, ...]:
+    """The SSM ranges given to ``RouterLink``, checked: networks of the family, multicast."""
+    if ranges is None:
+        return SSM_RANGES[family]
+    if isinstance(ranges, str | bytes):
+        raise TypeError(f"ssm_ranges must be a collection of networks, not {ranges!r}")
+    networks = []
+    for item in ranges:
+        net = ip_network(item)  # ValueError for text that is no network, or with host bits
+        if net.version != family:
+            raise ValueError(f"SSM range {net} is not an IPv{family} network")
+        if not net.is_multicast:
+            raise ValueError(f"SSM range {net} is not multicast")
+        networks.append(net)
+    return tuple(networks)  # type: ignore[return-value]

@@ -78,3 +78,6 @@ class DropReason(StrEnum):
     UNKNOWN_RECORD_TYPE = "unknown_record_type"  # RFC 9776 §4.2.12: silently ignored
     RECORD_INVALID_FOR_VERSION = "record_invalid_for_version"  # old report with odd records
     IGNORED_FOR_OLDER_VERSION = "ignored_for_older_version"  # §7.3: BLOCK, v1 Leave, ...
+    # RFC 9776 §6.4 / RFC 9777 §7.4 (RFC 4604), for a group in the SSM address range:
+    SSM_EXCLUDE_MODE = "ssm_exclude_mode"  # an IS_EX or TO_EX record
+    SSM_OLDER_VERSION = "ssm_older_version"  # IGMPv1/v2 or MLDv1 report, Leave or Done

@@ -99,8 +99,10 @@ class ProtocolTimers:
     def group_membership_interval(self) -> float:
         """RFC 9776 §8.4 (RFC 9777 §9.4 Multicast Address Listening Interval).
 
-        "([Robustness Variable] times [Query Interval]) plus (2 * [Query Response Interval])"
-        (the revised RFCs; RFC 3376/3810 added one Query Response Interval, not two).
+        "This value MUST be ([Robustness Variable] times [Query Interval]) plus (2 * [Query
+        Response Interval])": 270 s by default. RFC 3376 §8.4 and RFC 3810 §9.4 added one
+        Query Response Interval (260 s); the revised RFCs changed it (Erratum 6725, named in
+        RFC 9776 Appendix C and RFC 9777 Appendix B.2).
         """
         return self.robustness * self.query_interval + 2 * self.query_response_interval
 
@@ -121,13 +123,13 @@ class ProtocolTimers:
 
     @property
     def older_version_querier_present_timeout(self) -> float:
-        """RFC 9776 §8.12 / RFC 9777 §9.12, for the host side (and for a router that hears an
-        older querier): ([Robustness Variable] x [Query Interval]) + [QRI].
+        """RFC 9776 §8.12 / RFC 9777 §9.12, as a router that hears an older querier uses it:
+        ([Robustness Variable] x [Query Interval]) + [QRI], 260 s by default.
 
         RFC 3376/3810 wrote it this way, with the values of the last Query received; RFC 9776
         words it as "[Robustness Variable] times [Query Interval] plus (10 times the Max
         Response Time in the last received Query Message)" and recommends the default values.
-        A host that wants the querier's Max Response Time can compute it from the Query.
+        The host side (``upstream.host``) takes the Max Response Time from the older Query.
         """
         return self.robustness * self.query_interval + self.query_response_interval
 

@@ -147,9 +147,7 @@ class UpstreamHost:
         """A query heard on the upstream link (from the querier)."""
         if query.version < self.newest_version:
             entering = self.compatibility_mode(now) == self.newest_version
-            # RFC 9776 §8.12: Older Version Querier Present Timeout.
-            timeout = self.robustness * self.query_interval + self.query_response_interval
-            self._older_until[query.version] = now + timeout
+            self._older_until[query.version] = now + self._older_querier_timeout(query)
             if entering:
                 # RFC 9776 §7.2.1: pending reports of the newer version are cancelled.
                 self._pending.clear()
@@ -164,6 +162,22 @@ class UpstreamHost:
                 self.query_interval = float(query.qqi)
             self.query_response_interval = query.max_resp
         self._schedule_response(query, now)
+
+    def _older_querier_timeout(self, query: Query) -> float:
+        """The Older Version Querier Present Timeout for an older ``query``, in seconds.
+
+        RFC 9776 §8.12: "This value SHOULD be [Robustness Variable] times [Query Interval]
+        plus (10 times the Max Response Time in the last received Query Message)"; RFC 9777
+        §9.12: "([Robustness Variable] times [Query Interval] in the last Query received)
+        plus ([Query Response Interval])". The last Query received is this older one, and
+        its Max Response Time is the querier's [Query Response Interval] (RFC 3376 Erratum
+        4375 says so of RFC 3376's wording). Read in seconds, "10 times" the Max Response
+        Time is that interval counted in the tenths of a second of the field and of §8.3
+        ("Default: 100 (10 seconds)"): 2 x 125 + 10 = 260 s with the default values, as in
+        RFC 3376 §8.12 and RFC 9777 §9.12. The Robustness Variable and Query Interval are
+        the querier's last QRV and QQI, or our defaults (an older Query carries neither).
+        """
+        return self.robustness * self.query_interval + _max_response(query, self.family)
 
     def handle_timers(self, now: float) -> None:
         """Do everything due at or before ``now``."""
@@ -286,7 +300,7 @@ class UpstreamHost:
     # --- Current-State Reports (RFC 9776 §5.2) ------------------------------------------------
 
     def _schedule_response(self, query: Query, now: float) -> None:
-        at = now + self._rng() * query.max_resp
+        at = now + self._rng() * _max_response(query, self.family)
         # Rule 1: a General Query response due sooner covers this query too.
         if self._general_at is not None and self._general_at <= at:
             return
@@ -369,3 +383,13 @@ class UpstreamHost:
         else:
             for i in range(0, len(record.sources), most):
                 yield record._replace(sources=record.sources[i : i + most])
+
+
+def _max_response(query: Query, family: int) -> float:
+    """The Max Response Time of ``query`` in seconds. RFC 2236 §4: "The IGMPv1 router will
+    send General Queries with the Max Response Time set to 0. This MUST be interpreted as a
+    value of 100 (10 seconds)."
+    """
+    if family == 4 and query.version == 1:
+        return 10.0
+    return query.max_resp
