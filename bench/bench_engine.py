@@ -39,7 +39,7 @@ downstream: [{interface: d1, fast-leave: true}, {interface: d2, fast-leave: true
 upstream:
   candidates:
     - interface: u1
-      records: [{group: 232.0.0.0/9}, {group: "ff3e::/17"}]
+      records: [{group: 239.0.0.0/9}, {group: "ff1e::/17"}]
     - interface: u2
 """
 ADDRS = {
@@ -64,11 +64,11 @@ class Load:
         if family == 4:
             self.hosts = [(10 << 24 | (1 + i % 2) << 16 | (i // 2 + 2)).to_bytes(4)
                           for i in range(subscribers)]
-            self.groups = [bytes((232, 128 * (g % 2), 0, 1 + g // 2)) for g in range(groups)]
+            self.groups = [bytes((239, 128 * (g % 2), 0, 1 + g // 2)) for g in range(groups)]
         else:
             self.hosts = [bytes.fromhex("fe80000000000000") + (i + 2).to_bytes(8)
                           for i in range(subscribers)]
-            self.groups = [bytes.fromhex("ff3e") + bytes(12) + (0x8000 * (g % 2) + g // 2 + 1
+            self.groups = [bytes.fromhex("ff1e") + bytes(12) + (0x8000 * (g % 2) + g // 2 + 1
                                                                 ).to_bytes(2)
                            for g in range(groups)]
         self.link = ["d1", "d2"]

@@ -26,12 +26,12 @@ def test_demo_proxies_live_and_fails_over() -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
     assert rows(text, 1) == {
-        ("sub1", "232.1.1.1", "u2"),  # d1 is fed by sub2's better-ranked selection
-        ("sub1", "ff3e::1:1", "u1"),
-        ("sub2", "232.1.1.1", "u2"),
+        ("sub1", "239.1.1.1", "u2"),  # d1 is fed by sub2's better-ranked selection
+        ("sub1", "ff1e::1:1", "u1"),
+        ("sub2", "239.1.1.1", "u2"),
         ("sub3", "232.2.2.2", "u2"),
     }
-    assert ("sub3", "232.1.1.1", "u1") in rows(text, 2)
+    assert ("sub3", "239.1.1.1", "u1") in rows(text, 2)
     assert ("sub3", "232.2.2.2", "u2") not in rows(text, 2)
     assert {u for _, _, u in rows(text, 3)} == {"u2"}  # after takeover, all via u2
     assert rows(text, 4) == set()

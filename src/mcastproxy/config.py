@@ -199,12 +199,28 @@ class Timers(_Model):
 # --- protocols, links and candidates --------------------------------------------------------
 
 
+def _of_family(version: int) -> Callable[[tuple[Network, ...] | None],
+                                          tuple[Network, ...] | None]:
+    def check(nets: tuple[Network, ...] | None) -> tuple[Network, ...] | None:
+        for net in nets or ():
+            if net.version != version:
+                raise ValueError(f"{net} is not an IPv{version} prefix")
+        return nets
+
+    return check
+
+
 class IgmpSettings(_Model):
     version: Literal[1, 2, 3] = 3
+    # RFC 4604: any-source joins (EXCLUDE mode, IGMPv1/v2) to these groups are ignored.
+    # Default: 232.0.0.0/8 (RFC 4607); [] turns the rule off.
+    ssm_ranges: Annotated[tuple[GroupPrefix, ...] | None, AfterValidator(_of_family(4))] = None
 
 
 class MldSettings(_Model):
     version: Literal[1, 2] = 2
+    # The same for MLD; default ff3x::/32 for every scope x (RFC 4607).
+    ssm_ranges: Annotated[tuple[GroupPrefix, ...] | None, AfterValidator(_of_family(6))] = None
 
 
 class Downstream(_Model):

@@ -4,9 +4,9 @@
                   +---- proxy ------+
     prov2 -- u2 --+                 +-- d2 ------- sub3
 
-Both providers send the same numbered channels (232.1.1.1, 232.2.2.2 and ff3e::1:1), so every
+Both providers send the same numbered channels (239.1.1.1, 232.2.2.2 and ff1e::1:1), so every
 packet a subscriber receives says which provider, and so which upstream, it came through. The
-proxy's configuration sends channel 232.1/16 and ff3e::1:0/112 to u1, 232.2/16 to u2, and
+proxy's configuration sends channel 239.1/16 and ff1e::1:0/112 to u1, 232.2/16 to u2, and
 every channel of sub2 (a customer of provider 2) to u2. Subscribers join with their own
 kernel's IGMP/MLD; then a channel change; then u1 loses its link and u2 takes over.
 
@@ -36,8 +36,8 @@ upstream:
     - interface: u1
       priority: 10
       records:
-        - {group: 232.1.0.0/16}
-        - {group: "ff3e::1:0/112"}
+        - {group: 239.1.0.0/16}
+        - {group: "ff1e::1:0/112"}
     - interface: u2
       priority: 5
       records:
@@ -45,7 +45,7 @@ upstream:
         - {subscriber: 10.1.1.12}       # sub2 is a customer of provider 2, for everything
 """
 
-CHANNELS = ("232.1.1.1", "232.2.2.2", "ff3e::1:1")
+CHANNELS = ("239.1.1.1", "232.2.2.2", "ff1e::1:1")
 RATE = 50  # packets per second, per channel and provider
 SECONDS = 40  # how long the providers send at most
 UPSTREAM_OF = {"prov1": "u1", "prov2": "u2"}
@@ -101,27 +101,27 @@ class Demo:
     def run(self) -> None:
         sub1, sub2, sub3 = (self.receivers[n] for n in ("sub1", "sub2", "sub3"))
         self.say("1. Joins. sub1 and sub2 share LAN d1; sub3 is alone on d2.")
-        print("   sub1: 232.1.1.1 (channel-based: u1) and ff3e::1:1 (MLDv2: u1)")
-        print("   sub2: 232.1.1.1 (subscriber-based: u2; one link is fed by one upstream, "
+        print("   sub1: 239.1.1.1 (channel-based: u1) and ff1e::1:1 (MLDv2: u1)")
+        print("   sub2: 239.1.1.1 (subscriber-based: u2; one link is fed by one upstream, "
               "the better-ranked: u2 feeds d1)")
         print("   sub3: 232.2.2.2 (channel-based: u2)")
-        sub1.join(JoinMode.IGMPV3_ASM, "232.1.1.1")
-        sub1.join(JoinMode.MLDV2_ASM, "ff3e::1:1")
-        sub2.join(JoinMode.IGMPV3_ASM, "232.1.1.1")
+        sub1.join(JoinMode.IGMPV3_ASM, "239.1.1.1")
+        sub1.join(JoinMode.MLDV2_ASM, "ff1e::1:1")
+        sub2.join(JoinMode.IGMPV3_ASM, "239.1.1.1")
         sub3.join(JoinMode.IGMPV3_SSM, "232.2.2.2", "10.0.2.2")
         self.table()
-        self.say("2. Channel change: sub3 zaps from 232.2.2.2 to 232.1.1.1")
+        self.say("2. Channel change: sub3 zaps from 232.2.2.2 to 239.1.1.1")
         sub3.leave("232.2.2.2")
-        sub3.join(JoinMode.IGMPV3_ASM, "232.1.1.1")
+        sub3.join(JoinMode.IGMPV3_ASM, "239.1.1.1")
         self.table()
         self.say("3. Upstream u1 loses its link: takeover to u2 (draft §5.1)")
         self.lab.set_link("prov1", "eth0", up=False)
         self.table()
         self.say("4. Everyone leaves: the proxy leaves upstream at once (fast leave)")
-        sub1.leave("232.1.1.1")
-        sub1.leave("ff3e::1:1")
-        sub2.leave("232.1.1.1")
-        sub3.leave("232.1.1.1")
+        sub1.leave("239.1.1.1")
+        sub1.leave("ff1e::1:1")
+        sub2.leave("239.1.1.1")
+        sub3.leave("239.1.1.1")
         self.table(1.0)
         print(f"\n{DIM}Every packet above crossed the proxy's kernel multicast routing, on the "
               "routes mcastproxy set.{END}")

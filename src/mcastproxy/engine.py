@@ -740,11 +740,13 @@ class Engine:
                 own = _own_address(ev.addresses, fam)
                 link = self._links.get((ev.interface, fam))
                 if link is None:
-                    version = (self._config.igmp if fam == 4 else self._config.mld).version  # type: ignore[union-attr]
+                    proto = self._config.igmp if fam == 4 else self._config.mld
+                    assert proto is not None
                     fast = next(d.fast_leave for d in self._config.downstream
                                 if d.interface == ev.interface)
                     link = self._links[ev.interface, fam] = RouterLink(
-                        _timers(self._config, ev.interface), fam, version, own, fast
+                        _timers(self._config, ev.interface), fam, proto.version, own, fast,
+                        ssm_ranges=proto.ssm_ranges,
                     )
                     link.start(now)
                 else:
