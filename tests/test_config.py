@@ -192,6 +192,13 @@ REFUSALS = [
      "upstream.candidates[0].address[0]", "not an IP address"),
     (with_(upstream="upstream:\n  active-interval: 0s\n  candidates: [{interface: u1}]"),
      "upstream.active-interval", "greater than 0"),
+    (with_(igmp='igmp: {ssm-ranges: ["ff3e::/32"]}'), "igmp.ssm-ranges",
+     "ff3e::/32 is not an IPv4 prefix"),
+    (with_(igmp="igmp: {ssm-ranges: [10.0.0.0/8]}"), "igmp.ssm-ranges[0]", "not multicast"),
+    (with_(upstream="upstream:\n  candidates: [{interface: u1, liveness: {data: 5ms}}]"),
+     "upstream.candidates[0].liveness.data", "must be at least 20ms"),
+    (with_(upstream="upstream:\n  resilient: [{}]\n  candidates: [{interface: u1}]"),
+     "upstream.resilient[0]", "needs at least one"),
     ("igmp: [unclosed\n", "", "YAML syntax error at line"),
     ("- a list\n", "", "must hold a mapping"),
 ]

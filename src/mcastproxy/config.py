@@ -277,6 +277,13 @@ def _address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         raise ValueError(f"{value!r} is not an IP address") from None
 
 
+def _data_interval(value: float | None) -> float | None:
+    if value is not None and value < MIN_DATA_INTERVAL:
+        raise ValueError(f"must be at least {MIN_DATA_INTERVAL * 1000:.0f}ms (the counters "
+                         f"are read every quarter of it)")
+    return value
+
+
 class Evidence(_Model):
     """What tells that an upstream is active (draft §5.1): its link, and/or IGMP/MLD queries
     or PIM hellos from its routers within the active interval; and, per channel, its data.
@@ -290,7 +297,7 @@ class Evidence(_Model):
     link: bool = True
     queries: bool = False
     hellos: bool = False
-    data: Duration | None = Field(None, ge=MIN_DATA_INTERVAL)
+    data: Annotated[Duration | None, AfterValidator(_data_interval)] = None
 
 
 def _hold_down(value: Any) -> Any:
