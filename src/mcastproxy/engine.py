@@ -153,6 +153,9 @@ class Engine:
         # Per-channel takeover: group -> source (None: any source) -> upstreams on which
         # that channel alone is dead.
         self._avoid: dict[bytes, dict[bytes | None, frozenset[str]]] = {}
+        # When each per-channel mark is lifted and the channel tried there again (no entry:
+        # hold-down "never"): (group, source or None, upstream) -> time.
+        self._avoid_until: dict[tuple[bytes, bytes | None, str], float] = {}
         self._bridges: dict[bytes, float] = {}  # group -> when its bridging shares end
         self.counts: Counter[str] = Counter()  # liveness changes, takeovers, swaps
         self._configure(config, addresses)
@@ -204,6 +207,8 @@ class Engine:
             deadlines.append(self._liveness.next_deadline())
         if self._bridges:
             deadlines.append(min(self._bridges.values()))
+        if self._avoid_until:
+            deadlines.append(min(self._avoid_until.values()))
         return min((d for d in deadlines if d is not None), default=None)
 
     # --- views, for status and tests ------------------------------------------------------
@@ -291,6 +296,7 @@ class Engine:
         self._liveness.pop_changes()
         self._unusable = self._liveness.unusable()
         self._avoid.clear()  # per-channel takeovers are selected again under the new rules
+        self._avoid_until.clear()
         # Remembered selections stay (smooth migration) unless their upstream is gone.
         self._reselect(now, lambda share: True)
         self._log("info", "config", "configuration applied")
@@ -334,7 +340,19 @@ class Engine:
         self._liveness.handle_timers(now)
         self._apply_liveness(now)
         for group in [g for g, end in self._bridges.items() if end <= now]:
-            self._end_bridges(group)
+            self._end_bridges(group, delivered=False)
+        retry = {}
+        for (group, key, upstream), end in list(self._avoid_until.items()):
+            if end <= now:
+                self._lift_avoid(frozenset((upstream,)), group, key)
+                retry[group] = upstream
+        for group, upstream in retry.items():
+            # After the hold-down, the channel is selected afresh: joined again where it
+            # died while it stays where it is, until the first upstream delivers.
+            self._log("info", "channel-retry",
+                      f"{_text(group)} tried again on {upstream} after its hold-down",
+                      upstream=upstream, group=_text(group))
+            self._reselect(now, lambda share: True, fresh=True, group_only=group, bridge=True)
         for (name, fam), link in self._links.items():
             deadline = link.next_deadline()
             if deadline is not None and deadline <= now:
@@ -347,17 +365,22 @@ class Engine:
                 self._flush_host(name, fam, host)
 
     def _flush_link(self, name: str, family: int, link: RouterLink, now: float) -> None:
-        touched: dict[bytes, None] = {}  # groups to settle once each, in order
+        # Groups to settle once each, in order, with what the link now forwards of each (the
+        # outputs come after the whole input, so that holds for all of them).
+        touched: dict[bytes, InterfaceState] = {}
         for out in link.pop_outputs():
             if isinstance(out, SendQuery):
                 self._send(name, family, out.destination, out.query)
             elif isinstance(out, SubscriberChanged):
-                self._subscriber_changed(name, link, out.group, out.subscriber)
-                touched[out.group] = None
-            elif isinstance(out, GroupChanged):
-                touched[out.group] = None
-        for group in touched:
-            self._settle(name, link, group)
+                group = out.group
+                wanted = touched.get(group)
+                if wanted is None:
+                    wanted = touched[group] = link.forwarded(group)
+                self._subscriber_changed(name, link, group, out.subscriber, wanted)
+            elif isinstance(out, GroupChanged) and out.group not in touched:
+                touched[out.group] = link.forwarded(out.group)
+        for group, wanted in touched.items():
+            self._settle(name, group, wanted)
 
     def _flush_host(self, name: str, family: int, host: UpstreamHost) -> None:
         for out in host.pop_outputs():
@@ -381,7 +404,8 @@ class Engine:
     # --- subscriptions --------------------------------------------------------------------
 
     def _subscriber_changed(
-        self, name: str, link: RouterLink, group: bytes, subscriber: bytes
+        self, name: str, link: RouterLink, group: bytes, subscriber: bytes,
+        wanted: InterfaceState,
     ) -> None:
         lg = self._link_groups.get((name, group))
         if lg is None:
@@ -392,7 +416,7 @@ class Engine:
         old = lg.members.pop(subscriber, None)
         if old is not None:
             lg.tracked.remove(*old.state)
-            if link.forwarded(group) != NOTHING:
+            if wanted != NOTHING:
                 # The link may still forward what it asked: keep its shares until it stops.
                 lg.lingering.setdefault(subscriber, []).append(old)
             else:
@@ -402,11 +426,10 @@ class Engine:
             lg.tracked.add(*new)
             self._share(group, lg, subscriber, new, old.choice if old else None)
 
-    def _settle(self, name: str, link: RouterLink, group: bytes) -> None:
-        """Bring the lingering and anonymous shares of (link, group) in line with the link's
-        router state, once the link's outputs for an event are in."""
+    def _settle(self, name: str, group: bytes, wanted: InterfaceState) -> None:
+        """Bring the lingering and anonymous shares of (link, group) in line with what the
+        link forwards (``wanted``), once the link's outputs for an event are in."""
         lg = self._link_groups.get((name, group))
-        wanted = link.forwarded(group)
         if lg is None:
             if wanted == NOTHING:
                 return
@@ -504,6 +527,9 @@ class Engine:
                       upstream=upstream, group=_text(group))
         if state == (IN, EMPTY):
             self._drop_flows(upstream, group)
+            if group in self._avoid and not any(
+                    (u, group) in self._upstream_groups for u in self._candidates):
+                self._lift_avoid(frozenset(self._candidates), group)  # nobody asks: forget
         elif before == (IN, EMPTY):
             # Data the kernel saw just before the join is still queued: route it now.
             recent = self._unasked.pop((upstream, group), {})
@@ -536,19 +562,31 @@ class Engine:
                     self._unshare(group, lg, share)
             self._refresh_flows(group)
 
-    def _end_bridges(self, group: bytes) -> None:
-        """The moved subscriptions of ``group`` leave their old upstreams now."""
+    def _end_bridges(self, group: bytes, delivered: bool = True) -> None:
+        """The moved subscriptions of ``group`` leave their old upstreams now; or, if the new
+        ones did not deliver in time, they go back where they were (what works is not
+        given up for what does not)."""
         self._bridges.pop(group, None)
         family = 4 if len(group) == 4 else 6
         for name, fam in self._links:
             lg = self._link_groups.get((name, group)) if fam == family else None
             if lg is None or not lg.bridging:
                 continue
-            for share in lg.bridging.values():
-                self._unshare(group, lg, share)
+            for subscriber, old in lg.bridging.items():
+                new = lg.members.get(subscriber)
+                if delivered or new is None:
+                    self._unshare(group, lg, old)
+                else:
+                    self._unshare(group, lg, new)
+                    lg.members[subscriber] = old
             lg.bridging.clear()
             if lg.empty():
                 del self._link_groups[name, group]
+        if not delivered:
+            self.counts["move abandoned"] += 1
+            self._log("warning", "move-abandoned",
+                      f"{_text(group)}: the upstream it moved to did not deliver within "
+                      f"{BRIDGE_TIMEOUT:g} s; it stays where it was", group=_text(group))
         self._refresh_flows(group)
 
     # --- forwarding ---------------------------------------------------------------------
@@ -696,8 +734,6 @@ class Engine:
                 self._lift_avoid(frozenset((upstream,)), group, source)
         for group in touched:
             self._refresh_flows(group)
-        for group in [g for g in self._avoid if g not in self._flows_by_group]:
-            del self._avoid[group]  # nothing flows any more: forget
 
     def _channel_dead(self, upstream: str, source: bytes, group: bytes, now: float) -> None:
         flows = self._flows_by_group.get(group, set())
@@ -706,9 +742,14 @@ class Engine:
         if standby or not self._config.upstream.takeover:
             return  # a hot standby takes the links over (``_refresh_flows``), or nothing moves
         avoid = self._avoid.setdefault(group, {})
-        avoid[source] = avoid.get(source, frozenset()) | {upstream}
+        keys: list[bytes | None] = [source]
         if all(not self._watch.delivering((u, s, group)) for u, s in flows if u == upstream):
-            avoid[None] = avoid.get(None, frozenset()) | {upstream}  # the any-source joins too
+            keys.append(None)  # the any-source joins too
+        hold = self._watch.hold_down(upstream)
+        for key in keys:
+            avoid[key] = avoid.get(key, frozenset()) | {upstream}
+            if hold is not None:
+                self._avoid_until[group, key, upstream] = now + hold
         self.counts["channel takeover"] += 1
         self._log("warning", "channel-takeover",
                   f"({_text(source)}, {_text(group)}) selected again without {upstream}",
@@ -724,6 +765,8 @@ class Engine:
             return
         for key in list(avoid) if source is None else (source, None):
             if key in avoid:
+                for upstream in avoid[key] & upstreams:
+                    self._avoid_until.pop((group, key, upstream), None)
                 avoid[key] -= upstreams
                 if not avoid[key]:
                     del avoid[key]

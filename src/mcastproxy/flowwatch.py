@@ -64,6 +64,10 @@ class FlowWatch:
         for flow in [f for f in self._flows if f[0] not in self._intervals]:
             del self._flows[flow]
 
+    def hold_down(self, upstream: str) -> float | None:
+        """How long a channel that failed on ``upstream`` waits to be tried there again."""
+        return self._hold.get(upstream)
+
     def watched(self, upstream: str) -> bool:
         return upstream in self._intervals
 

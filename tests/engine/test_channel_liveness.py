@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from test_engine import FAMS, Fam
 
 from mcastproxy.actions import DeleteRoute, SetRoute
+from mcastproxy.engine import BRIDGE_TIMEOUT
 from mcastproxy.events import CountersSampled, InterfaceDown
 from mcastproxy.flowwatch import Health
 
@@ -132,6 +133,64 @@ def test_a_dead_channel_alone_is_taken_over_by_the_next_upstream(fam: Fam) -> No
     # u2's data arrives: routed to d1.
     w.flow("u2", fam.s1, fam.g1)
     assert w.route("u2", fam.s1, fam.g1) == {"d1"}
+
+
+def test_a_channel_moved_off_is_tried_again_after_the_hold_down(fam: Fam) -> None:
+    w = make(fam, PRIORITIES.format(extra=""))
+    c = Counters(w)
+    w.join("d1", fam.h1, fam.g1, fam.s1)
+    w.flow("u1", fam.s1, fam.g1)
+    c.deliver("u1", fam.s1, fam.g1)
+    c.run_for(0.1)
+    c.deliver("u1", fam.s1, fam.g1, on=False)
+    c.run_for(0.2)  # dead on u1: moved to u2
+    w.flow("u2", fam.s1, fam.g1)
+    c.deliver("u2", fam.s1, fam.g1)
+    w.clear()
+    c.run_for(0.8)  # u1's hold-down (1 s) not over yet
+    joined = (T.ALLOW_NEW_SOURCES, fam.g1, (fam.s1,))
+    assert joined not in w.upstream_records("u1")
+    c.run_for(0.2)
+    # Tried again on u1: joined there, while u2 keeps feeding until u1 delivers.
+    assert joined in w.upstream_records("u1")
+    assert w.route("u2", fam.s1, fam.g1) == {"d1"}
+    w.flow("u1", fam.s1, fam.g1)
+    c.deliver("u1", fam.s1, fam.g1)
+    assert w.route("u1", fam.s1, fam.g1) == {"d1"}
+    assert (T.BLOCK_OLD_SOURCES, fam.g1, (fam.s1,)) in w.upstream_records("u2")
+
+
+def test_a_retry_that_does_not_deliver_keeps_the_channel_where_it_works(fam: Fam) -> None:
+    w = make(fam, PRIORITIES.format(extra=""))
+    c = Counters(w)
+    w.join("d1", fam.h1, fam.g1, fam.s1)
+    w.flow("u1", fam.s1, fam.g1)
+    c.deliver("u1", fam.s1, fam.g1)
+    c.run_for(0.1)
+    c.deliver("u1", fam.s1, fam.g1, on=False)
+    c.run_for(0.2)
+    w.flow("u2", fam.s1, fam.g1)
+    c.deliver("u2", fam.s1, fam.g1)
+    c.run_for(1.0 + BRIDGE_TIMEOUT + 0.1)  # retried at 1 s; u1 silent: abandoned
+    assert w.engine.feeders("d1", ip(fam.g1)).keys() == {"u2"}
+    assert w.route("u2", fam.s1, fam.g1) == {"d1"}
+    assert w.engine.counts["move abandoned"] == 1
+
+
+def test_nobody_asking_forgets_a_dead_channel(fam: Fam) -> None:
+    w = make(fam, PRIORITIES.format(extra="hold-down: never").replace("  hold-down: 1s\n", ""))
+    c = Counters(w)
+    w.join("d1", fam.h1, fam.g1, fam.s1)
+    w.flow("u1", fam.s1, fam.g1)
+    c.deliver("u1", fam.s1, fam.g1)
+    c.run_for(0.1)
+    c.deliver("u1", fam.s1, fam.g1, on=False)
+    c.run_for(0.2)
+    assert w.engine.feeders("d1", ip(fam.g1)).keys() == {"u2"}
+    w.leave("d1", fam.h1, fam.g1, fam.s1)  # fast leave: nobody asks any more
+    w.clear()
+    w.join("d1", fam.h1, fam.g1, fam.s1)
+    assert w.upstream_records("u1") == [(T.ALLOW_NEW_SOURCES, fam.g1, (fam.s1,))]
 
 
 def test_takeover_off_a_dead_channel_stays(fam: Fam) -> None:

@@ -229,7 +229,7 @@ def test_takeover_moves_subscriptions_and_back(fam: Fam, how: str) -> None:
     assert w.route("u2", fam.s1, fam.g1) is None
 
 
-def test_a_return_whose_data_never_comes_leaves_the_old_upstream_after_a_while(
+def test_a_return_whose_data_never_comes_is_abandoned_and_the_old_upstream_kept(
     fam: Fam
 ) -> None:
     w = world(fam, RESILIENCY.replace("{takeover}", "true"))
@@ -241,8 +241,14 @@ def test_a_return_whose_data_never_comes_leaves_the_old_upstream_after_a_while(
     left = (T.CHANGE_TO_INCLUDE_MODE, fam.g1, ())
     w.run_for(BRIDGE_TIMEOUT - 0.1)
     assert left not in w.upstream_records("u2")
+    assert (T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ()) in w.upstream_records("u1")
     w.run_for(0.2)
-    assert left in w.upstream_records("u2")
+    # u1 never delivered: it is left, and u2, which works, keeps the subscription.
+    assert left not in w.upstream_records("u2")
+    assert left in w.upstream_records("u1")
+    assert w.route("u2", fam.s1, fam.g1) == {"d1"}
+    assert w.engine.feeders("d1", ip(fam.g1)).keys() == {"u2"}
+    assert w.engine.counts["move abandoned"] == 1
 
 
 def test_leaving_while_a_return_is_bridged_leaves_both_upstreams_at_once(fam: Fam) -> None:
