@@ -2,7 +2,7 @@
 
 ::
 
-      prov1 (channels 232.1/16, ff3e::1:0/112)    prov2 (channels 232.2/16, ff3e::2:0/112)
+      prov1 (channels 239.1/16, ff1e::1:0/112)    prov2 (channels 239.2/16, ff1e::2:0/112)
              eth0                                       eth0
               |                                          |
               u1 ------------------ proxy --------------- u2
@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from running_proxy import Proxy
 
-from mcastproxy.lab import JoinMode, Lab, topologies, wait_until
-from mcastproxy.wire.messages import RecordType, Report
+from mcastproxy.lab import JoinMode, wait_until
+from mcastproxy.wire.messages import RecordType
 
 pytestmark = pytest.mark.netns
 
@@ -37,15 +38,14 @@ class Fam:
     g1: str  # a channel of provider 1
     g2: str  # a channel of provider 2
     prov_addr: dict[str, str]  # provider -> its source address
-    proxy_up: dict[str, str]  # upstream -> the proxy's address there (reports come from it)
 
 
+# Channels outside the SSM ranges (232/8, ff3x::/32), where any-source joins count (RFC 4604).
 FAMS = {
-    4: Fam(4, JoinMode.IGMPV3_ASM, "232.1.1.1", "232.2.2.2",
-           {"prov1": "10.0.1.2", "prov2": "10.0.2.2"}, {"u1": "10.0.1.1", "u2": "10.0.2.1"}),
-    6: Fam(6, JoinMode.MLDV2_ASM, "ff3e::1:1", "ff3e::2:2",
-           {"prov1": "fd00:1::2", "prov2": "fd00:2::2"},
-           {"u1": "fe80::ff:fe00:a100", "u2": "fe80::ff:fe00:a200"}),
+    4: Fam(4, JoinMode.IGMPV3_ASM, "239.1.1.1", "239.2.2.2",
+           {"prov1": "10.0.1.2", "prov2": "10.0.2.2"}),
+    6: Fam(6, JoinMode.MLDV2_ASM, "ff1e::1:1", "ff1e::2:2",
+           {"prov1": "fd00:1::2", "prov2": "fd00:2::2"}),
 }
 
 WHOLESALE = """
@@ -56,9 +56,9 @@ upstream:
   takeover: false
   candidates:
     - interface: u1
-      records: [{group: 232.1.0.0/16}, {group: "ff3e::1:0/112"}]
+      records: [{group: 239.1.0.0/16}, {group: "ff1e::1:0/112"}]
     - interface: u2
-      records: [{group: 232.2.0.0/16}, {group: "ff3e::2:0/112"}]
+      records: [{group: 239.2.0.0/16}, {group: "ff1e::2:0/112"}]
 """
 
 RESILIENCY = """
@@ -78,59 +78,6 @@ upstream:
 @pytest.fixture(params=[4, 6], ids=["ipv4", "ipv6"])
 def fam(request: pytest.FixtureRequest) -> Fam:
     return FAMS[request.param]
-
-
-class Proxy:
-    """The lab with the daemon running in it."""
-
-    def __init__(self, lab: Lab, config: str, tmp: Path) -> None:
-        self.lab = lab
-        self.config = path = tmp / "mcastproxy.yaml"
-        path.write_text(config)
-        self.status = tmp / "status.sock"
-        self.caps = {p: lab.capture(p, "eth0") for p in ("prov1", "prov2")}
-        self.daemon = lab.python("proxy", "mcastproxy", "run", "-c", str(path),
-                                 "--status-socket", str(self.status))
-        wait_until(self.status.exists, 10, message="the daemon did not start")
-
-    def reports(self, prov: str, fam: Fam) -> list[Report]:
-        """Reports the proxy sent toward ``prov``, less its own kernel's for the link-local and
-        well-known groups its host stack joins (224.0.0.13, ff02::2, ff05::2, ...)."""
-        src = fam.proxy_up["u1" if prov == "prov1" else "u2"]
-        return [
-            m for p, m in self.caps[prov].messages()
-            if p.src == src and isinstance(m, Report)
-            and any(r.group[:3] != b"\xe0\x00\x00" if len(r.group) == 4 else r.group[1] & 0xF0
-                    for r in m.records)
-        ]
-
-    def wait_report(self, prov: str, fam: Fam, record: RecordType, group: str) -> None:
-        import ipaddress  # noqa: PLC0415
-
-        g = ipaddress.ip_address(group).packed
-        wait_until(lambda: any(r.type == record and r.group == g
-                               for m in self.reports(prov, fam) for r in m.records),
-                   10, message=f"no {record.name} {group} from the proxy toward {prov}")
-
-    def reload(self, config: str) -> None:
-        """Write a new configuration and SIGHUP the daemon; wait until it says it applied."""
-        self.config.write_text(config)
-        before = self.daemon.output().count("configuration reloaded")
-        self.daemon.popen.send_signal(signal.SIGHUP)
-        wait_until(lambda: self.daemon.output().count("configuration reloaded") > before, 10,
-                   message="the daemon did not reload")
-
-    def send(self, prov: str, fam: Fam, group: str, count: int = 40) -> None:
-        self.lab.send(prov, group, count=count, rate=400, iface="eth0",
-                      source=fam.prov_addr[prov], sender_id=prov)
-
-
-@pytest.fixture
-def proxy_with(make_lab: Callable[..., Lab], tmp_path: Path) -> Callable[[str], Proxy]:
-    def make(config: str) -> Proxy:
-        return Proxy(make_lab(topologies.proxy_lab()), config, tmp_path)
-
-    return make
 
 
 def delivered(rx, group: str) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
@@ -183,7 +130,7 @@ def test_resiliency_standby_serves_when_the_active_link_goes_down(
     out = json.loads(proxy.lab.run(
         "proxy", sys.executable, "-m", "mcastproxy", "explain", "-c", str(proxy.config),
         "--subscriber", "10.1.1.11" if fam.v == 4 else "fe80::ff:fe00:d111",
-        "--group", fam.g1, "--live", str(proxy.status), "--json"))
+        "--group", fam.g1, "--live", str(proxy.status_socket), "--json"))
     assert out["upstreams"] == ["u2"]
     assert out["liveness"]["u1"]["usable"] is False
     assert out["liveness"]["u1"]["inactive_because"] == "link down"
@@ -199,9 +146,9 @@ downstream: [{{interface: d1, fast-leave: true}}, {{interface: d2, fast-leave: t
 upstream:
   candidates:
     - interface: u1
-      records: [{{group: 232.1.0.0/16}}, {{group: "ff3e::1:0/112"}}]
+      records: [{{group: 239.1.0.0/16}}, {{group: "ff1e::1:0/112"}}]
     - interface: u2
-      records: [{{group: 232.2.0.0/16}}, {{group: "ff3e::2:0/112"}}, {{source: "{s2}"}}]
+      records: [{{group: 239.2.0.0/16}}, {{group: "ff1e::2:0/112"}}, {{source: "{s2}"}}]
 """
 
 
@@ -276,7 +223,7 @@ upstream:
 """
 MIGRATION_AFTER = MIGRATION_BEFORE.replace(
     "records: [{group: 239.255.0.0/16}]",
-    'records: [{group: 239.255.0.0/16}, {group: 232.1.0.0/16}, {group: "ff3e::1:0/112"}]',
+    'records: [{group: 239.255.0.0/16}, {group: 239.1.0.0/16}, {group: "ff1e::1:0/112"}]',
 )
 
 
@@ -309,7 +256,7 @@ def test_bad_reload_keeps_the_running_configuration(
     proxy_with: Callable[[str], Proxy], fam: Fam
 ) -> None:
     proxy = proxy_with(WHOLESALE)
-    proxy.config.write_text(WHOLESALE.replace("232.1.0.0/16", "10.0.0.0/8"))
+    proxy.config.write_text(WHOLESALE.replace("239.1.0.0/16", "10.0.0.0/8"))
     proxy.daemon.popen.send_signal(signal.SIGHUP)
     wait_until(lambda: "reload refused" in proxy.daemon.output(), 10)
     assert "is not multicast" in proxy.daemon.output()

@@ -104,6 +104,7 @@ def _bridge_iface_clash() -> None:
         (lambda: Iface("a", "eth0", ("10.0.0.300/24",)), "address"),
         (lambda: Iface("a", "eth0", ("10.0.0.1",)), "needs a /prefix"),
         (lambda: Iface("a", "eth0", mac="02:00:00"), "MAC"),
+        (lambda: Iface("a", "eth0", index=1), "index"),
         (lambda: Topology().host("Bad Name"), "host or bridge name"),
         (_dup_iface, "used twice"),
         (_unknown_host, "no host 'nowhere'"),
@@ -117,6 +118,7 @@ def _bridge_iface_clash() -> None:
         "bad-addr",
         "no-prefix",
         "mac",
+        "index",
         "host-name",
         "dup",
         "unknown-host",
@@ -139,6 +141,21 @@ def test_describe_lists_links_bridges_and_routes() -> None:
     assert "proxy: net.ipv4.ip_forward = 1" in text
 
 
-@pytest.mark.parametrize("make", [topologies.lan_pair, topologies.proxy_lab])
+@pytest.mark.parametrize(
+    "make", [topologies.lan_pair, topologies.proxy_lab, lambda: topologies.proxy_lab(headend=True)]
+)
 def test_shared_topologies_validate(make: object) -> None:
     make().validate()  # type: ignore[operator]
+
+
+def test_the_headend_variant_of_the_proxy_lab() -> None:
+    t = topologies.proxy_lab(headend=True)
+    for n in (1, 2):
+        prov = t.find(f"prov{n}", "eth0")
+        assert {"10.0.9.1/32", "fd00:9::1/128"} <= set(prov.addrs)
+        # Indexes that differ from the peer's: the kernel handles carrier changes at once.
+        assert (t.find("proxy", f"u{n}").index, prov.index) == (10 + n, 20 + n)
+        assert t.hosts_by_name[f"prov{n}"].sysctls["net.ipv6.conf.eth0.keep_addr_on_down"] == "1"
+    plain = topologies.proxy_lab()
+    assert "10.0.9.1/32" not in plain.find("prov1", "eth0").addrs
+    assert plain.find("proxy", "u1").index is None

@@ -3,7 +3,8 @@
 A topology is data (``Topology``: hosts, veths, bridged LANs, addresses, routes, sysctls);
 a ``Lab`` builds it in namespaces named ``mcp-<run id>-<host>`` and removes them again,
 whatever happens. In it run the kernel's own multicast hosts (``Receiver``, joining in
-every IGMP/MLD mode), bounded senders, and captures of IGMP/MLD decoded by
+every IGMP/MLD mode), bounded senders (``Headend``: one numbered stream into several hosts
+at once, as a redundant headend feeds two providers), and captures of IGMP/MLD decoded by
 ``mcastproxy.wire``::
 
     from mcastproxy.lab import JoinMode, Lab, topologies, wait_until
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mcastproxy.lab import topologies
     from mcastproxy.lab.capture import Capture, Captured, Decoded
+    from mcastproxy.lab.headend import Headend, HeadendOutput
     from mcastproxy.lab.lab import Lab, cleanup_all
     from mcastproxy.lab.netns import CommandError, LabError, sweep
     from mcastproxy.lab.payload import MAX_COUNT, MAX_RATE, Payload
@@ -42,6 +44,8 @@ _HOME = {
     "Capture": "capture",
     "Captured": "capture",
     "Decoded": "capture",
+    "Headend": "headend",
+    "HeadendOutput": "headend",
     "Lab": "lab",
     "cleanup_all": "lab",
     "CommandError": "netns",
@@ -83,6 +87,8 @@ __all__ = [
     "Captured",
     "CommandError",
     "Decoded",
+    "Headend",
+    "HeadendOutput",
     "Host",
     "Iface",
     "JoinMode",

@@ -38,6 +38,7 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Self
@@ -45,6 +46,7 @@ from typing import Any, Self
 import mcastproxy
 from mcastproxy.lab import netns
 from mcastproxy.lab.capture import Capture
+from mcastproxy.lab.headend import Headend, HeadendOutput, headend_args
 from mcastproxy.lab.netns import LabError
 from mcastproxy.lab.poll import wait_until
 from mcastproxy.lab.procs import Event, JsonProc, Proc
@@ -209,6 +211,8 @@ class Lab:
             words.append(f"address {end.mac}")
         if end.mtu:
             words.append(f"mtu {end.mtu}")
+        if end.index:
+            words.append(f"index {end.index}")
         words.append(f"netns {self.ns(end.host)}")
         return " ".join(words)
 
@@ -425,6 +429,36 @@ class Lab:
                 f"sender in {host}: {done['errors']} errors, first {done['first_error']}"
             )
         return done
+
+    def headend(
+        self,
+        outputs: Sequence[HeadendOutput],
+        *,
+        rate: float,
+        count: int,
+        port: int = DEFAULT_PORT,
+        ttl: int = DEFAULT_TTL,
+        sender_id: str = "headend",
+        size: int = 0,
+        max_seconds: float | None = None,
+        report_every: float = 0.0,
+    ) -> Headend:
+        """Start sending one numbered stream into every output's host at once.
+
+        Each ``HeadendOutput(host, iface, group, source)`` gets the same packets (same
+        sender id and sequence numbers); ``pause``/``resume`` an output by its name (the
+        host unless named). It runs in the first output's host and stops, at the latest,
+        after ``max_seconds`` (default: the stream's length and half a minute).
+        """
+        self._require_up()
+        placed = [o._replace(host=self.ns(o.host), name=o.label) for o in outputs]
+        args = headend_args(placed, rate=rate, count=count, port=port, ttl=ttl,
+                            sender_id=sender_id, size=size, max_seconds=max_seconds,
+                            report_every=report_every)
+        host = outputs[0].host
+        he = Headend(self.ns(host), args, log=self._log(host, "headend"),
+                     env=self.python_env())
+        return self._track(he)
 
     # -- reading the state ----------------------------------------------------------------
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from mcastproxy.lab.topology import Topology
 
+HEADEND_SOURCE = {4: "10.0.9.1", 6: "fd00:9::1"}
+"""The redundant headend's address, held by both providers of ``proxy_lab(headend=True)``."""
+
 
 def lan_pair() -> Topology:
     """Two hosts on one link: a router that listens and a host that joins.
@@ -33,7 +36,7 @@ def lan_pair() -> Topology:
     return t
 
 
-def proxy_lab() -> Topology:
+def proxy_lab(*, headend: bool = False) -> Topology:
     """The proxy between two upstream providers and two downstream LANs.
 
     ::
@@ -57,16 +60,34 @@ def proxy_lab() -> Topology:
     ``fe80::ff:fe00:d100/120`` matches sub1 and sub2), provider N ``..:b<N>:02``.
     The proxy forwards (IPv4 and IPv6); the providers' multicast route points at their eth0,
     and the subscribers' default routes at the proxy.
+
+    With ``headend=True`` both providers' eth0 also hold the address of a redundant headend
+    behind them, ``HEADEND_SOURCE`` (10.0.9.1/32, fd00:9::1/128): a stream sent from it into
+    both (``Lab.headend``) reaches the proxy as the same (source, group) on u1 and on u2,
+    which is what the proxy's hot standby and robust reception take as one channel. Their
+    eth0 then keeps its IPv6 addresses when taken down (``keep_addr_on_down``), so that a
+    carrier loss made there can be undone; and u1, u2 and the providers' eth0 get interface
+    indexes 11, 12, 21 and 22. A veth whose index differs from its peer's has its carrier
+    changes handled by the kernel's link watch as urgent, at once; were they equal (both 2,
+    each the first veth of its namespace) they would wait, like a physical NIC's, for the
+    link watch's once-a-second run whenever any link on the machine changed in the last
+    second (other labs being built or removed, say), and a failover would measure that.
     """
     t = Topology()
     proxy = t.host("proxy").forwarding()
     prov1, prov2, sub1, sub2, sub3 = t.hosts("prov1", "prov2", "sub1", "sub2", "sub3")
+    shared = [f"{HEADEND_SOURCE[4]}/32", f"{HEADEND_SOURCE[6]}/128"] if headend else []
     for n, prov in ((1, prov1), (2, prov2)):
+        up_index, prov_index = (10 + n, 20 + n) if headend else (None, None)
         t.veth(
-            proxy.iface(f"u{n}", f"10.0.{n}.1/24", f"fd00:{n}::1/64", mac=f"02:00:00:00:a{n}:00"),
-            prov.iface("eth0", f"10.0.{n}.2/24", f"fd00:{n}::2/64", mac=f"02:00:00:00:b{n}:02"),
+            proxy.iface(f"u{n}", f"10.0.{n}.1/24", f"fd00:{n}::1/64", mac=f"02:00:00:00:a{n}:00",
+                        index=up_index),
+            prov.iface("eth0", f"10.0.{n}.2/24", f"fd00:{n}::2/64", *shared,
+                       mac=f"02:00:00:00:b{n}:02", index=prov_index),
         )
         prov.route("224.0.0.0/4", dev="eth0")
+        if headend:  # a link taken down and up again keeps the headend's address
+            prov.sysctl("net.ipv6.conf.eth0.keep_addr_on_down", 1)
         prov.route("10.1.0.0/16", via=f"10.0.{n}.1")
         prov.route("fd01::/16", via=f"fd00:{n}::1")
     lan1 = t.bridge("lan1")

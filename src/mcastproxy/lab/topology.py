@@ -10,7 +10,8 @@ Vocabulary:
   It has sysctls and routes of its own.
 - An **interface** (``Iface``) is one end of a link: the host it lives in, the name chosen by
   the caller (``u1``, ``eth0``), its addresses (``"10.0.1.1/24"``, ``"fd00:1::1/64"``), and
-  optionally a MAC address (which fixes the EUI-64 link-local address) and an MTU.
+  optionally a MAC address (which fixes the EUI-64 link-local address), an MTU and an
+  interface index.
 - A **veth** joins two interfaces, point to point.
 - A **bridge** is a shared LAN. It lives in a namespace of its own (a plain switch), or in one
   of the hosts, where the bridge device is that host's interface on the LAN (and carries its
@@ -73,6 +74,7 @@ class Iface:
     addrs: tuple[str, ...] = ()
     mac: str | None = None
     mtu: int | None = None
+    index: int | None = None  # the interface index in its namespace (default: the next free)
 
     def __post_init__(self) -> None:
         _check_iface_name(self.name)
@@ -87,6 +89,8 @@ class Iface:
             raise TopologyError(f"{self.host}:{self.name}: MAC {self.mac!r} is not aa:bb:..:ff")
         if self.mtu is not None and not 68 <= self.mtu <= 65535:
             raise TopologyError(f"{self.host}:{self.name}: MTU {self.mtu} out of range")
+        if self.index is not None and not 2 <= self.index < 2**31:
+            raise TopologyError(f"{self.host}:{self.name}: index {self.index} out of range")
 
     @property
     def ipv4(self) -> list[str]:
@@ -162,10 +166,15 @@ class Host:
         _check_host_name(self.name)
 
     def iface(
-        self, name: str, *addrs: str, mac: str | None = None, mtu: int | None = None
+        self,
+        name: str,
+        *addrs: str,
+        mac: str | None = None,
+        mtu: int | None = None,
+        index: int | None = None,
     ) -> Iface:
         """An interface of this host, to pass to ``Topology.veth`` or ``Bridge.attach``."""
-        return Iface(self.name, name, tuple(addrs), mac, mtu)
+        return Iface(self.name, name, tuple(addrs), mac, mtu, index)
 
     def route(
         self,
