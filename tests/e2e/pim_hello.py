@@ -1,5 +1,6 @@
 """Send PIM Hellos (RFC 7761 §4.9.2) out of an interface, as an upstream router would:
-``python pim_hello.py IFACE FAMILY COUNT INTERVAL``. Bounded by COUNT."""
+``python pim_hello.py IFACE FAMILY COUNT INTERVAL [SOURCE]``. Bounded by COUNT. With SOURCE,
+from that address of the interface (a second router, or a host forging hellos)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def hello() -> bytes:
 def main() -> None:
     iface, family, count, interval = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(
         sys.argv[4])
+    source = sys.argv[5] if len(sys.argv) > 5 else None
     index = socket.if_nametoindex(iface)
     if family == 4:
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 103)
@@ -35,6 +37,8 @@ def main() -> None:
         s.setsockopt(socket.IPPROTO_IPV6, 7, 2)  # IPV6_CHECKSUM at offset 2: the kernel sums
         dest = ("ff02::d", 0, 0, index)
         payload = bytes((0x20, 0, 0, 0)) + struct.pack("!HHH", 1, 2, 105)
+    if source is not None:
+        s.bind((source, 0) if family == 4 else (source, 0, 0, index))
     for _ in range(count):
         s.sendto(payload, dest)
         print("sent", flush=True)

@@ -303,6 +303,7 @@ upstream:
       priority: 5
 """
 HELLO_SOURCE = {4: "10.0.1.2", 6: "fe80::ff:fe00:b102"}
+FORGER = {4: "10.0.1.99", 6: "fe80::99"}  # on u1's link, not one of its routers
 
 
 def test_pim_hellos_keep_an_upstream_and_their_silence_fails_it_over(
@@ -310,7 +311,15 @@ def test_pim_hellos_keep_an_upstream_and_their_silence_fails_it_over(
 ) -> None:
     proxy = proxy_with(HELLO_LIVENESS.format(router=HELLO_SOURCE[fam.v]))
     script = str(Path(__file__).with_name("pim_hello.py"))
-    hellos = proxy.lab.popen("prov1", sys.executable, script, "eth0", str(fam.v), "40", "0.25")
+    hellos = proxy.lab.popen("prov1", sys.executable, script, "eth0", str(fam.v), "40", "0.25",
+                             HELLO_SOURCE[fam.v])
+    # A host on the link forges hellos all along, from an address that is not a configured
+    # router (draft §7): they count for nothing.
+    prefix = "/24" if fam.v == 4 else "/64"
+    proxy.lab.run("prov1", "ip", "address", "add", FORGER[fam.v] + prefix, "dev", "eth0",
+                  *(() if fam.v == 4 else ("nodad",)))
+    forger = proxy.lab.popen("prov1", sys.executable, script, "eth0", str(fam.v), "80", "0.1",
+                             FORGER[fam.v])
     sub1 = proxy.lab.receiver("sub1", "eth0")
     sub1.join(fam.asm, fam.g1)
     proxy.wait_report("prov1", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g1)
@@ -320,4 +329,8 @@ def test_pim_hellos_keep_an_upstream_and_their_silence_fails_it_over(
     # The router falls silent: within the active interval the standby takes over.
     hellos.stop()
     proxy.wait_report("prov2", fam, RecordType.CHANGE_TO_EXCLUDE_MODE, fam.g1)
+    assert forger.output().count("sent") > hellos.output().count("sent")  # still forging
     assert "upstream u1 is unusable: no query or hello" in proxy.daemon.output()
+    assert f"hello on u1 from {FORGER[fam.v]}, not one of its routers" in proxy.daemon.output()
+    dropped = proxy.status()["dropped"]
+    assert dropped["hello from a router not configured for the upstream"] >= 10
