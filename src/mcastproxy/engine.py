@@ -680,6 +680,9 @@ class Engine:
         best: tuple[object, ...] | None = None
         chosen: set[str] = set()
         standby: set[str] = set()
+        # Without subscriber prefixes, every member's selection is the same: one is enough
+        # (a group on a link may have thousands of members).
+        one = not self._selector.by_subscriber(len(group)) and not self._resilient.by_subscriber
         for subscriber, share in lg.members.items():
             if not _wants(share.state, source):
                 continue
@@ -691,6 +694,8 @@ class Engine:
             if self._resilient and self._resilient.match(subscriber, source, group):
                 skip = self._unusable | frozenset(sel.upstreams)
                 standby.update(self._selector.select(subscriber, source, group, skip).upstreams)
+            if one:
+                break
         standby -= self._unusable
         # Only what selection picks feeds (a resilient channel's standby too), unless nothing
         # it picks carries the flow (a subscription kept where it was across a reload).

@@ -205,6 +205,13 @@ class Selector:
             )
             for f in (4, 6)
         }
+        # Whether some record of the family (by address length) names subscribers: if none,
+        # the subscriber makes no difference to any selection.
+        self._by_subscriber = {
+            _WIDTH[f] // 8: any(r.subscriber for c in self.candidates for r in c.records
+                                if r.family == f)
+            for f in (4, 6)
+        }
         # §4.3: candidates with no records at all, best priority first.
         self._recordless = tuple(
             sorted((c for c in self.candidates if not c.records), key=lambda c: -c.priority)
@@ -222,6 +229,11 @@ class Selector:
         }
         self._plain: dict[int, Selection] = {}
         self._taken_over: dict[tuple[int, frozenset[str]], Selection] = {}
+
+    def by_subscriber(self, address_length: int) -> bool:
+        """Whether selection for groups of this address length (4 or 16 octets) can depend
+        on the subscriber."""
+        return self._by_subscriber[address_length]
 
     def address_of(self, interface: str, family: int) -> IPAddress | None:
         """The address used for ``interface`` in the §4.4 highest-address fallback."""
@@ -418,9 +430,12 @@ class Channels:
                 None if net is None else (int(net.network_address),
                                           ((1 << width) - 1) ^ ((1 << width) - 1 >> net.prefixlen))
                 for net in (rec.subscriber, rec.source, rec.group))))
+        # Whether some record names subscribers (else the subscriber never matters).
+        self.by_subscriber = any(prefixes[0] is not None for _, prefixes in self._records)
 
     def __bool__(self) -> bool:
         return bool(self._records)
+
 
     def match(self, subscriber: bytes | None, source: bytes | None, group: bytes) -> bool:
         values = (subscriber, source, group)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from harness import T, World, ip
+from harness import T, World, ip, text
 
 from mcastproxy.config import parse_config
 from mcastproxy.engine import BRIDGE_TIMEOUT
@@ -474,3 +474,28 @@ def test_silent_upstream_router_triggers_takeover(fam: Fam, hold: str) -> None:
     back = (T.CHANGE_TO_EXCLUDE_MODE, fam.g1, ()) in w.upstream_records("u1")
     assert back == (hold != "never")
     assert w.engine.unusable == frozenset()
+
+
+def test_choosing_the_feeder_does_not_grow_with_the_members(fam: Fam) -> None:
+    # Robust reception: both upstreams carry the flow, so every join on d1 decides again
+    # which one feeds it. Without subscriber records every member selects alike: the
+    # decision asks selection a bounded number of times, however many members there are.
+    w = world(fam, ROBUST)
+    w.join("d1", fam.h1, fam.g1)
+    w.flow("u1", fam.s1, fam.g1)
+    w.flow("u2", fam.s1, fam.g1)
+    base = int.from_bytes(ip(fam.h1))
+    for i in range(1, 300):
+        w.join("d1", text((base + i).to_bytes(len(ip(fam.h1)))), fam.g1)
+    calls = 0
+    select = w.engine._selector.select
+
+    def counting(*args: object) -> object:
+        nonlocal calls
+        calls += 1
+        return select(*args)  # type: ignore[arg-type]
+
+    w.engine._selector.select = counting  # type: ignore[method-assign]
+    w.join("d1", text((base + 400).to_bytes(len(ip(fam.h1)))), fam.g1)
+    assert calls <= 4
+    assert w.route("u1", fam.s1, fam.g1) == {"d1"}
