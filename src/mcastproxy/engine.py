@@ -107,7 +107,7 @@ class _Share:
 class _LinkGroup:
     """What one downstream link asks for one group, by subscriber and by upstream."""
 
-    __slots__ = ("bridging", "by_upstream", "lingering", "members", "tracked")
+    __slots__ = ("bridging", "by_upstream", "lingering", "members", "routed", "tracked")
 
     def __init__(self) -> None:
         self.members: dict[Subscriber, _Share] = {}  # tracked subscribers and anonymous
@@ -116,6 +116,13 @@ class _LinkGroup:
         self.bridging: dict[Subscriber, _Share] = {}
         self.tracked = MergedGroup()  # merge of the tracked subscribers' states
         self.by_upstream: dict[str, MergedGroup] = {}  # merge of the shares given to each
+        self.routed: object = None  # what the link's routes were last computed from
+
+    def route_inputs(self, wanted: InterfaceState) -> object:
+        """What this link's part of the routes depends on, besides flows and liveness (which
+        recompute the routes themselves when they change)."""
+        return (wanted, len(self.bridging),
+                tuple((u, m.state()) for u, m in self.by_upstream.items()))
 
     def empty(self) -> bool:
         return not (self.members or self.lingering or self.bridging)
@@ -454,8 +461,18 @@ class Engine:
             self._share(group, lg, None, wanted, anon.choice if anon else None)
         if lg.empty():
             del self._link_groups[name, group]
+        elif group in self._flows_by_group and self._selector_ignores_subscribers(group):
+            # A subscriber joining a channel the link already gets changes none of its routes:
+            # skip the recomputation (a popular channel sees many such joins).
+            inputs = lg.route_inputs(wanted)
+            if inputs == lg.routed:
+                return
+            lg.routed = inputs
         if group in self._flows_by_group:
             self._stale_routes.add((group, name))
+
+    def _selector_ignores_subscribers(self, group: bytes) -> bool:
+        return not self._selector.by_subscriber(len(group)) and not self._resilient.by_subscriber
 
     def _share(
         self,
@@ -682,7 +699,7 @@ class Engine:
         standby: set[str] = set()
         # Without subscriber prefixes, every member's selection is the same: one is enough
         # (a group on a link may have thousands of members).
-        one = not self._selector.by_subscriber(len(group)) and not self._resilient.by_subscriber
+        one = self._selector_ignores_subscribers(group)
         for subscriber, share in lg.members.items():
             if not _wants(share.state, source):
                 continue
