@@ -55,6 +55,19 @@ class Counters:
             self.w.handle(CountersSampled(routed))
 
 
+def channel_dies_on_u1(fam: Fam, upstream: str) -> tuple[World, Counters]:
+    """d1 joins (s1, g1), which flows from u1 and then stops there for 200 ms."""
+    w = make(fam, upstream)
+    c = Counters(w)
+    w.join("d1", fam.h1, fam.g1, fam.s1)
+    w.flow("u1", fam.s1, fam.g1)
+    c.deliver("u1", fam.s1, fam.g1)
+    c.run_for(0.1)
+    c.deliver("u1", fam.s1, fam.g1, on=False)
+    c.run_for(0.2)
+    return w, c
+
+
 def route_changes(w: World) -> list[tuple[str, frozenset[str] | None]]:
     return [(a.table, a.oifs if isinstance(a, SetRoute) else None) for a in w.routes]
 
@@ -136,14 +149,7 @@ def test_a_dead_channel_alone_is_taken_over_by_the_next_upstream(fam: Fam) -> No
 
 
 def test_a_channel_moved_off_is_tried_again_after_the_hold_down(fam: Fam) -> None:
-    w = make(fam, PRIORITIES.format(extra=""))
-    c = Counters(w)
-    w.join("d1", fam.h1, fam.g1, fam.s1)
-    w.flow("u1", fam.s1, fam.g1)
-    c.deliver("u1", fam.s1, fam.g1)
-    c.run_for(0.1)
-    c.deliver("u1", fam.s1, fam.g1, on=False)
-    c.run_for(0.2)  # dead on u1: moved to u2
+    w, c = channel_dies_on_u1(fam, PRIORITIES.format(extra=""))  # dead on u1: moved to u2
     w.flow("u2", fam.s1, fam.g1)
     c.deliver("u2", fam.s1, fam.g1)
     w.clear()
@@ -161,14 +167,7 @@ def test_a_channel_moved_off_is_tried_again_after_the_hold_down(fam: Fam) -> Non
 
 
 def test_a_retry_that_does_not_deliver_keeps_the_channel_where_it_works(fam: Fam) -> None:
-    w = make(fam, PRIORITIES.format(extra=""))
-    c = Counters(w)
-    w.join("d1", fam.h1, fam.g1, fam.s1)
-    w.flow("u1", fam.s1, fam.g1)
-    c.deliver("u1", fam.s1, fam.g1)
-    c.run_for(0.1)
-    c.deliver("u1", fam.s1, fam.g1, on=False)
-    c.run_for(0.2)
+    w, c = channel_dies_on_u1(fam, PRIORITIES.format(extra=""))
     w.flow("u2", fam.s1, fam.g1)
     c.deliver("u2", fam.s1, fam.g1)
     c.run_for(1.0 + BRIDGE_TIMEOUT + 0.1)  # retried at 1 s; u1 silent: abandoned
@@ -178,14 +177,8 @@ def test_a_retry_that_does_not_deliver_keeps_the_channel_where_it_works(fam: Fam
 
 
 def test_nobody_asking_forgets_a_dead_channel(fam: Fam) -> None:
-    w = make(fam, PRIORITIES.format(extra="hold-down: never").replace("  hold-down: 1s\n", ""))
-    c = Counters(w)
-    w.join("d1", fam.h1, fam.g1, fam.s1)
-    w.flow("u1", fam.s1, fam.g1)
-    c.deliver("u1", fam.s1, fam.g1)
-    c.run_for(0.1)
-    c.deliver("u1", fam.s1, fam.g1, on=False)
-    c.run_for(0.2)
+    never = PRIORITIES.format(extra="hold-down: never").replace("  hold-down: 1s\n", "")
+    w, _ = channel_dies_on_u1(fam, never)
     assert w.engine.feeders("d1", ip(fam.g1)).keys() == {"u2"}
     w.leave("d1", fam.h1, fam.g1, fam.s1)  # fast leave: nobody asks any more
     w.clear()
@@ -275,14 +268,7 @@ def test_leaving_forgets_the_watched_flows(fam: Fam) -> None:
 
 
 def test_an_upstream_back_lifts_its_per_channel_takeovers(fam: Fam) -> None:
-    w = make(fam, PRIORITIES.format(extra=""))
-    c = Counters(w)
-    w.join("d1", fam.h1, fam.g1, fam.s1)
-    w.flow("u1", fam.s1, fam.g1)
-    c.deliver("u1", fam.s1, fam.g1)
-    c.run_for(0.1)
-    c.deliver("u1", fam.s1, fam.g1, on=False)
-    c.run_for(0.2)
+    w, c = channel_dies_on_u1(fam, PRIORITIES.format(extra=""))
     assert w.engine.feeders("d1", ip(fam.g1)).keys() == {"u2"}
     w.flow("u2", fam.s1, fam.g1)
     c.deliver("u2", fam.s1, fam.g1)

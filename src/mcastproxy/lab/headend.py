@@ -162,7 +162,6 @@ class Headend(JsonProc):
         timeout: float = 10.0,
     ) -> None:
         super().__init__(ns, [python, "-m", "mcastproxy.lab.headend", *args], log=log, env=env)
-        self._n = 0
         try:
             self.info = self.wait_event(lambda e: e.get("event") in ("ready", "error"), timeout)
             if self.info["event"] == "error":
@@ -175,16 +174,6 @@ class Headend(JsonProc):
     def outputs(self) -> list[str]:
         """The names of the outputs."""
         return [o["name"] for o in self.info["outputs"]]
-
-    def command(self, line: str, timeout: float = 5.0) -> Event:
-        """Send one command line and wait for its answer; ``LabError`` if it failed."""
-        self.send(line)
-        self._n += 1
-        n = self._n
-        ev = self.wait_event(lambda e: e.get("n") == n, timeout)
-        if ev.get("event") == "error":
-            raise LabError(f"headend in {self.ns}: {line!r}: {ev.get('error')}")
-        return ev
 
     def pause(self, name: str) -> Event:
         """Stop sending to output ``name``; the answer says from which ``seq`` on, and when."""

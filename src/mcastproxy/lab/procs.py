@@ -188,6 +188,16 @@ class JsonProc(Proc):
         log = self.output()[-2000:].strip()
         return f"{self!r} ended (exit {self.popen.poll()}): {said or log or '(no output)'}"
 
+    def command(self, line: str, timeout: float = 5.0) -> Event:
+        """Send one command line and wait for its answer, the event numbered as the command
+        (1 for the first); ``LabError`` if it is an error."""
+        self.send(line)
+        self._commands = n = getattr(self, "_commands", 0) + 1
+        ev = self.wait_event(lambda e: e.get("n") == n, timeout)
+        if ev.get("event") == "error":
+            raise LabError(f"{self!r}: {line!r}: {ev.get('error')}")
+        return ev
+
     def send(self, line: str) -> None:
         """Write one command line to its stdin."""
         stdin = self.popen.stdin

@@ -61,9 +61,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mcastproxy.lab import sockopts
-from mcastproxy.lab.netns import LabError
 from mcastproxy.lab.payload import PayloadError, parse_payload
-from mcastproxy.lab.procs import Event, JsonProc
+from mcastproxy.lab.procs import JsonProc
 
 DEFAULT_PORT = 5001
 
@@ -130,22 +129,11 @@ class Receiver(JsonProc):
         super().__init__(ns, argv, log=log, env=env)
         self.iface = iface
         self.port = port
-        self._n = 0
         try:
             self.info = self.wait_event(lambda e: e.get("event") == "ready", timeout)
         except BaseException:
             self.stop()
             raise
-
-    def command(self, line: str, timeout: float = 5.0) -> Event:
-        """Send one command line and wait for its answer; ``LabError`` if it failed."""
-        self.send(line)
-        self._n += 1
-        n = self._n
-        ev = self.wait_event(lambda e: e.get("n") == n, timeout)
-        if ev.get("event") == "error":
-            raise LabError(f"receiver in {self.ns}: {line!r}: {ev.get('error')}")
-        return ev
 
     def join(self, mode: JoinMode | str, group: str, *sources: str, timeout: float = 5.0) -> None:
         """Join ``group`` (from ``sources`` in the SSM modes); returns once the socket call is done.
