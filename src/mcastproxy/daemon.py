@@ -303,6 +303,7 @@ class Daemon:
         watched = self.config.data_intervals()
         tables = {u for u, _, _ in self.engine.routes() if u in watched}
         packets: dict[tuple[str, bytes, bytes], int] = {}
+        started = self._now()
         for router in self.routers.values():
             for table in tables:
                 try:
@@ -310,6 +311,14 @@ class Daemon:
                 except (KernelError, OSError, ValueError):
                     continue
                 packets.update((key, c.packets) for key, c in counted.items())
+        spent, period = self._now() - started, self.config.sample_period() or 0.0
+        if spent > period / 2:
+            # One ioctl per route: thousands of watched routes do not fit a short interval.
+            self.errors["slow counter sample"] += 1
+            if self.errors["slow counter sample"] in (1, 100, 10_000):
+                log.warning("reading %d route counters took %.1f ms, more than half the "
+                            "%.0f ms between readings: channel deaths are seen late; "
+                            "raise liveness.data", len(packets), 1e3 * spent, 1e3 * period)
         if tables:
             self._handle(CountersSampled(packets))
         self._arm_sampler()
