@@ -90,6 +90,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     for name, up in state["upstreams"].items():
         use = "usable" if up["usable"] else "UNUSABLE"
+        why = (up.get("liveness") or {}).get("inactive_because")
+        use += f": {why}" if why and not up["usable"] else ""
         print(f"upstream {name} ({use}, priority {up['priority']}):")
         for group, g in up["groups"].items():
             srcs = f" sources {', '.join(g['sources'])}" if g["sources"] else ""
@@ -100,8 +102,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  {group} from {', '.join(g['upstreams']) or '-'}: "
                   f"{', '.join(g['subscribers']) or 'untracked listeners'}")
     for r in state["routes"]:
+        data = f" [data {r['data']}]" if "data" in r else ""
         print(f"route ({r['source']}, {r['group']}) {r['upstream']} -> "
-              f"{', '.join(r['downstream']) or '(standby)'}")
+              f"{', '.join(r['downstream']) or '(standby)'}{data}")
+    if state.get("events"):
+        print("events: " + ", ".join(f"{k} {v}" for k, v in sorted(state["events"].items())))
     if state["dropped"]:
         print("dropped: " + ", ".join(f"{k} {v}" for k, v in state["dropped"].items()))
     return 0

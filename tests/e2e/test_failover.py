@@ -21,6 +21,7 @@ are generous; ``bench/bench_failover.py`` measures the outages precisely, many t
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,6 +179,12 @@ def test_silent_provider_is_replaced_by_the_hot_standby(
     assert gap_ms(o) < 1000, o  # 100 ms of silence, sampled every 25 ms
     assert o.duplicates == 0
     assert "is dead: no packet for" in proxy.daemon.output()
+    # `mcastproxy status` shows the dead route, now a standby, and counts the event.
+    text = proxy.lab.run("proxy", sys.executable, "-m", "mcastproxy", "status", "--socket",
+                         str(proxy.status_socket))
+    assert f"{feeder} -> (standby) [data dead]" in text, text
+    assert f"{other} -> d1 [data delivering]" in text, text
+    assert "channel dead 1" in text, text
     # The provider comes back: robust reception keeps the feed where it is, no duplicates.
     resumed = s.headend.resume(PROVIDER[feeder])
     time.sleep(1.5)  # past the 1 s hold-down of a returning channel
