@@ -1,12 +1,17 @@
-"""What the IGMP and MLD sockets share: the received record and the receive loop's limits."""
+"""What the IGMP, MLD and PIM sockets share: the received record, the receive loop's limits,
+and one raw socket listening on the interfaces it is told to."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Self
 
 from mcastproxy.netio import sockopts
+from mcastproxy.netio.interfaces import InterfaceMap
 
 RCVBUF = 4 << 20
 """Receive buffer of a socket: a zap of 10,000 subscribers queues ~10,000 small reports."""
@@ -89,3 +94,45 @@ class Memberships:
             except OSError:
                 if join:
                     raise
+
+
+class ListeningSocket:
+    """One raw socket for every interface, with link-scope ``groups`` joined on each
+    interface ``listen``-ed to (again when it comes back as another index)."""
+
+    def __init__(
+        self, family: int, interfaces: InterfaceMap, sock: socket.socket, groups: Sequence[bytes]
+    ) -> None:
+        self.family = family
+        self.interfaces = interfaces
+        self.dropped: Counter[str] = Counter()
+        """Packets received and not returned, by reason."""
+        self._sock = sock
+        self._memberships = Memberships(sock, family, groups)
+
+    def fileno(self) -> int:
+        """The socket's descriptor (for ``add_reader``)."""
+        return self._sock.fileno()
+
+    def close(self) -> None:
+        """Close the socket (its memberships go with it). Idempotent."""
+        self._sock.close()
+        self._memberships.clear()
+
+    def listen(self, interface: str) -> None:
+        """Join the groups on ``interface``; call again when it comes back as another index."""
+        iface = self.interfaces.get(interface)
+        if iface is None:
+            raise ValueError(f"{interface} is not in the interface map")
+        self._memberships.join(interface, iface.index)
+
+    def unlisten(self, interface: str) -> None:
+        """Leave what ``listen`` joined. Not joined is fine."""
+        self._memberships.leave(interface)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self.close()

@@ -31,7 +31,6 @@ from the interface's IPv4 address (0.0.0.0 if it has none). IP_MULTICAST_LOOP is
 
 from __future__ import annotations
 
-import contextlib
 import socket
 from collections import Counter
 
@@ -41,7 +40,7 @@ from mcastproxy.netio.common import (
     MAX_PER_RECEIVE,
     NOT_LOOPED_BACK,
     RCVBUF,
-    Memberships,
+    ListeningSocket,
     Received,
 )
 from mcastproxy.netio.interfaces import InterfaceMap
@@ -54,17 +53,11 @@ _UNSPECIFIED = bytes(4)
 PROTOCOL_IGMP = 2
 
 
-class IgmpSocket:
-    """One raw IGMP socket for every interface: ``receive`` and ``send``."""
-
-    family = 4
+class IgmpSocket(ListeningSocket):
+    """One raw IGMP socket for every interface: ``receive`` and ``send``. ``listen`` joins
+    224.0.0.22 and 224.0.0.2 on a downstream, so IGMPv3 reports and IGMPv2 leaves come in."""
 
     def __init__(self, interfaces: InterfaceMap) -> None:
-        self.interfaces = interfaces
-        self.dropped: Counter[str] = Counter()
-        """Packets received and not returned, by reason."""
-        self.send_errors: Counter[str] = Counter()
-        """Sends that failed, by reason."""
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IGMP)
         try:
             sockopts.attach_filter(s, NOT_LOOPED_BACK)
@@ -77,31 +70,9 @@ class IgmpSocket:
         except BaseException:
             s.close()
             raise
-        self._sock = s
-        self._memberships = Memberships(s, self.family, ROUTER_GROUPS)
-
-    def fileno(self) -> int:
-        """The socket's descriptor (for ``add_reader``)."""
-        return self._sock.fileno()
-
-    def close(self) -> None:
-        """Close the socket (its memberships go with it). Idempotent."""
-        self._sock.close()
-        self._memberships.clear()
-
-    # -- memberships ------------------------------------------------------------------------
-
-    def listen(self, interface: str) -> None:
-        """Join 224.0.0.22 and 224.0.0.2 on ``interface`` (a downstream), so IGMPv3 reports
-        and IGMPv2 leaves are delivered. Call again when it comes back with a new index."""
-        iface = self.interfaces.get(interface)
-        if iface is None:
-            raise ValueError(f"{interface} is not in the interface map")
-        self._memberships.join(interface, iface.index)
-
-    def unlisten(self, interface: str) -> None:
-        """Leave what ``listen`` joined. Not joined is fine."""
-        self._memberships.leave(interface)
+        super().__init__(4, interfaces, s, ROUTER_GROUPS)
+        self.send_errors: Counter[str] = Counter()
+        """Sends that failed, by reason."""
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -167,10 +138,3 @@ class IgmpSocket:
             self.send_errors[e.strerror or str(e)] += 1
             return False
         return True
-
-    def __enter__(self) -> IgmpSocket:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(OSError):
-            self.close()

@@ -28,7 +28,6 @@ sticky IPV6_HOPOPTS), out of the interface and from its link-local address by IP
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import struct
 from collections import Counter
@@ -39,7 +38,7 @@ from mcastproxy.netio.common import (
     MAX_PER_RECEIVE,
     NOT_LOOPED_BACK,
     RCVBUF,
-    Memberships,
+    ListeningSocket,
     Received,
 )
 from mcastproxy.netio.interfaces import InterfaceMap
@@ -57,17 +56,11 @@ _UNSPECIFIED = bytes(16)
 _INT = struct.Struct("@i")
 
 
-class MldSocket:
-    """One raw ICMPv6 socket passing only MLD, for every interface."""
-
-    family = 6
+class MldSocket(ListeningSocket):
+    """One raw ICMPv6 socket passing only MLD, for every interface. ``listen`` joins ff02::16
+    and ff02::2 on a downstream, so MLDv2 reports and MLDv1 Dones come in."""
 
     def __init__(self, interfaces: InterfaceMap) -> None:
-        self.interfaces = interfaces
-        self.dropped: Counter[str] = Counter()
-        """Packets received and not returned, by reason."""
-        self.send_errors: Counter[str] = Counter()
-        """Sends that failed, by reason."""
         s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
         try:
             s.setsockopt(
@@ -85,31 +78,9 @@ class MldSocket:
         except BaseException:
             s.close()
             raise
-        self._sock = s
-        self._memberships = Memberships(s, self.family, ROUTER_GROUPS)
-
-    def fileno(self) -> int:
-        """The socket's descriptor (for ``add_reader``)."""
-        return self._sock.fileno()
-
-    def close(self) -> None:
-        """Close the socket (its memberships go with it). Idempotent."""
-        self._sock.close()
-        self._memberships.clear()
-
-    # -- memberships ------------------------------------------------------------------------
-
-    def listen(self, interface: str) -> None:
-        """Join ff02::16 and ff02::2 on ``interface`` (a downstream), so MLDv2 reports and
-        MLDv1 Done messages are delivered. Call again when it comes back with a new index."""
-        iface = self.interfaces.get(interface)
-        if iface is None:
-            raise ValueError(f"{interface} is not in the interface map")
-        self._memberships.join(interface, iface.index)
-
-    def unlisten(self, interface: str) -> None:
-        """Leave what ``listen`` joined. Not joined is fine."""
-        self._memberships.leave(interface)
+        super().__init__(6, interfaces, s, ROUTER_GROUPS)
+        self.send_errors: Counter[str] = Counter()
+        """Sends that failed, by reason."""
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -174,10 +145,3 @@ class MldSocket:
             self.send_errors[e.strerror or str(e)] += 1
             return False
         return True
-
-    def __enter__(self) -> MldSocket:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(OSError):
-            self.close()

@@ -8,12 +8,10 @@ upstream that watches for hellos; ``receive()`` returns (interface, source) of e
 
 from __future__ import annotations
 
-import contextlib
 import socket
-from collections import Counter
 
 from mcastproxy.netio import sockopts
-from mcastproxy.netio.common import MAX_PER_RECEIVE, NOT_LOOPED_BACK, Memberships
+from mcastproxy.netio.common import MAX_PER_RECEIVE, NOT_LOOPED_BACK, ListeningSocket
 from mcastproxy.netio.interfaces import InterfaceMap
 
 IPPROTO_PIM = 103
@@ -27,13 +25,10 @@ def is_hello(pim: bytes) -> bool:
     return len(pim) >= 4 and pim[0] == PIM_HELLO
 
 
-class PimListener:
+class PimListener(ListeningSocket):
     """Hellos of one family, on the upstreams ``listen``-ed to."""
 
     def __init__(self, family: int, interfaces: InterfaceMap) -> None:
-        self.family = family
-        self.interfaces = interfaces
-        self.dropped: Counter[str] = Counter()
         af = socket.AF_INET if family == 4 else socket.AF_INET6
         s = socket.socket(af, socket.SOCK_RAW, IPPROTO_PIM)
         try:
@@ -46,21 +41,7 @@ class PimListener:
         except BaseException:
             s.close()
             raise
-        self._sock = s
-        self._memberships = Memberships(s, family, (ALL_PIM_ROUTERS[family],))
-
-    def fileno(self) -> int:
-        return self._sock.fileno()
-
-    def close(self) -> None:
-        self._sock.close()
-        self._memberships.clear()
-
-    def listen(self, interface: str) -> None:
-        """Join ALL-PIM-ROUTERS on ``interface`` (again if it came back as another index)."""
-        iface = self.interfaces.get(interface)
-        if iface is not None:
-            self._memberships.join(interface, iface.index)
+        super().__init__(family, interfaces, s, (ALL_PIM_ROUTERS[family],))  # ALL-PIM-ROUTERS
 
     def receive(self) -> list[tuple[str, bytes]]:
         """(interface, source) of every Hello queued now; anything else is counted."""
@@ -94,10 +75,3 @@ class PimListener:
             else:
                 out.append((name, source))
         return out
-
-    def __enter__(self) -> PimListener:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(OSError):
-            self.close()
