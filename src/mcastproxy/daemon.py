@@ -94,11 +94,12 @@ class Daemon:
         try:
             self._links = LinkWatcher(self._names(), self._link_event)
             await self._links.start()
-            if self.status_socket is not None:
-                await self._serve_status()
+            # Signals first: the status socket appearing tells that SIGHUP is safe to send.
             for sig, handler in ((signal.SIGHUP, self.reload), (signal.SIGTERM, self.stop),
                                  (signal.SIGINT, self.stop)):
                 self._loop.add_signal_handler(sig, handler)
+            if self.status_socket is not None:
+                await self._serve_status()
             self._arm_sampler()
             log.info("running: %s", self._summary())
             await self._stopping.wait()

@@ -657,11 +657,12 @@ class Engine:
         family = 4 if len(group) == 4 else 6
         links = [link] if link is not None else [n for n, f in self._links if f == family]
         fed: dict[tuple[str, bytes], set[str]] = {flow: set() for flow in flows}
+        sources = {s for _, s in flows}
         for name in links:
             rl = self._links.get((name, family))
             if rl is None:
                 continue
-            for source in {s for _, s in flows}:
+            for source in sources:
                 if rl.wants(group, source):
                     feeder = self._feeder(name, source, group)
                     if feeder is not None and (feeder, source) in fed:
