@@ -1,0 +1,151 @@
+"""Why an input was dropped: one vocabulary from the codec to the socket.
+
+Every input the proxy does not act on (a malformed packet, a message that breaks an RFC's
+validity rules, a join the rules of the link ignore, data nobody asked for) is dropped for one
+of these reasons and counted by reason and by the interface it arrived on, so that an operator
+sees in ``mcastproxy status`` why a subscriber was ignored.
+
+A ``Drop`` is a ``StrEnum`` whose value is the short text the operator reads ("bad checksum",
+"any-source join to an SSM group"); its name is the stable identifier for machines (metric
+labels, JSON keys that must not change with the wording). ``Drop.BAD_CHECKSUM.key`` is
+"bad-checksum". Each reason also says which ``Stage`` dropped it: the codec (malformed bytes,
+the peer's fault), the router side's validity rules, the proxy's own rules, or the socket.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    """Where an input was dropped."""
+
+    SOCKET = "socket"  # before decoding: no packet information, unknown interface
+    MALFORMED = "malformed"  # the codec refused the bytes (``WireError``)
+    INVALID = "invalid"  # well-formed, but breaks the RFC's validity rules (RFC 9776 §9...)
+    IGNORED = "ignored"  # valid, but the proxy's rules say not to act on it
+
+
+class Drop(StrEnum):
+    """Why an input was dropped; the value is what an operator reads."""
+
+    # --- the socket (netio) ---------------------------------------------------------------
+    RECEIVE_ERROR = "receive error"
+    EMPTY = "empty"
+    NO_PACKET_INFORMATION = "no packet information"
+    UNKNOWN_INTERFACE = "unknown interface"
+    NOT_IGMP = "not IGMP"
+    NOT_PIM_HELLO = "not a PIM hello"
+
+    # --- the codecs (wire): malformed bytes -----------------------------------------------
+    TRUNCATED_HEADER = "truncated header"
+    NOT_IPV4 = "not IPv4"
+    BAD_HEADER_LENGTH = "bad header length"
+    BAD_TOTAL_LENGTH = "bad total length"
+    BAD_HEADER_CHECKSUM = "bad header checksum"
+    FRAGMENT = "fragment"
+    TRUNCATED_OPTION = "truncated option"
+    BAD_OPTION_LENGTH = "bad option length"
+    BAD_ROUTER_ALERT = "bad router alert"
+    TRUNCATED_MESSAGE = "truncated message"
+    NOT_MLD = "not MLD"
+    BAD_CHECKSUM = "bad checksum"
+    UNKNOWN_TYPE = "unknown type"
+    BAD_QUERY_LENGTH = "bad query length"
+    TRUNCATED_SOURCE_LIST = "truncated source list"
+    TRUNCATED_GROUP_RECORD = "truncated group record"
+    TRUNCATED_AUX_DATA = "truncated aux data"
+
+    # --- the router side (membership): validity, RFC 9776 §4, §6, §9; RFC 9777 §5, §7 -----
+    UNKNOWN_MESSAGE = "not a query, report or leave"
+    WRONG_FAMILY = "address of the other family"
+    VERSION_INVALID = "no such protocol version"
+    FROM_OWN_ADDRESS = "from the proxy's own address"
+    SOURCE_INVALID = "IPv4 source is multicast or broadcast"
+    SOURCE_NOT_LINK_LOCAL = "MLD source is not link-local"  # RFC 9777 §5.1.14, §5.2.13
+    QUERY_SOURCE_UNSPECIFIED = "query from the unspecified address"
+    NOT_MULTICAST = "group is not multicast"
+    LINK_LOCAL_SCOPE = "link-local scope group"  # 224.0.0.0/24, ff02::/16 and smaller
+    UNKNOWN_RECORD_TYPE = "unknown group record type"  # RFC 9776 §4.2.12: ignored
+    RECORD_INVALID_FOR_VERSION = "record type the report's version cannot carry"
+    IGNORED_FOR_OLDER_VERSION = "ignored in older-version compatibility mode"  # §7.3
+    # RFC 9776 §6.4 / RFC 9777 §7.4 (RFC 4604), for a group in the SSM address range:
+    SSM_EXCLUDE_MODE = "any-source join to an SSM group"  # an IS_EX or TO_EX record
+    SSM_OLDER_VERSION = "older-version message for an SSM group"  # IGMPv1/v2, MLDv1
+
+    # --- the proxy (engine) ---------------------------------------------------------------
+    NOT_A_QUERY_ON_UPSTREAM = "not a query, on an upstream"  # RFC 4605 §2
+    NOT_PROXIED = "not a proxied interface or family"
+    SEND_ON_DOWN_INTERFACE = "send on an interface that is down"
+    NO_LINK_LOCAL_ADDRESS = "no IPv6 link-local address to send from"
+    DATA_NOT_ON_UPSTREAM = "data on an interface that is not an upstream"
+    DATA_NOT_JOINED = "data for a group this upstream has not joined"
+    HELLO_NOT_ON_UPSTREAM = "PIM hello on an interface that is not an upstream"
+    QUERY_NOT_FROM_ROUTER = "query from a router not configured for the upstream"  # draft §7
+    HELLO_NOT_FROM_ROUTER = "hello from a router not configured for the upstream"
+
+    @property
+    def key(self) -> str:
+        """The stable identifier: the name in kebab-case ("bad-checksum")."""
+        return self.name.lower().replace("_", "-")
+
+    @property
+    def stage(self) -> Stage:
+        return _STAGE.get(self, Stage.IGNORED)
+
+
+_SOCKET = (Drop.RECEIVE_ERROR, Drop.EMPTY, Drop.NO_PACKET_INFORMATION, Drop.UNKNOWN_INTERFACE,
+           Drop.NOT_IGMP, Drop.NOT_PIM_HELLO)
+_MALFORMED = (
+    Drop.TRUNCATED_HEADER, Drop.NOT_IPV4, Drop.BAD_HEADER_LENGTH, Drop.BAD_TOTAL_LENGTH,
+    Drop.BAD_HEADER_CHECKSUM, Drop.FRAGMENT, Drop.TRUNCATED_OPTION, Drop.BAD_OPTION_LENGTH,
+    Drop.BAD_ROUTER_ALERT, Drop.TRUNCATED_MESSAGE, Drop.NOT_MLD, Drop.BAD_CHECKSUM,
+    Drop.UNKNOWN_TYPE, Drop.BAD_QUERY_LENGTH, Drop.TRUNCATED_SOURCE_LIST,
+    Drop.TRUNCATED_GROUP_RECORD, Drop.TRUNCATED_AUX_DATA,
+)
+_INVALID = (
+    Drop.UNKNOWN_MESSAGE, Drop.WRONG_FAMILY, Drop.VERSION_INVALID, Drop.SOURCE_INVALID,
+    Drop.SOURCE_NOT_LINK_LOCAL, Drop.QUERY_SOURCE_UNSPECIFIED, Drop.NOT_MULTICAST,
+    Drop.UNKNOWN_RECORD_TYPE, Drop.RECORD_INVALID_FOR_VERSION,
+)
+_STAGE = {
+    **dict.fromkeys(_SOCKET, Stage.SOCKET),
+    **dict.fromkeys(_MALFORMED, Stage.MALFORMED),
+    **dict.fromkeys(_INVALID, Stage.INVALID),
+}
+
+class DropCounts:
+    """Drops counted by (interface, reason); ``None`` is "no interface" (a send with no
+    link, say). Cheap on the hot path: one dict update per drop."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str | None, Drop]] = Counter()
+
+    def add(self, interface: str | None, reason: Drop, n: int = 1) -> None:
+        self._counts[interface, reason] += n
+
+    def by_reason(self) -> dict[Drop, int]:
+        """Summed over interfaces."""
+        out: Counter[Drop] = Counter()
+        for (_, reason), n in self._counts.items():
+            out[reason] += n
+        return dict(out)
+
+    def by_interface(self) -> dict[str | None, dict[Drop, int]]:
+        out: dict[str | None, dict[Drop, int]] = {}
+        for (interface, reason), n in self._counts.items():
+            out.setdefault(interface, {})[reason] = n
+        return out
+
+    def __getitem__(self, reason: str) -> int:
+        """The count of ``reason`` over every interface (``counts[Drop.X]`` or its text)."""
+        return sum(n for (_, r), n in self._counts.items() if r == reason)
+
+    def items(self) -> list[tuple[Drop, int]]:
+        return list(self.by_reason().items())
+
+    def __bool__(self) -> bool:
+        return bool(self._counts)
