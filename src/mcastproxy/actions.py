@@ -7,6 +7,7 @@ An entry with no ``oifs`` forwards nothing but still counts packets (a hot stand
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,3 +55,27 @@ class Log:
 
 
 Action = SendPacket | SetRoute | DeleteRoute | Log
+
+
+class Outbox:
+    """Where the engine's parts put what they ask for, in order, and what they count.
+
+    ``counts`` are the events an operator counts (liveness changes, takeovers, swaps),
+    by a short stable name.
+    """
+
+    __slots__ = ("actions", "counts")
+
+    def __init__(self) -> None:
+        self.actions: list[Action] = []
+        self.counts: Counter[str] = Counter()
+
+    def append(self, action: Action) -> None:
+        self.actions.append(action)
+
+    def log(self, level: str, event: str, message: str, **fields: Any) -> None:
+        self.actions.append(Log(level, event, message, fields))
+
+    def pop(self) -> list[Action]:
+        actions, self.actions = self.actions, []
+        return actions

@@ -127,12 +127,19 @@ class DropCounts:
     def add(self, interface: str | None, reason: Drop, n: int = 1) -> None:
         self._counts[interface, reason] += n
 
+    def merge(self, other: DropCounts) -> None:
+        self._counts.update(other._counts)
+
     def by_reason(self) -> dict[Drop, int]:
         """Summed over interfaces."""
         out: Counter[Drop] = Counter()
         for (_, reason), n in self._counts.items():
             out[reason] += n
         return dict(out)
+
+    def by_key(self) -> dict[tuple[str | None, Drop], int]:
+        """(interface, reason) -> count."""
+        return dict(self._counts)
 
     def by_interface(self) -> dict[str | None, dict[Drop, int]]:
         out: dict[str | None, dict[Drop, int]] = {}

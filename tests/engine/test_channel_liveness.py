@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from test_engine import FAMS, Fam
 
 from mcastproxy.actions import DeleteRoute, SetRoute
-from mcastproxy.engine import BRIDGE_TIMEOUT
 from mcastproxy.events import CountersSampled, InterfaceDown
 from mcastproxy.flowwatch import Health
+from mcastproxy.moves import BRIDGE_TIMEOUT
 
 SAMPLE = 0.025
 

@@ -9,8 +9,10 @@ import pytest
 from harness import T, World, ip, text
 
 from mcastproxy.config import parse_config
-from mcastproxy.engine import BRIDGE_TIMEOUT
+from mcastproxy.drops import Stage
 from mcastproxy.events import ConfigChanged, InterfaceDown, PacketReceived, UpstreamUsability
+from mcastproxy.family import Family
+from mcastproxy.moves import BRIDGE_TIMEOUT
 from mcastproxy.wire.messages import GroupRecord, Leave, Query, Report
 
 
@@ -344,7 +346,7 @@ def test_malformed_packets_are_dropped_and_counted(fam: Fam) -> None:
         ip("fe80::7"), ip("ff02::16"))
     for payload in (b"", b"\x22\x00", b"\xff" * 40):
         w.handle(PacketReceived("d1", fam.v, src, dst, payload))
-    assert sum(n for reason, n in w.engine.dropped.items() if reason.startswith("malformed")) == 3
+    assert sum(n for reason, n in w.engine.dropped.items() if reason.stage is Stage.MALFORMED) == 3
     assert w.sent == []
 
 
@@ -362,7 +364,7 @@ def test_membership_expires_upstream_too(fam: Fam) -> None:
     w.join("d1", fam.h1, fam.g1)
     w.run_for(5)
     w.clear()
-    link = w.engine.link("d1", fam.v)
+    link = w.engine.snapshot().link("d1", Family(fam.v))
     assert link is not None
     gmi = link.timers.group_membership_interval  # after the join, the group expires
     w.run_until(gmi - 0.1)
@@ -488,14 +490,14 @@ def test_choosing_the_feeder_does_not_grow_with_the_members(fam: Fam) -> None:
     for i in range(1, 300):
         w.join("d1", text((base + i).to_bytes(len(ip(fam.h1)))), fam.g1)
     calls = 0
-    select = w.engine._selector.select
+    select = w.engine._candidates.selector.select
 
     def counting(*args: object) -> object:
         nonlocal calls
         calls += 1
         return select(*args)  # type: ignore[arg-type]
 
-    w.engine._selector.select = counting  # type: ignore[method-assign]
+    w.engine._candidates.selector.select = counting  # type: ignore[method-assign]
     w.join("d1", text((base + 400).to_bytes(len(ip(fam.h1)))), fam.g1)
     assert calls <= 4
     assert w.route("u1", fam.s1, fam.g1) == {"d1"}

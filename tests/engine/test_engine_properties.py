@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcastproxy.events import UpstreamUsability
+from mcastproxy.family import Family
+from mcastproxy.ledger import wants
 from mcastproxy.membership.state import FilterMode
 from mcastproxy.selection import Selector
 from mcastproxy.upstream.merge import merge
@@ -87,18 +89,20 @@ def apply(w: World, fam: dict, op: tuple) -> None:  # type: ignore[type-arg]
 
 def check(w: World, v: int, fam: dict) -> None:  # type: ignore[type-arg]
     engine = w.engine
+    snap = engine.snapshot()
     # The engine's inputs to selection: its configuration and the interfaces' addresses.
     addresses = {n: [ipaddress.ip_address(a) for a in ADDRESSES[n]] for n in UPSTREAMS}
     selector_fresh = Selector(engine.config, addresses)
     wanted: dict[tuple[str, bytes], list[tuple[FilterMode, frozenset[bytes]]]] = defaultdict(list)
     unsettled: set[bytes] = set()
     for link_name in ("d1", "d2"):
-        link = engine.link(link_name, v)
+        link = snap.link(link_name, Family(v))
         assert link is not None
-        for group in link.groups():
-            subs = link.subscribers(group)
+        for gs in link.groups:
+            group = gs.group
+            subs = {s.address: s for s in gs.subscribers}
             tracked = merge((s.filter_mode, s.sources) for s in subs.values())
-            if link.forwarded(group) != tracked or group in engine.bridged():
+            if gs.forwarded != tracked or group in snap.bridged:
                 # Last-member queries running: shares linger; or a moved subscription
                 # stays on its old upstream until the new one delivers.
                 unsettled.add(group)
@@ -124,7 +128,7 @@ def check(w: World, v: int, fam: dict) -> None:  # type: ignore[type-arg]
                         for u in selector_fresh.select(h, src, group, engine.unusable).upstreams:
                             wanted[u, group].append((FilterMode.INCLUDE, frozenset({src})))
     for u in UPSTREAMS:
-        host = engine.host(u, v)
+        host = snap.upstream(u)
         assert host is not None
         groups = {ip(g) for g in fam["groups"]}
         for group in groups - unsettled:
@@ -132,11 +136,14 @@ def check(w: World, v: int, fam: dict) -> None:  # type: ignore[type-arg]
             assert host.state(group) == expected, (u, group, host.state(group), expected)
     # One feeder per link per flow, and only to links that want it.
     fed: dict[tuple[bytes, bytes], set[str]] = defaultdict(set)
-    for (upstream, source, group), oifs in engine.routes().items():
-        for link_name in oifs:
-            link = engine.link(link_name, v)
+    for flow in snap.flows:
+        upstream, source, group = flow.upstream, flow.source, flow.group
+        for link_name in flow.downstream:
+            link = snap.link(link_name, Family(v))
             assert link is not None
-            assert link.wants(group, source), (upstream, link_name)
+            gs = link.group(group)
+            assert gs is not None, (upstream, link_name)
+            assert wants(gs.forwarded, source), (upstream, link_name)
             assert link_name not in fed[source, group], ("fed twice", link_name, upstream)
             fed[source, group].add(link_name)
 
@@ -157,8 +164,8 @@ def test_random_operations_keep_the_invariants(v: int, steps: list[tuple]) -> No
     w.run_for(5)
     check(w, v, fam)
     for u in UPSTREAMS:
-        host = w.engine.host(u, v)
+        host = w.engine.snapshot().upstream(u)
         assert host is not None
-        assert list(host.groups()) == []
-        assert host.pending_retransmissions() == 0
+        assert list(host.groups) == []
+        assert host.pending_reports == 0
     assert dict(w.engine.routes()) == {}
