@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
+from typing import get_args
 
 from mcastproxy.actions import Action, DeleteRoute, Outbox, SendPacket
 from mcastproxy.candidates import Addresses, Candidates
@@ -64,6 +65,7 @@ from mcastproxy.upstream.merge import EMPTY, InterfaceState
 from mcastproxy.wire import WireError, build_igmp, build_mld, parse_igmp, parse_mld
 from mcastproxy.wire.messages import Query
 
+_EVENTS = get_args(Event)
 IN = FilterMode.INCLUDE
 NOTHING: InterfaceState = (IN, EMPTY)
 
@@ -125,6 +127,8 @@ class Engine:
 
     def handle(self, event: Event, now: float) -> None:
         """Take in one event that happened at ``now``."""
+        if not isinstance(event, _EVENTS):
+            raise TypeError(f"not an engine event: {event!r}")
         self._takeover.start(self._config, now)
         try:
             self._dispatch(event, now)
@@ -161,8 +165,6 @@ class Engine:
             self._channels.sampled(event.packets, now)
         elif isinstance(event, ConfigChanged):
             self._reconfigure(event.config, now)
-        else:
-            raise TypeError(f"not an engine event: {event!r}")
 
     def pop_actions(self) -> list[Action]:
         """The actions asked for since the last call, in order."""

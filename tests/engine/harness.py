@@ -65,17 +65,17 @@ class World:
         world.clear()
         return world
 
+    def decode(self, a: SendPacket) -> Message:
+        if a.family == 4:
+            return parse_igmp(a.payload)
+        return parse_mld(a.payload, ip(ADDRESSES[a.interface][1]), a.destination)
+
     def handle(self, event: Event) -> list[Action]:
         self.engine.handle(event, self.now)
         actions = self.engine.pop_actions()
         for a in actions:
             if isinstance(a, SendPacket):
-                if a.family == 4:
-                    msg = parse_igmp(a.payload)
-                else:
-                    src = ip(ADDRESSES[a.interface][1])
-                    msg = parse_mld(a.payload, src, a.destination)
-                self.sent.append(Sent(self.now, a.interface, a.destination, msg))
+                self.sent.append(Sent(self.now, a.interface, a.destination, self.decode(a)))
             elif isinstance(a, SetRoute | DeleteRoute):
                 self.routes.append(a)
             elif isinstance(a, Log):
