@@ -48,7 +48,7 @@ from mcastproxy.events import (
     TimerExpired,
     UpstreamUsability,
 )
-from mcastproxy.family import Family
+from mcastproxy.family import BY_LENGTH, BY_VERSION, Family
 from mcastproxy.flowwatch import FlowWatch, Health
 from mcastproxy.forwarding import Forwarding, Route
 from mcastproxy.ledger import Ledger
@@ -100,6 +100,7 @@ class Engine:
         self._channels = ChannelTakeover(cands, fwd, self._moves, self._outbox)
         self._channels.avoid = channels_avoid
         self._takeover = Takeover(cands, fwd, self._moves, self._channels, self._outbox)
+        self._started = False  # liveness starts with the first event, which has a time
         self._configure(config)
 
     def _configure(self, config: Config) -> None:
@@ -129,7 +130,9 @@ class Engine:
         """Take in one event that happened at ``now``."""
         if not isinstance(event, _EVENTS):
             raise TypeError(f"not an engine event: {event!r}")
-        self._takeover.start(self._config, now)
+        if not self._started:
+            self._takeover.start(self._config, now)
+            self._started = True
         try:
             self._dispatch(event, now)
             self._report_dirty(now)
@@ -202,6 +205,7 @@ class Engine:
                          "configuration; subscribers are learned again from the next queries",
                          error=self.last_error)
         self._takeover.start(self._config, now)
+        self._started = True
         try:
             for name, addresses in up.items():
                 self._interface_up(InterfaceUp(name, addresses), now)
@@ -275,7 +279,7 @@ class Engine:
     # --- packets and timers -------------------------------------------------------------------
 
     def _packet(self, ev: PacketReceived, now: float) -> None:
-        family = Family(ev.family)
+        family = BY_VERSION[ev.family]
         try:
             if family is Family.V4:
                 msg = parse_igmp(ev.payload)
@@ -416,11 +420,12 @@ class Engine:
             upstream, group = dirty.pop()
             self._report(upstream, group, now)
         # Then the routes, so that a flow whose upstream was just left is not set first.
-        self._forwarding.refresh_stale()
+        if self._forwarding.stale:
+            self._forwarding.refresh_stale()
 
     def _report(self, upstream: str, group: bytes, now: float) -> None:
         """Hand the upstream's merged state of ``group`` to its host side."""
-        family = Family.of(group)
+        family = BY_LENGTH[len(group)]
         host = self._hosts.get((upstream, family))
         state = self._ledger.upstream_state(upstream, group)
         if host is None:

@@ -4,7 +4,7 @@ One enum instead of bare ``4``/``6`` and ``len(addr) == 4`` tests. It is an ``In
 values are the IP versions, so it compares equal to the numbers the kernel and the
 ``ipaddress`` module use (``Family.V4 == 4``), and it carries what differs between the two
 protocols: the address length and width, the well-known link-scope groups, the protocol's
-name and its older versions' names.
+name and its newest version.
 
 Addresses are packed ``bytes`` throughout the core: 4 octets for IPv4, 16 for IPv6.
 """
@@ -45,6 +45,12 @@ class Family(IntEnum):
         return "igmp" if self is Family.V4 else "mld"
 
     @property
+    def newest_version(self) -> int:
+        """The protocol's version with source filtering: 3 (IGMPv3, RFC 9776) or 2 (MLDv2,
+        RFC 9777)."""
+        return 3 if self is Family.V4 else 2
+
+    @property
     def unspecified(self) -> bytes:
         """0.0.0.0 or ::."""
         return bytes(self.length)
@@ -66,6 +72,12 @@ class Family(IntEnum):
         """Where IGMPv3 and MLDv2 Reports go: 224.0.0.22 (RFC 9776 §4.2.14) or ff02::16
         (RFC 9777 §5.2.14)."""
         return _ALL_V3_ROUTERS[self]
+
+
+BY_LENGTH = {4: Family.V4, 16: Family.V6}
+"""Address length -> family: ``BY_LENGTH[len(address)]`` is the fast ``Family.of``."""
+BY_VERSION = {4: Family.V4, 6: Family.V6}
+"""IP version -> family, without the cost of ``Family(version)`` on a hot path."""
 
 
 def _ff02(last: int) -> bytes:

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from mcastproxy.actions import DeleteRoute, Outbox, SetRoute
 from mcastproxy.candidates import Candidates
 from mcastproxy.drops import Drop
-from mcastproxy.family import Family
+from mcastproxy.family import BY_LENGTH, Family
 from mcastproxy.flowwatch import FlowWatch
 from mcastproxy.ledger import Ledger, wants
 from mcastproxy.membership.router import RouterLink
@@ -134,7 +134,7 @@ class Forwarding:
         flows = self.flows_by_group.get(group)
         if not flows:
             return
-        family = Family.of(group)
+        family = BY_LENGTH[len(group)]
         links = [link] if link is not None else [n for n, f in self._links if f == family]
         fed: dict[tuple[str, bytes], set[str]] = {flow: set() for flow in flows}
         sources = {s for _, s in flows}
