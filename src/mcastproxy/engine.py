@@ -48,26 +48,23 @@ from mcastproxy.events import (
     TimerExpired,
     UpstreamUsability,
 )
-from mcastproxy.family import BY_LENGTH, BY_VERSION, Family
+from mcastproxy.family import BY_VERSION, Family
 from mcastproxy.flowwatch import FlowWatch, Health
 from mcastproxy.forwarding import Forwarding, Route
 from mcastproxy.ledger import Ledger
 from mcastproxy.membership.outputs import GroupChanged, SendQuery, SubscriberChanged
 from mcastproxy.membership.router import RouterLink
-from mcastproxy.membership.state import FilterMode
 from mcastproxy.membership.timers import ProtocolTimers
 from mcastproxy.moves import Moves
 from mcastproxy.snapshot import EngineSnapshot
 from mcastproxy.snapshot import take as take_snapshot
 from mcastproxy.takeover import Takeover
-from mcastproxy.upstream.host import UpstreamHost
-from mcastproxy.upstream.merge import EMPTY, InterfaceState
+from mcastproxy.upstream.merge import InterfaceState
+from mcastproxy.upstreams import Upstreams
 from mcastproxy.wire import WireError, build_igmp, build_mld, parse_igmp, parse_mld
 from mcastproxy.wire.messages import Query
 
 _EVENTS = get_args(Event)
-IN = FilterMode.INCLUDE
-NOTHING: InterfaceState = (IN, EMPTY)
 
 
 class Engine:
@@ -87,7 +84,6 @@ class Engine:
         """The engine's state, fresh from ``config``: no links, flows or subscriptions."""
         self._addresses: dict[str, tuple[bytes, ...]] = {}  # interfaces that are up
         self._links: dict[tuple[str, Family], RouterLink] = {}
-        self._hosts: dict[tuple[str, Family], UpstreamHost] = {}
         cands = self._candidates = Candidates(config, addresses)
         watch = FlowWatch({}, {})
         channels_avoid: dict[bytes, dict[bytes | None, frozenset[str]]] = {}
@@ -100,6 +96,8 @@ class Engine:
         self._channels = ChannelTakeover(cands, fwd, self._moves, self._outbox)
         self._channels.avoid = channels_avoid
         self._takeover = Takeover(cands, fwd, self._moves, self._channels, self._outbox)
+        self._upstreams = Upstreams(self._ledger, fwd, self._channels, cands, self._outbox,
+                                    self._send, self._rng)
         self._started = False  # liveness starts with the first event, which has a time
         self._configure(config)
 
@@ -111,18 +109,7 @@ class Engine:
         self._forwarding.watch.configure(config.data_intervals(), {
             c.interface: c.hold_down if c.hold_down is not None else config.upstream.hold_down
             for c in config.upstream.candidates})
-        t = config.timers
-        for name in self._candidates.names:
-            for fam in self._families:
-                if (name, fam) not in self._hosts:
-                    self._hosts[name, fam] = UpstreamHost(
-                        fam,
-                        robustness=t.robustness,
-                        unsolicited_report_interval=t.unsolicited_report_interval,
-                        query_interval=t.query_interval,
-                        query_response_interval=t.query_response_interval,
-                        rng=self._rng,
-                    )
+        self._upstreams.configure(config, self._families)
 
     # --- surface ------------------------------------------------------------------------
 
@@ -135,10 +122,17 @@ class Engine:
             self._started = True
         try:
             self._dispatch(event, now)
-            self._report_dirty(now)
+            self._settle(now)
         except Exception as exc:
             self._reset(exc, now)
             raise
+
+    def _settle(self, now: float) -> None:
+        """After the event: report what changed upstream, then the routes, so that a flow
+        whose upstream was just left is not set first."""
+        self._upstreams.report_dirty(now)
+        if self._forwarding.stale:
+            self._forwarding.refresh_stale()
 
     def _dispatch(self, event: Event, now: float) -> None:
         if isinstance(event, PacketReceived):
@@ -175,7 +169,8 @@ class Engine:
 
     def next_deadline(self) -> float | None:
         """When the engine next needs a ``TimerExpired``; None when nothing is pending."""
-        deadlines = [m.next_deadline() for m in (*self._links.values(), *self._hosts.values())]
+        deadlines = [link.next_deadline() for link in self._links.values()]
+        deadlines += self._upstreams.deadlines()
         deadlines += (self._takeover.next_deadline(), self._moves.next_deadline(),
                       self._channels.next_deadline())
         return min((d for d in deadlines if d is not None), default=None)
@@ -183,7 +178,7 @@ class Engine:
     def snapshot(self) -> EngineSnapshot:
         """What status, metrics and an API show: plain data, detached from the engine."""
         return take_snapshot(
-            self._config, self._links, self._hosts, self._ledger, self._forwarding,
+            self._config, self._links, self._upstreams.hosts, self._ledger, self._forwarding,
             self._takeover.liveness if self._takeover.started else None,
             self._candidates.unusable, self._moves.bridges, self.dropped, self._outbox.counts,
             self.resets, self.last_error)
@@ -209,7 +204,7 @@ class Engine:
         try:
             for name, addresses in up.items():
                 self._interface_up(InterfaceUp(name, addresses), now)
-            self._report_dirty(now)
+            self._settle(now)
         except Exception:  # a second fault must not hide the first: counted, not raised
             self._outbox.counts["engine reset failed"] += 1
 
@@ -290,10 +285,9 @@ class Engine:
             return
         if ev.interface in self._candidates.names:
             # RFC 4605 §2: the router side never runs on an upstream; only queries matter.
-            if isinstance(msg, Query) and (host := self._hosts.get((ev.interface, family))):
+            if isinstance(msg, Query) and (ev.interface, family) in self._upstreams.hosts:
                 self._signal(ev.interface, ev.source, "query", now)
-                host.receive_query(msg, now)
-                self._flush_host(ev.interface, family, host)
+                self._upstreams.query(ev.interface, family, msg, now)
             else:
                 self._drops.add(ev.interface, Drop.NOT_A_QUERY_ON_UPSTREAM)
             return
@@ -318,11 +312,7 @@ class Engine:
             if deadline is not None and deadline <= now:
                 link.handle_timers(now)
                 self._flush_link(name, fam, link, now)
-        for (name, fam), host in self._hosts.items():
-            deadline = host.next_deadline()
-            if deadline is not None and deadline <= now:
-                host.handle_timers(now)
-                self._flush_host(name, fam, host)
+        self._upstreams.due(now)
 
     # --- interfaces -----------------------------------------------------------------------
 
@@ -392,10 +382,6 @@ class Engine:
             if ledger.settle(name, group, wanted, group in flows):
                 self._forwarding.stale.add((group, name))
 
-    def _flush_host(self, name: str, family: Family, host: UpstreamHost) -> None:
-        for out in host.pop_outputs():
-            self._send(name, family, out.destination, out.message)
-
     def _send(self, interface: str, family: Family, destination: bytes, message: object) -> None:
         addrs = self._addresses.get(interface)
         if addrs is None:
@@ -410,43 +396,6 @@ class Engine:
                 return
             payload = build_mld(message, source, destination)  # type: ignore[arg-type]
         self._outbox.append(SendPacket(interface, family, destination, payload))
-
-    def _report_dirty(self, now: float) -> None:
-        """Report what changed upstream. Done once per event, after every share moved, so a
-        subscription that moves between upstreams is joined on the new one and its merge on
-        the old one is settled in one pass: nothing is left and joined again."""
-        dirty = self._ledger.dirty
-        while dirty:
-            upstream, group = dirty.pop()
-            self._report(upstream, group, now)
-        # Then the routes, so that a flow whose upstream was just left is not set first.
-        if self._forwarding.stale:
-            self._forwarding.refresh_stale()
-
-    def _report(self, upstream: str, group: bytes, now: float) -> None:
-        """Hand the upstream's merged state of ``group`` to its host side."""
-        family = BY_LENGTH[len(group)]
-        host = self._hosts.get((upstream, family))
-        state = self._ledger.upstream_state(upstream, group)
-        if host is None:
-            return
-        before = host.state(group)
-        if before == state:
-            return
-        host.set_state(group, state[0], state[1], now)
-        self._flush_host(upstream, family, host)
-        if NOTHING in (state, before):
-            joined = state != NOTHING
-            self._outbox.log("info", "upstream-join" if joined else "upstream-leave",
-                             f"{'joined' if joined else 'left'} {_text(group)} on {upstream}",
-                             upstream=upstream, group=_text(group))
-        if state == NOTHING:
-            self._forwarding.left(upstream, group)
-            names = self._candidates.names
-            if group in self._channels.avoid and not self._ledger.asked(group, names):
-                self._channels.lift(names, group)  # nobody asks: forget
-        elif before == NOTHING:
-            self._forwarding.joined(upstream, group, now)
 
 
 def _timers(config: Config, link: str) -> ProtocolTimers:
