@@ -4,14 +4,15 @@ Theory of operation. Events come in with the time they happened (``handle(event,
 actions go out (``pop_actions()``); the engine says when it next needs waking
 (``next_deadline()``). The engine dispatches; each concept lives in a module of its own:
 
-1. Downstream links (``membership.RouterLink``, RFC 9776 §6 / RFC 9777 §7): the router side,
-   per link and family. Reports build each link's per-group state and each subscriber's
-   (explicit tracking).
+1. Downstream links (``downstream``, over ``membership.RouterLink``, RFC 9776 §6 / RFC 9777
+   §7): the router side, per link and family. Reports build each link's per-group state and
+   each subscriber's (explicit tracking).
 2. The subscription ledger (``ledger``, draft §3-§4.2): each subscriber's state split into
-   shares per upstream by the draft's selection, merged per upstream (RFC 4605 §4.1).
-3. Upstreams (``upstream.UpstreamHost``, RFC 9776 §5 / RFC 9777 §6): the host side, per
-   upstream and family, reporting the merge of its shares. Dirty merges are reported once
-   per event, after every share has moved.
+   shares per upstream by the draft's selection (``candidates``), merged per upstream
+   (RFC 4605 §4.1).
+3. Upstreams (``upstreams``, over ``upstream.UpstreamHost``, RFC 9776 §5 / RFC 9777 §6): the
+   host side, per upstream and family, reporting the merge of its shares. Dirty merges are
+   reported once per event, after every share has moved.
 4. The forwarding plan (``forwarding``, draft §3.3): a route per flow the kernel saw, one
    feeder per link, hot standbys.
 5. Takeover (``takeover``, draft §5.1-§5.2; ``channel_takeover``, per channel) and moves
@@ -28,13 +29,15 @@ Nothing here reads the clock, sleeps, or touches a socket.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import get_args
 
 from mcastproxy.actions import Action, DeleteRoute, Outbox, SendPacket
 from mcastproxy.candidates import Addresses, Candidates
 from mcastproxy.channel_takeover import ChannelTakeover
 from mcastproxy.config import Config
+from mcastproxy.downstream import DownstreamLinks, own_address
 from mcastproxy.drops import Drop, DropCounts
 from mcastproxy.events import (
     ConfigChanged,
@@ -51,10 +54,8 @@ from mcastproxy.events import (
 from mcastproxy.family import BY_VERSION, Family
 from mcastproxy.flowwatch import FlowWatch, Health
 from mcastproxy.forwarding import Forwarding, Route
-from mcastproxy.ledger import Ledger
-from mcastproxy.membership.outputs import GroupChanged, SendQuery, SubscriberChanged
+from mcastproxy.ledger import Avoid, Ledger
 from mcastproxy.membership.router import RouterLink
-from mcastproxy.membership.timers import ProtocolTimers
 from mcastproxy.moves import Moves
 from mcastproxy.snapshot import EngineSnapshot
 from mcastproxy.snapshot import take as take_snapshot
@@ -82,34 +83,32 @@ class Engine:
 
     def _build(self, config: Config, addresses: Addresses | None) -> None:
         """The engine's state, fresh from ``config``: no links, flows or subscriptions."""
+        outbox = self._outbox
         self._addresses: dict[str, tuple[bytes, ...]] = {}  # interfaces that are up
-        self._links: dict[tuple[str, Family], RouterLink] = {}
+        links: dict[tuple[str, Family], RouterLink] = {}
+        avoid: Avoid = {}
         cands = self._candidates = Candidates(config, addresses)
-        watch = FlowWatch({}, {})
-        channels_avoid: dict[bytes, dict[bytes | None, frozenset[str]]] = {}
-        self._ledger = Ledger(cands, channels_avoid)
-        fwd = self._forwarding = Forwarding(self._links, self._ledger, cands, self._outbox,
-                                            watch)
-        self._moves = Moves(self._ledger, cands, self._outbox, self._downstream_names,
-                            fwd.refresh)
-        fwd.bridged, fwd.end_bridges = self._moves.bridges, self._moves.end
-        self._channels = ChannelTakeover(cands, fwd, self._moves, self._outbox)
-        self._channels.avoid = channels_avoid
-        self._takeover = Takeover(cands, fwd, self._moves, self._channels, self._outbox)
-        self._upstreams = Upstreams(self._ledger, fwd, self._channels, cands, self._outbox,
-                                    self._send, self._rng)
+        ledger = self._ledger = Ledger(cands, avoid)
+        fwd = self._forwarding = Forwarding(links, ledger, cands, outbox, FlowWatch({}, {}))
+        self._downstream = DownstreamLinks(links, ledger, fwd, self._send)
+        moves = self._moves = Moves(ledger, cands, outbox, lambda: self._downstream.names,
+                                    fwd.refresh)
+        fwd.bridged, fwd.end_bridges = moves.bridges, moves.end
+        channels = self._channels = ChannelTakeover(cands, fwd, moves, outbox)
+        channels.avoid = avoid
+        self._takeover = Takeover(cands, fwd, moves, channels, outbox)
+        self._upstreams = Upstreams(ledger, fwd, channels, cands, outbox, self._send, self._rng)
         self._started = False  # liveness starts with the first event, which has a time
         self._configure(config)
 
     def _configure(self, config: Config) -> None:
         self._config = config
-        self._downstream = {d.interface for d in config.downstream}
-        self._families = [f for f, on in ((Family.V4, config.igmp), (Family.V6, config.mld))
-                          if on]
+        families = [f for f, on in ((Family.V4, config.igmp), (Family.V6, config.mld)) if on]
         self._forwarding.watch.configure(config.data_intervals(), {
             c.interface: c.hold_down if c.hold_down is not None else config.upstream.hold_down
             for c in config.upstream.candidates})
-        self._upstreams.configure(config, self._families)
+        self._downstream.configure(config, families)
+        self._upstreams.configure(config, families)
 
     # --- surface ------------------------------------------------------------------------
 
@@ -169,8 +168,7 @@ class Engine:
 
     def next_deadline(self) -> float | None:
         """When the engine next needs a ``TimerExpired``; None when nothing is pending."""
-        deadlines = [link.next_deadline() for link in self._links.values()]
-        deadlines += self._upstreams.deadlines()
+        deadlines = [*self._downstream.deadlines(), *self._upstreams.deadlines()]
         deadlines += (self._takeover.next_deadline(), self._moves.next_deadline(),
                       self._channels.next_deadline())
         return min((d for d in deadlines if d is not None), default=None)
@@ -178,7 +176,8 @@ class Engine:
     def snapshot(self) -> EngineSnapshot:
         """What status, metrics and an API show: plain data, detached from the engine."""
         return take_snapshot(
-            self._config, self._links, self._upstreams.hosts, self._ledger, self._forwarding,
+            self._config, self._downstream.links, self._upstreams.hosts, self._ledger,
+            self._forwarding,
             self._takeover.liveness if self._takeover.started else None,
             self._candidates.unusable, self._moves.bridges, self.dropped, self._outbox.counts,
             self.resets, self.last_error)
@@ -224,19 +223,19 @@ class Engine:
         """Inputs dropped, by interface and reason (the router links' own drops included)."""
         counts = DropCounts()
         counts.merge(self._drops)
-        for (name, _), link in self._links.items():
-            for reason, n in link.dropped.items():
-                counts.add(name, reason, n)
+        for name, reason, n in self._downstream.drops():
+            counts.add(name, reason, n)
         return counts
 
     @property
     def counts(self) -> Mapping[str, int]:
         """Liveness changes, takeovers, swaps, resets: by a short stable name."""
-        return self._outbox.counts
+        return dict(self._outbox.counts)
 
     def routes(self) -> Mapping[Route, frozenset[str]]:
-        """(upstream, source, group) -> the downstream links it is forwarded to."""
-        return self._forwarding.routes
+        """(upstream, source, group) -> the downstream links it is forwarded to (read-only:
+        the daemon reads it every counter sample, too often to copy thousands of routes)."""
+        return MappingProxyType(self._forwarding.routes)
 
     def feeders(self, link: str, group: bytes) -> dict[str, InterfaceState]:
         """Which upstreams this link asks for the group, and what of it."""
@@ -268,9 +267,6 @@ class Engine:
             if name in self._candidates.names
         }
 
-    def _downstream_names(self) -> Iterable[str]:
-        return self._downstream
-
     # --- packets and timers -------------------------------------------------------------------
 
     def _packet(self, ev: PacketReceived, now: float) -> None:
@@ -291,12 +287,9 @@ class Engine:
             else:
                 self._drops.add(ev.interface, Drop.NOT_A_QUERY_ON_UPSTREAM)
             return
-        link = self._links.get((ev.interface, family))
-        if link is None:
-            self._drops.add(ev.interface, Drop.NOT_PROXIED)
-            return
-        link.receive(msg, ev.source, now)
-        self._flush_link(ev.interface, family, link, now)
+        drop = self._downstream.receive(ev.interface, family, msg, ev.source, now)
+        if drop is not None:
+            self._drops.add(ev.interface, drop)
 
     def _signal(self, upstream: str, source: bytes, kind: str, now: float) -> None:
         drop = self._takeover.signal(upstream, source, kind, now)
@@ -307,11 +300,7 @@ class Engine:
         self._takeover.handle_timers(now)
         self._moves.due(now)
         self._channels.due(now)
-        for (name, fam), link in self._links.items():
-            deadline = link.next_deadline()
-            if deadline is not None and deadline <= now:
-                link.handle_timers(now)
-                self._flush_link(name, fam, link, now)
+        self._downstream.due(now)
         self._upstreams.due(now)
 
     # --- interfaces -----------------------------------------------------------------------
@@ -319,23 +308,8 @@ class Engine:
     def _interface_up(self, ev: InterfaceUp, now: float) -> None:
         was_up = ev.interface in self._addresses
         self._addresses[ev.interface] = ev.addresses
-        if ev.interface in self._downstream:
-            for fam in self._families:
-                own = _own_address(ev.addresses, fam)
-                link = self._links.get((ev.interface, fam))
-                if link is None:
-                    proto = self._config.igmp if fam is Family.V4 else self._config.mld
-                    assert proto is not None
-                    fast = next(d.fast_leave for d in self._config.downstream
-                                if d.interface == ev.interface)
-                    link = self._links[ev.interface, fam] = RouterLink(
-                        _timers(self._config, ev.interface), fam, proto.version, own, fast,
-                        ssm_ranges=proto.ssm_ranges,
-                    )
-                    link.start(now)
-                else:
-                    link.set_address(own, now)
-                self._flush_link(ev.interface, fam, link, now)
+        if ev.interface in self._downstream.names:
+            self._downstream.up(ev.interface, ev.addresses, now)
         elif ev.interface in self._candidates.names:
             # The §4.4 fallback compares candidate addresses: compile them in.
             self._candidates.readdress(self._selector_addresses())
@@ -347,40 +321,13 @@ class Engine:
     def _interface_down(self, ev: InterfaceDown, now: float) -> None:
         if self._addresses.pop(ev.interface, None) is None:
             return
-        if ev.interface in self._downstream:
-            for fam in self._families:
-                link = self._links.get((ev.interface, fam))
-                if link is not None:
-                    link.set_address(None, now)
-                    self._flush_link(ev.interface, fam, link, now)
+        if ev.interface in self._downstream.names:
+            self._downstream.down(ev.interface, now)
         elif ev.interface in self._candidates.names:
             self._candidates.readdress(self._selector_addresses())
             self._outbox.log("warning", "upstream-down", f"upstream {ev.interface} is down",
                              upstream=ev.interface)
             self._takeover.link(ev.interface, False, now)
-
-    # --- the router side in, the host side out ------------------------------------------------
-
-    def _flush_link(self, name: str, family: Family, link: RouterLink, now: float) -> None:
-        # Groups to settle once each, in order, with what the link now forwards of each (the
-        # outputs come after the whole input, so that holds for all of them).
-        touched: dict[bytes, InterfaceState] = {}
-        ledger = self._ledger
-        for out in link.pop_outputs():
-            if isinstance(out, SendQuery):
-                self._send(name, family, out.destination, out.query)
-            elif isinstance(out, SubscriberChanged):
-                group = out.group
-                wanted = touched.get(group)
-                if wanted is None:
-                    wanted = touched[group] = link.forwarded(group)
-                ledger.subscriber_changed(name, link, group, out.subscriber, wanted)
-            elif isinstance(out, GroupChanged) and out.group not in touched:
-                touched[out.group] = link.forwarded(out.group)
-        flows = self._forwarding.flows_by_group
-        for group, wanted in touched.items():
-            if ledger.settle(name, group, wanted, group in flows):
-                self._forwarding.stale.add((group, name))
 
     def _send(self, interface: str, family: Family, destination: bytes, message: object) -> None:
         addrs = self._addresses.get(interface)
@@ -390,37 +337,9 @@ class Engine:
         if family is Family.V4:
             payload = build_igmp(message)  # type: ignore[arg-type]
         else:
-            source = _own_address(addrs, Family.V6)
+            source = own_address(addrs, Family.V6)
             if source is None:
                 self._drops.add(interface, Drop.NO_LINK_LOCAL_ADDRESS)
                 return
             payload = build_mld(message, source, destination)  # type: ignore[arg-type]
         self._outbox.append(SendPacket(interface, family, destination, payload))
-
-
-def _timers(config: Config, link: str) -> ProtocolTimers:
-    t = config.downstream_timers(link)
-    return ProtocolTimers(
-        robustness=t.robustness,
-        query_interval=t.query_interval,
-        query_response_interval=t.query_response_interval,
-        last_member_query_interval=t.last_member_query_interval,
-        last_member_query_count=t.last_member_query_count,
-        startup_query_interval=t.startup_query_interval,
-        startup_query_count=t.startup_query_count,
-        unsolicited_report_interval=t.unsolicited_report_interval,
-    )
-
-
-def _own_address(addresses: Iterable[bytes], family: Family) -> bytes | None:
-    """The address a router speaks from: the first IPv4 one, or the IPv6 link-local."""
-    for a in addresses:
-        if family is Family.V4 and len(a) == 4:
-            return a
-        if family is Family.V6 and len(a) == 16 and a[:2] == b"\xfe\x80":
-            return a
-    return None
-
-
-def _text(address: bytes) -> str:
-    return str(ipaddress.ip_address(address))
