@@ -1,7 +1,8 @@
 """What the engine asks for: actions, collected by ``Engine.pop_actions()``.
 
 Routes are (source, group) entries of the kernel's multicast forwarding cache, one table per
-upstream interface (``table`` is its name): packets arriving on ``iif`` are copied to ``oifs``.
+upstream interface (``table`` is its name, and the interface the route's packets arrive on):
+they are copied to ``oifs``.
 An entry with no ``oifs`` forwards nothing but still counts packets (a hot standby).
 """
 
@@ -26,12 +27,12 @@ class SendPacket:
 
 @dataclass(frozen=True, slots=True)
 class SetRoute:
-    """Install or change the route of (source, group) in ``table``."""
+    """Install or change the route of (source, group) in ``table``, the table of the
+    upstream its packets arrive on: they are copied to ``oifs``."""
 
     table: str
     source: bytes
     group: bytes
-    iif: str
     oifs: frozenset[str]
 
 

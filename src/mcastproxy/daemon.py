@@ -6,6 +6,12 @@ netlink change, a signal, the engine's own deadline) becomes one engine event ha
 routes set, log lines written) and the one timer handle is re-armed if the deadline moved.
 Nothing else decides anything here.
 
+What the daemon reads and writes comes from a ``Platform``: a factory each for the kernel
+adapter (one ``MulticastRouting`` per family), the IGMP/MLD socket and the PIM listener of a
+family, the ``InterfaceMap`` and the netlink ``LinkWatcher``. ``Platform()`` is the system
+(``MulticastRouter``, ``IgmpSocket``/``MldSocket``, ``PimListener``, ...); tests give
+in-memory ones, so the loop below runs as it does in production, without root.
+
 Signals: SIGHUP reloads the configuration (a bad file is refused with the reason and the old
 one stays); SIGTERM and SIGINT stop, removing everything the daemon added to the kernel.
 A status server on a UNIX socket answers ``mcastproxy status``.
@@ -22,27 +28,31 @@ import os
 import random
 import signal
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mcastproxy.actions import Action, DeleteRoute, Log, SendPacket, SetRoute
 from mcastproxy.config import Config, ConfigError, load_config
+from mcastproxy.drops import Drop
 from mcastproxy.engine import Engine
 from mcastproxy.events import (
     ConfigChanged,
     CountersSampled,
     Event,
     HelloReceived,
-    InterfaceDown,
     InterfaceUp,
     NewFlow,
     PacketReceived,
     TimerExpired,
 )
-from mcastproxy.kernel import KernelError, MulticastRouter, Role, UpcallKind
-from mcastproxy.links import LinkWatcher
-from mcastproxy.netio import IgmpSocket, InterfaceMap, MldSocket
+from mcastproxy.family import BY_LENGTH, BY_VERSION, Family
+from mcastproxy.kernel import KernelError, MulticastRouter, MulticastRouting, Role, UpcallKind
+from mcastproxy.links import LinkEvent, LinkWatcher
+from mcastproxy.netio import IgmpSocket, InterfaceMap, MldSocket, Received
 from mcastproxy.netio.pim import PimListener
+from mcastproxy.status import document
 
 DEFAULT_STATUS_SOCKET = Path("/run/mcastproxy.sock")
 log = logging.getLogger("mcastproxy")
@@ -52,56 +62,151 @@ def _text(address: bytes) -> str:
     return str(ipaddress.ip_address(address))
 
 
+# --- what the daemon runs on -----------------------------------------------------------------
+
+
+class PacketSocket(Protocol):
+    """IGMP (``netio.IgmpSocket``) or MLD (``netio.MldSocket``) in and out, for every
+    interface of one family."""
+
+    @property
+    def family(self) -> Family: ...
+
+    @property
+    def dropped(self) -> Mapping[Drop, int]:
+        """Packets received and not returned, by reason."""
+        ...
+
+    def fileno(self) -> int: ...
+
+    def receive(self) -> list[Received]:
+        """What is queued now, without blocking; never raises on bad input."""
+        ...
+
+    def send(self, interface: str, destination: bytes, payload: bytes) -> bool: ...
+
+    def listen(self, interface: str) -> None:
+        """Receive reports and leaves on this downstream (again if it came back)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class HelloSocket(Protocol):
+    """PIM Hellos of one family (``netio.pim.PimListener``): (interface, source) of each."""
+
+    @property
+    def dropped(self) -> Mapping[Drop, int]: ...
+
+    def fileno(self) -> int: ...
+
+    def receive(self) -> list[tuple[str, bytes]]: ...
+
+    def listen(self, interface: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LinkWatching(Protocol):
+    """Reports the configured interfaces' state as ``InterfaceUp``/``InterfaceDown``
+    (``links.LinkWatcher``): all of them at ``start()``, then every change."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def watch(self, names: Iterable[str]) -> None:
+        """Follow these interfaces instead (reported at once if new)."""
+        ...
+
+
+def _packet_socket(family: Family, interfaces: InterfaceMap) -> PacketSocket:
+    return IgmpSocket(interfaces) if family is Family.V4 else MldSocket(interfaces)
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """Where the daemon's inputs and outputs come from; the defaults are the system's.
+
+    ``router(family)``: the kernel adapter of a family. ``packets(family, interfaces)``: its
+    IGMP or MLD socket; ``hellos(family, interfaces)``: its PIM listener (made only when a
+    candidate watches hellos). ``interfaces()``: the name/index/address map the sockets share,
+    which the daemon ``refresh``-es as netlink reports changes. ``links(names, emit)``: the
+    netlink watcher, calling ``emit`` with each ``InterfaceUp``/``InterfaceDown``.
+    """
+
+    router: Callable[[Family], MulticastRouting] = MulticastRouter
+    packets: Callable[[Family, InterfaceMap], PacketSocket] = _packet_socket
+    hellos: Callable[[Family, InterfaceMap], HelloSocket] = PimListener
+    interfaces: Callable[[], InterfaceMap] = InterfaceMap
+    links: Callable[[Iterable[str], Callable[[LinkEvent], None]], LinkWatching] = LinkWatcher
+
+
+# --- the daemon --------------------------------------------------------------------------------
+
+
 class Daemon:
-    """One running proxy: ``await Daemon(path, config).run()`` until stopped."""
+    """One running proxy: ``await Daemon(path, config).run()`` until stopped.
+
+    ``platform`` gives its I/O (the system's by default); ``engine``, one made from ``config``
+    if not given. ``ready`` is set once it runs (signals handled, status served).
+    """
 
     def __init__(
-        self, config_path: Path, config: Config, *, status_socket: Path | None = None
+        self,
+        config_path: Path,
+        config: Config,
+        *,
+        status_socket: Path | None = None,
+        platform: Platform | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self.config_path = config_path
         self.config = config
         self.status_socket = status_socket
-        self.engine = Engine(config, rng=random.random)
-        self.interfaces = InterfaceMap()
-        self.sockets: dict[int, IgmpSocket | MldSocket] = {}
-        self.routers: dict[int, MulticastRouter] = {}
-        self.hellos: dict[int, PimListener] = {}
+        self.platform = platform if platform is not None else Platform()
+        self.engine = engine if engine is not None else Engine(config, rng=random.random)
+        self.interfaces = self.platform.interfaces()
+        self.sockets: dict[Family, PacketSocket] = {}
+        self.routers: dict[Family, MulticastRouting] = {}
+        self.hellos: dict[Family, HelloSocket] = {}
         self.errors: Counter[str] = Counter()
+        self.ready = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
-        self._stopping: asyncio.Event | None = None
-        self._links: LinkWatcher | None = None
+        self._links: LinkWatching | None = None
         self._status: asyncio.AbstractServer | None = None
         self._sampler: asyncio.TimerHandle | None = None
+        self._signals: list[signal.Signals] = []
 
     # --- life cycle -----------------------------------------------------------------------
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; 0 on a clean stop, 1 if the kernel refused to start."""
         self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
         try:
-            self._start()
-        except KernelError as exc:
-            log.error("cannot start: %s", exc)
-            self._stop_kernel()
-            return 1
-        except PermissionError:
-            log.error("cannot start: mcastproxy needs root (CAP_NET_ADMIN and CAP_NET_RAW)")
-            self._stop_kernel()
-            return 1
-        try:
-            self._links = LinkWatcher(self._names(), self._link_event)
+            try:
+                self._start()
+            except KernelError as exc:
+                log.error("cannot start: %s", exc)
+                return 1
+            except PermissionError:
+                log.error("cannot start: mcastproxy needs root (CAP_NET_ADMIN and CAP_NET_RAW)")
+                return 1
+            self._links = self.platform.links(self._names(), self._link_event)
             await self._links.start()
             # Signals first: the status socket appearing tells that SIGHUP is safe to send.
             for sig, handler in ((signal.SIGHUP, self.reload), (signal.SIGTERM, self.stop),
                                  (signal.SIGINT, self.stop)):
                 self._loop.add_signal_handler(sig, handler)
+                self._signals.append(sig)
             if self.status_socket is not None:
                 await self._serve_status()
             self._arm_sampler()
             log.info("running: %s", self._summary())
+            self.ready.set()
             await self._stopping.wait()
         finally:
             await self._shutdown()
@@ -111,20 +216,19 @@ class Daemon:
         cfg = self.config
         upstreams = [c.interface for c in cfg.upstream.candidates]
         downstreams = [d.interface for d in cfg.downstream]
+        loop = self._loop
+        assert loop is not None
         for name in (*upstreams, *downstreams):
             self.interfaces.refresh(name)
-        families = [f for f, on in ((4, cfg.igmp), (6, cfg.mld)) if on]
-        for family in families:
-            router = MulticastRouter(family)
-            self.routers[family] = router
+        for family in self._families(cfg):
+            router = self.routers[family] = self.platform.router(family)
             router.start(upstreams, downstreams)
-            self._loop.add_reader(router.fileno(), self._on_upcalls, router)  # type: ignore[union-attr]
-            sock = IgmpSocket(self.interfaces) if family == 4 else MldSocket(self.interfaces)
-            self.sockets[family] = sock
-            self._loop.add_reader(sock.fileno(), self._on_packets, sock)  # type: ignore[union-attr]
+            loop.add_reader(router.fileno(), self._on_upcalls, router)
+            sock = self.sockets[family] = self.platform.packets(family, self.interfaces)
+            loop.add_reader(sock.fileno(), self._on_packets, sock)
             if any(c.liveness.hellos for c in cfg.upstream.candidates):
-                pim = self.hellos[family] = PimListener(family, self.interfaces)
-                self._loop.add_reader(pim.fileno(), self._on_hellos, pim)  # type: ignore[union-attr]
+                pim = self.hellos[family] = self.platform.hellos(family, self.interfaces)
+                loop.add_reader(pim.fileno(), self._on_hellos, pim)
         for name in downstreams:
             self._listen(name)
         for name in upstreams:
@@ -132,32 +236,46 @@ class Daemon:
 
     def stop(self) -> None:
         log.info("stopping")
-        if self._stopping is not None:
-            self._stopping.set()
+        self._stopping.set()
 
     async def _shutdown(self) -> None:
+        """Undo whatever of the start-up was done, in reverse."""
+        loop = self._loop
+        assert loop is not None
+        running = self.ready.is_set()
+        self.ready.clear()
         for handle in (self._timer, self._sampler):
             if handle is not None:
                 handle.cancel()
-        if self._links is not None:
-            await self._links.close()
+        self._timer = self._sampler = self._deadline = None
         if self._status is not None:
             self._status.close()
+            self._status = None
             with contextlib.suppress(OSError):
                 self.status_socket.unlink()  # type: ignore[union-attr]
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
+        self._signals.clear()
+        if self._links is not None:
+            await self._links.close()
+            self._links = None
         for sock in (*self.sockets.values(), *self.hellos.values()):
             with contextlib.suppress(Exception):
-                self._loop.remove_reader(sock.fileno())  # type: ignore[union-attr]
+                loop.remove_reader(sock.fileno())
             sock.close()
-        self._stop_kernel()
-        log.info("stopped; kernel state removed")
-
-    def _stop_kernel(self) -> None:
+        self.sockets.clear()
+        self.hellos.clear()
         for router in self.routers.values():
             with contextlib.suppress(Exception):
-                if self._loop is not None:
-                    self._loop.remove_reader(router.fileno())
+                loop.remove_reader(router.fileno())
             router.stop()
+        self.routers.clear()
+        if running:
+            log.info("stopped; kernel state removed")
+
+    @staticmethod
+    def _families(cfg: Config) -> list[Family]:
+        return [f for f, on in ((Family.V4, cfg.igmp), (Family.V6, cfg.mld)) if on]
 
     def _names(self) -> list[str]:
         cfg = self.config
@@ -166,7 +284,7 @@ class Daemon:
 
     def _summary(self) -> str:
         cfg = self.config
-        fams = " and ".join(p for p, on in (("IGMP", cfg.igmp), ("MLD", cfg.mld)) if on)
+        fams = " and ".join(f.protocol.upper() for f in self._families(cfg))
         ups = ", ".join(c.interface for c in cfg.upstream.candidates)
         downs = ", ".join(d.interface for d in cfg.downstream)
         return f"{fams}; upstream {ups}; downstream {downs}"
@@ -185,27 +303,50 @@ class Daemon:
         if (new.igmp is None) != (old.igmp is None) or (new.mld is None) != (old.mld is None):
             log.error("reload refused: turning IGMP or MLD on or off needs a restart")
             return
-        old_up = {c.interface for c in old.upstream.candidates}
-        new_up = {c.interface for c in new.upstream.candidates}
-        old_down = {d.interface for d in old.downstream}
-        new_down = {d.interface for d in new.downstream}
+        try:
+            self._reroute_interfaces(old, new)
+        except (KernelError, OSError, ValueError) as exc:
+            self.errors["reload"] += 1
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return
         self.config = new
-        for router in self.routers.values():
-            for name in sorted((old_up - new_up) | (old_down - new_down)):
-                router.remove_interface(name)
-            for name in sorted(new_up - old_up):
-                router.add_interface(name, Role.UPSTREAM)
-            for name in sorted(new_down - old_down):
-                router.add_interface(name, Role.DOWNSTREAM)
-        for name in sorted(new_up | new_down):
+        for name in sorted(_roles(new)):
             self.interfaces.refresh(name)
-        for name in sorted(new_down - old_down):
+        old_down = {d.interface for d in old.downstream}
+        for name in sorted({d.interface for d in new.downstream} - old_down):
             self._listen(name)
         self._handle(ConfigChanged(new))
         self._arm_sampler()
         if self._links is not None:
             self._links.watch(self._names())
         log.info("configuration reloaded from %s: %s", self.config_path, self._summary())
+
+    def _reroute_interfaces(self, old: Config, new: Config) -> None:
+        """Give the routers the interfaces ``new`` adds, or none of them if the kernel refuses
+        one (then raise); then take away those it drops."""
+        was, now = _roles(old), _roles(new)
+        moved = sorted(n for n in was.keys() & now.keys() if was[n] != now[n])
+        undo: list[Callable[[], object]] = []
+        try:
+            for router in self.routers.values():
+                for name in moved:
+                    router.remove_interface(name)
+                    undo.append(lambda r=router, n=name: r.add_interface(n, was[n]))
+                for name in [*sorted(now.keys() - was.keys()), *moved]:
+                    router.add_interface(name, now[name])
+                    undo.append(lambda r=router, n=name: r.remove_interface(n))
+        except BaseException:
+            for step in reversed(undo):
+                with contextlib.suppress(KernelError, OSError, ValueError):
+                    step()
+            raise
+        for router in self.routers.values():
+            for name in sorted(was.keys() - now.keys()):
+                try:
+                    router.remove_interface(name)
+                except (KernelError, OSError, ValueError) as exc:
+                    self.errors["remove interface"] += 1
+                    log.warning("removing %s from the IPv%d routing: %s", name, router.family, exc)
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -222,7 +363,7 @@ class Daemon:
         if arm:
             self._arm_timer()
 
-    def _on_packets(self, sock: IgmpSocket | MldSocket) -> None:
+    def _on_packets(self, sock: PacketSocket) -> None:
         # A burst is handled packet by packet, each at once (no added latency), and the
         # timer re-armed once for all of them.
         family = sock.family
@@ -231,7 +372,7 @@ class Daemon:
                                         rx.payload), arm=False)
         self._arm_timer()
 
-    def _on_hellos(self, pim: PimListener) -> None:
+    def _on_hellos(self, pim: HelloSocket) -> None:
         for interface, source in pim.receive():
             self._handle(HelloReceived(interface, source))
 
@@ -245,19 +386,23 @@ class Daemon:
                 self.errors["listen"] += 1
                 log.warning("cannot listen for PIM hellos on %s: %s", name, exc)
 
-    def _on_upcalls(self, router: MulticastRouter) -> None:
+    def _on_upcalls(self, router: MulticastRouting) -> None:
         for up in router.read_upcalls():
             if up.kind is UpcallKind.NOCACHE and up.interface is not None:
                 self._handle(NewFlow(up.interface, up.source, up.group))
 
-    def _link_event(self, event: InterfaceUp | InterfaceDown) -> None:
+    def _link_event(self, event: LinkEvent) -> None:
         name = event.interface
         known = self.interfaces.get(name)
         now = self.interfaces.refresh(name)
         if (known is None) != (now is None) or (known and now and known.index != now.index):
             # Appeared, disappeared or came back as another device: VIFs follow.
             for router in self.routers.values():
-                router.interface_changed(name)
+                try:
+                    router.interface_changed(name)
+                except (KernelError, OSError) as exc:
+                    self.errors["interface"] += 1
+                    log.warning("VIFs of %s in the IPv%d routing: %s", name, router.family, exc)
         if isinstance(event, InterfaceUp):
             if name in {d.interface for d in self.config.downstream}:
                 self._listen(name)
@@ -329,23 +474,25 @@ class Daemon:
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, SendPacket):
-                sock = self.sockets.get(action.family)
+                sock = self.sockets.get(BY_VERSION[action.family])
                 if sock is not None:
                     sock.send(action.interface, action.destination, action.payload)
             elif isinstance(action, SetRoute):
-                router = self.routers[4 if len(action.group) == 4 else 6]
+                router = self.routers[BY_LENGTH[len(action.group)]]
                 try:
-                    router.set_route(action.table, action.source, action.group, action.iif,
+                    # A table holds the routes of the upstream it is named by: that is the
+                    # interface its flows arrive on.
+                    router.set_route(action.table, action.source, action.group, action.table,
                                      action.oifs)
-                except (KernelError, OSError) as exc:
+                except (KernelError, OSError, ValueError) as exc:
                     self.errors["set route"] += 1
                     log.warning("route (%s, %s) in %s: %s", _text(action.source),
                                 _text(action.group), action.table, exc)
             elif isinstance(action, DeleteRoute):
-                router = self.routers[4 if len(action.group) == 4 else 6]
+                router = self.routers[BY_LENGTH[len(action.group)]]
                 try:
                     router.delete_route(action.table, action.source, action.group)
-                except (KernelError, OSError) as exc:
+                except (KernelError, OSError, ValueError) as exc:
                     self.errors["delete route"] += 1
                     log.warning("delete (%s, %s) in %s: %s", _text(action.source),
                                 _text(action.group), action.table, exc)
@@ -356,49 +503,14 @@ class Daemon:
     # --- status -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """What ``mcastproxy status`` shows."""
-        engine = self.engine
-        links = {}
-        for d in self.config.downstream:
-            for family in self.routers:
-                link = engine.link(d.interface, family)
-                if link is None:
-                    continue
-                groups = {}
-                for g in link.groups():
-                    subs = link.subscribers(g)
-                    groups[_text(g)] = {
-                        "subscribers": sorted(_text(s) for s in subs),
-                        "upstreams": sorted(engine.feeders(d.interface, g)),
-                    }
-                links[f"{d.interface}/{'igmp' if family == 4 else 'mld'}"] = {
-                    "querier": link.is_querier, "groups": groups}
-        upstreams = {}
-        for c in self.config.upstream.candidates:
-            joined = {}
-            for family in self.routers:
-                host = engine.host(c.interface, family)
-                if host is None:
-                    continue
-                for g in host.groups():
-                    mode, sources = host.state(g)
-                    joined[_text(g)] = {"mode": mode.name.lower(),
-                                        "sources": sorted(_text(s) for s in sources)}
-            upstreams[c.interface] = {"usable": c.interface not in engine.unusable,
-                                      "priority": c.priority, "groups": joined,
-                                      "liveness": engine.liveness(c.interface)}
-        health = engine.flow_health()
-        routes = [
-            {"upstream": u, "source": _text(s), "group": _text(g), "downstream": sorted(o)}
-            | ({"data": health[u, s, g].value} if (u, s, g) in health else {})
-            for (u, s, g), o in sorted(engine.routes().items())
-        ]
-        dropped = dict(engine.dropped)
+        """What ``mcastproxy status`` shows: the engine's snapshot (``status.document``),
+        the sockets' drops, and the daemon's own errors."""
+        socket_drops: Counter[Drop] = Counter()
         for sock in self.sockets.values():
-            dropped.update({f"socket: {k}": v for k, v in sock.dropped.items()})
-        return {"pid": os.getpid(), "config": str(self.config_path), "upstreams": upstreams,
-                "downstream": links, "routes": routes, "events": dict(engine.counts),
-                "dropped": dropped,
+            socket_drops.update(sock.dropped)
+        doc = document(self.engine.snapshot(), [d.interface for d in self.config.downstream],
+                       socket_drops)
+        return {"pid": os.getpid(), "config": str(self.config_path), **doc,
                 "errors": dict(self.errors)}
 
     async def _serve_status(self) -> None:
@@ -416,6 +528,12 @@ class Daemon:
 
         self._status = await asyncio.start_unix_server(answer, path=str(path))
         path.chmod(0o600)
+
+
+def _roles(config: Config) -> dict[str, Role]:
+    """The interfaces of ``config`` and what each is."""
+    return {**{d.interface: Role.DOWNSTREAM for d in config.downstream},
+            **{c.interface: Role.UPSTREAM for c in config.upstream.candidates}}
 
 
 def run(config_path: Path, *, status_socket: Path | None = DEFAULT_STATUS_SOCKET) -> int:

@@ -96,14 +96,14 @@ class Forwarding:
         # empty first. Fresh ones of a new channel go out at once (zapping).
         others = any(u != upstream for u, s in self.flows_by_group[group] if s == source)
         if others or now - seen > STALE_QUEUE:
-            self._outbox.append(SetRoute(upstream, source, group, upstream, frozenset()))
+            self._outbox.append(SetRoute(upstream, source, group, frozenset()))
             self.refresh(group)
             if group in self.bridged and self.routes[key]:
                 self.end_bridges(group)  # the new upstream delivers: the old one may go
             return
         self.refresh(group)
         if not self.routes[key]:  # counts packets all the same: a hot standby
-            self._outbox.append(SetRoute(upstream, source, group, upstream, frozenset()))
+            self._outbox.append(SetRoute(upstream, source, group, frozenset()))
 
     def left(self, upstream: str, group: bytes) -> None:
         """``upstream`` left ``group``: its flows of the group go."""
@@ -155,7 +155,7 @@ class Forwarding:
             if oifs == current:
                 continue
             self.routes[key] = oifs
-            action = SetRoute(upstream, source, group, upstream, frozenset(oifs))
+            action = SetRoute(upstream, source, group, frozenset(oifs))
             if oifs - current:
                 growing.append(action)
             else:

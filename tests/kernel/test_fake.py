@@ -7,6 +7,7 @@ import select
 
 import pytest
 
+from mcastproxy.family import Family
 from mcastproxy.kernel import (
     FakeRouter,
     KernelError,
@@ -103,3 +104,20 @@ def test_stop_is_idempotent(router: FakeRouter) -> None:
     assert router.read_upcalls() == []
     assert router.calls[0][0] == "start"
     assert router.calls[-1] == ("stop",)
+
+
+def test_a_refused_verb_fails_once_and_changes_nothing(router: FakeRouter) -> None:
+    assert router.family is Family.V4
+    router.refuse("add_interface", KernelError("no table left"))
+    with pytest.raises(KernelError, match="no table left"):
+        router.add_interface("u3", Role.UPSTREAM)
+    assert "u3" not in router.tables
+    router.add_interface("u3", Role.UPSTREAM)  # once only
+    assert "u3" in router.tables
+    router.refuse("set_route", OSError(105, "No buffer space available"), on="u2")
+    router.set_route("u1", S, G, "u1", frozenset({"d1"}))  # another table: not refused
+    with pytest.raises(OSError, match="buffer space"):
+        router.set_route("u2", S, G, "u2", frozenset({"d1"}))
+    assert router.routes["u2"] == {}
+    with pytest.raises(ValueError, match="not a verb"):
+        router.refuse("explode", KernelError("no"))

@@ -4,7 +4,8 @@ tables and interfaces, MAXVIFS, start twice) and records the state the kernel wo
 
 Tests read ``tables`` (upstream -> the VIF interfaces that exist), ``routes`` (upstream ->
 {(S,G): (iif, oifs)}) and ``calls`` (every verb, in order), make interfaces exist or vanish
-with ``exists``, and feed ``push_upcall`` / ``count`` for the daemon to read.
+with ``exists``, feed ``push_upcall`` / ``count`` for the daemon to read, and make the next
+call of a verb (on one interface or table) fail as the kernel would with ``refuse``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 
+from mcastproxy.family import Family
 from mcastproxy.kernel.api import KernelError, Role, RouteCounters, Upcall, UpcallKind
 from mcastproxy.kernel.structs import MAXVIFS
 
@@ -22,7 +24,7 @@ class FakeRouter:
     def __init__(self, family: int, *, existing: set[str] | None = None) -> None:
         if family not in (4, 6):
             raise ValueError(f"family {family}: 4 or 6")
-        self.family = family
+        self.family = Family(family)
         self.exists: set[str] | None = existing
         """Interfaces that exist (None: every interface does)."""
         self.upstreams: list[str] = []
@@ -33,6 +35,7 @@ class FakeRouter:
         self._counters: dict[tuple[str, bytes, bytes], RouteCounters] = {}
         self._upcalls: list[Upcall] = []
         self._pipe: tuple[int, int] | None = None
+        self._refusals: list[tuple[str, str | None, Exception]] = []
 
     @property
     def running(self) -> bool:
@@ -47,8 +50,23 @@ class FakeRouter:
     def _exists(self, name: str) -> bool:
         return self.exists is None or name in self.exists
 
+    def refuse(self, verb: str, error: Exception, *, on: str | None = None) -> None:
+        """Make the next call of ``verb`` ("start", "add_interface", "set_route", ...) raise
+        ``error`` (a ``KernelError``, an ``OSError``) before it changes anything; with ``on``,
+        the next call for that interface (or table, for routes and counters). Tests."""
+        if verb not in _VERBS:
+            raise ValueError(f"{verb!r} is not a verb of the router")
+        self._refusals.append((verb, on, error))
+
+    def _refused(self, verb: str, subject: str | None = None) -> None:
+        for i, (v, on, error) in enumerate(self._refusals):
+            if v == verb and on in (None, subject):
+                del self._refusals[i]
+                raise error
+
     def start(self, upstreams: list[str], downstreams: list[str]) -> None:
         """Record the tables; errors as the real router's."""
+        self._refused("start")
         if self.running:
             raise RuntimeError("already started")
         names = [*upstreams, *downstreams]
@@ -76,6 +94,7 @@ class FakeRouter:
     def add_interface(self, name: str, role: Role) -> None:
         """Add an upstream (a table) or a downstream (a VIF in every table)."""
         self._require_running()
+        self._refused("add_interface", name)
         role = Role(role)
         self.calls.append(("add_interface", name, role))
         if name in self.upstreams or name in self.downstreams:
@@ -93,6 +112,7 @@ class FakeRouter:
     def remove_interface(self, name: str) -> None:
         """Remove an upstream's table, or a downstream from every table and route."""
         self._require_running()
+        self._refused("remove_interface", name)
         self.calls.append(("remove_interface", name))
         if name in self.upstreams:
             self.upstreams.remove(name)
@@ -111,6 +131,7 @@ class FakeRouter:
     def interface_changed(self, name: str) -> None:
         """Recorded only: ``tables`` follows ``exists``."""
         self._require_running()
+        self._refused("interface_changed", name)
         self.calls.append(("interface_changed", name))
 
     def set_route(
@@ -119,6 +140,7 @@ class FakeRouter:
         """Record the route."""
         routes = self._routes(table)
         self._check(source, group)
+        self._refused("set_route", table)
         for n in (iif, *oifs):
             if n != table and n not in self.downstreams:
                 raise ValueError(f"{n} is not an interface of table {table}")
@@ -129,6 +151,7 @@ class FakeRouter:
         """Forget the route; already gone is not an error."""
         routes = self._routes(table)
         self._check(source, group)
+        self._refused("delete_route", table)
         self.calls.append(("delete_route", table, source, group))
         routes.pop((source, group), None)
 
@@ -166,6 +189,7 @@ class FakeRouter:
     def counters(self, table: str | None = None) -> dict[tuple[str, bytes, bytes], RouteCounters]:
         """Counters of every route set (zero unless ``count`` said otherwise)."""
         self._require_running()
+        self._refused("counters", table)
         tables = [table] if table is not None else list(self.routes)
         zero = RouteCounters(0, 0, 0)
         return {
@@ -189,6 +213,10 @@ class FakeRouter:
     def _require_running(self) -> None:
         if not self.running:
             raise RuntimeError("the router is not started")
+
+
+_VERBS = frozenset({"start", "add_interface", "remove_interface", "interface_changed",
+                    "set_route", "delete_route", "counters"})
 
 
 def _check_vif_count(downstreams: int) -> None:
