@@ -22,7 +22,7 @@ both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from mcastproxy.actions import DeleteRoute, Outbox, SetRoute
 from mcastproxy.candidates import Candidates
@@ -42,6 +42,10 @@ MAX_UNASKED_SOURCES = 64
 STALE_QUEUE = 0.05
 
 
+def _no_bridges(group: bytes) -> None:
+    """Until ``Moves`` is wired in, nothing is bridged."""
+
+
 class Forwarding:
     """Flows, their routes, and each link's feeder."""
 
@@ -58,7 +62,8 @@ class Forwarding:
         self._unasked: dict[tuple[str, bytes], dict[bytes, float]] = {}
         self.stale: set[tuple[bytes, str]] = set()  # (group, link) to recompute
         self.bridged: Mapping[bytes, float] = {}  # groups with bridges (``Moves.bridges``)
-        self.end_bridges = lambda group: None  # ``Moves.end``: the new upstream delivers
+        # ``Moves.end``: a bridged group's new upstream delivers, its old one may go.
+        self.end_bridges: Callable[[bytes], None] = _no_bridges
 
     # --- flows ------------------------------------------------------------------------------
 
