@@ -5,15 +5,16 @@ them with ``ip netns exec``); each talks JSON lines, one object per line, on std
 commands on stdin, and ends at end of stdin, on SIGTERM or after ``--max-seconds``.
 
 ``tap``
-    One ``AF_PACKET`` socket on one interface or, with no ``--iface``, on every interface of
-    the namespace at once, with ``SO_TIMESTAMPNS``: every packet carries the kernel's
-    timestamp (``CLOCK_REALTIME``, taken in ``__netif_receive_skb`` for a packet coming in
-    and in ``dev_queue_xmit_nit`` for one going out). One socket, one clock: the incoming
-    report on d1 and the outgoing report on u1 are stamped by the same kernel clock and
-    read in arrival order. A classic BPF filter chosen by ``mode`` keeps IGMP/MLD
-    (``ctl``), IGMP/MLD and UDP (``data``), outgoing IGMP/MLD only (``out``) or nothing
-    (``off``), so the tap costs nothing while a blast of reports goes by. IGMP/MLD packets
-    are decoded (``mcastproxy.wire``) and each written as one line; UDP data is summarised
+    The lab's packet tap (``mcastlab.packets``): one ``AF_PACKET`` socket on one interface
+    or, with no ``--iface``, on every interface of the namespace at once, with
+    ``SO_TIMESTAMPNS``: every packet carries the kernel's timestamp (``CLOCK_REALTIME``,
+    taken in ``__netif_receive_skb`` for a packet coming in and in ``dev_queue_xmit_nit``
+    for one going out). One socket, one clock: the incoming report on d1 and the outgoing
+    report on u1 are stamped by the same kernel clock and read in arrival order. Its BPF
+    filter, chosen by ``mode``, keeps IGMP/MLD (``ctl``), IGMP/MLD and UDP (``data``),
+    outgoing IGMP/MLD only (``out``) or nothing (``off``), so the tap costs nothing while a
+    blast of reports goes by. IGMP/MLD packets are decoded (``mcastproxy.wire``) and each
+    written as one line; UDP data is summarised
     as bursts: a ``start`` line at the first packet of a stream on an (interface, direction,
     group) after a quiet gap of ``--gap-ms``, and a ``stop`` line once it has been quiet for
     that long. An outgoing start carries the arrival time of the same packet (and of the one
@@ -31,7 +32,7 @@ commands on stdin, and ends at end of stdin, on SIGTERM or after ``--max-seconds
 
 ``upstream``
     An upstream router for the proxy's upstream link: it reads the proxy's reports there
-    and, for each group joined, sends a stream of lab payloads (``mcastproxy.lab.payload``)
+    and, for each group joined, sends a stream of lab payloads (``mcastlab.payload``)
     from the provider's address at the rate configured for the group's prefix, stopping
     at the leave or after the stream's time limit. The first packet leaves as soon as the
     join is read, so "channel not yet flowing" includes the whole path: the proxy's join
@@ -42,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import ipaddress
 import json
 import os
@@ -55,8 +55,21 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from mcastproxy.lab.capture import extract
-from mcastproxy.lab.payload import MAX_RATE, Payload, PayloadError, build_payload, parse_payload
+from mcastlab.packets import (
+    ETH_P_ALL,
+    ETH_P_IP,
+    ETH_P_IPV6,
+    FILTERS,
+    PACKET_OUTGOING,
+    SO_SNDBUFFORCE,
+    extract,
+    kernel_time,
+    packet_socket,
+    set_filter,
+    statistics,
+    udp_payload,
+)
+from mcastlab.payload import MAX_RATE, Payload, PayloadError, build_payload, parse_payload
 from mcastproxy.wire import (
     GroupRecord,
     Leave,
@@ -71,25 +84,11 @@ from mcastproxy.wire import (
     parse_mld,
 )
 
-ETH_P_ALL = 0x0003
-ETH_P_IP = 0x0800
-ETH_P_IPV6 = 0x86DD
-SOL_PACKET = 263
-PACKET_ADD_MEMBERSHIP = 1
-PACKET_MR_ALLMULTI = 2
-PACKET_STATISTICS = 6
-PACKET_OUTGOING = 4
-SO_TIMESTAMPNS = 35
-SO_ATTACH_FILTER = 26
-SO_RCVBUFFORCE = 33
-SO_SNDBUFFORCE = 32
-
 V3_ROUTERS = {4: socket.inet_aton("224.0.0.22"), 6: socket.inet_pton(socket.AF_INET6, "ff02::16")}
 V3_ROUTERS_MAC = {4: bytes.fromhex("01005e000016"), 6: bytes.fromhex("333300000016")}
 # Hop-by-Hop header: next header ICMPv6, length 0, Router Alert (MLD), PadN of 2.
 _HBH_RA = bytes([58, 0, 5, 2, 0, 0, 1, 0])
 _IPV6_HEADER = struct.Struct("!IHBB16s16s")
-_UDP = 17
 JOIN_TYPES = frozenset({RecordType.MODE_IS_EXCLUDE, RecordType.CHANGE_TO_EXCLUDE_MODE,
                         RecordType.ALLOW_NEW_SOURCES})
 
@@ -107,95 +106,6 @@ def text(packed: bytes) -> str:
     return str(ipaddress.ip_address(packed))
 
 
-# -- classic BPF --------------------------------------------------------------------------------
-
-_LDB, _LDW, _AND, _JEQ, _RET = 0x30, 0x20, 0x54, 0x15, 0x06
-_SKF_AD_PKTTYPE = -0x1000 + 4
-
-
-def _assemble(prog: list[tuple[Any, ...]]) -> list[tuple[int, int, int, int]]:
-    """(op, k[, jt label, jf label]) with labels ("accept", "drop", or an index name given
-    as ("label", name)) into struct sock_filter tuples."""
-    labels: dict[str, int] = {}
-    body: list[tuple[Any, ...]] = []
-    for ins in prog:
-        if ins[0] == "label":
-            labels[ins[1]] = len(body)
-        else:
-            body.append(ins)
-    body += [(_RET, 0xFFFF), (_RET, 0)]
-    labels["accept"], labels["drop"] = len(body) - 2, len(body) - 1
-    out = []
-    for i, ins in enumerate(body):
-        op, k = ins[0], ins[1]
-        jt = labels[ins[2]] - i - 1 if len(ins) > 2 else 0
-        jf = labels[ins[3]] - i - 1 if len(ins) > 3 else 0
-        out.append((op, jt, jf, k & 0xFFFFFFFF))
-    return out
-
-
-def bpf_program(mode: str) -> list[tuple[int, int, int, int]]:
-    """The filter of a tap mode (``AF_PACKET`` ``SOCK_DGRAM``: offset 0 is the IP header)."""
-    if mode == "off":
-        return [(_RET, 0, 0, 0)]
-    data = mode == "data"
-    prog: list[tuple[Any, ...]] = []
-    if mode in ("out", "in"):
-        prog.append((_LDW, _SKF_AD_PKTTYPE))
-        if mode == "out":
-            prog.append((_JEQ, PACKET_OUTGOING, "ver", "drop"))
-        else:
-            prog.append((_JEQ, PACKET_OUTGOING, "drop", "ver"))
-    prog += [
-        ("label", "ver"),
-        (_LDB, 0), (_AND, 0xF0),
-        (_JEQ, 0x40, "v4", "v6?"),
-        ("label", "v4"), (_LDB, 9), (_JEQ, 2, "accept", "v4udp"),
-        ("label", "v4udp"), (_JEQ, _UDP if data else 0x1FF, "accept", "drop"),
-        ("label", "v6?"), (_JEQ, 0x60, "v6", "drop"),
-        ("label", "v6"), (_LDB, 6), (_JEQ, 0, "accept", "v6b"),
-        ("label", "v6b"), (_JEQ, 58, "accept", "v6c"),
-        ("label", "v6c"), (_JEQ, _UDP if data else 0x1FF, "accept", "drop"),
-    ]
-    return _assemble(prog)
-
-
-def attach(sock: socket.socket, program: Sequence[tuple[int, int, int, int]]) -> None:
-    code = b"".join(struct.pack("@HBBI", *ins) for ins in program)
-    buf = ctypes.create_string_buffer(code, len(code))
-    fprog = struct.pack("@HP", len(program), ctypes.addressof(buf))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-
-
-def packet_socket(iface: str | None, mode: str) -> socket.socket:
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
-    # The filter first, so that nothing unfiltered is queued before it.
-    attach(s, bpf_program(mode))
-    try:
-        s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 32 << 20)
-    except OSError:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
-    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    if iface is not None:
-        s.bind((iface, ETH_P_ALL))
-        mreq = struct.pack("=iHH8s", socket.if_nametoindex(iface), PACKET_MR_ALLMULTI, 0, b"")
-        s.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
-    # Flush what the socket queued before the filter applied (the window is tiny).
-    s.setblocking(False)
-    with contextlib.suppress(BlockingIOError):
-        while True:
-            s.recv(65535)
-    return s
-
-
-def kernel_time(anc: list[tuple[int, int, bytes]]) -> int | None:
-    for level, kind, cdata in anc:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(cdata) >= 16:
-            sec, nsec = struct.unpack_from("=qq", cdata)
-            return sec * 1_000_000_000 + nsec
-    return None
-
-
 def decode_ctl(family: int, src: bytes, dst: bytes, payload: bytes) -> dict[str, Any] | None:
     """{"m": "R"/"Q"/"L", "r": [[record type, group], ...]} of an IGMP/MLD message."""
     try:
@@ -209,17 +119,6 @@ def decode_ctl(family: int, src: bytes, dst: bytes, payload: bytes) -> dict[str,
         return {"m": "L", "r": [[int(RecordType.CHANGE_TO_INCLUDE_MODE), text(msg.group), 0]]}
     if isinstance(msg, Query):
         return {"m": "Q", "g": text(msg.group)}
-    return None
-
-
-def udp_payload(packet: bytes) -> tuple[int, bytes, bytes] | None:
-    """(family, group, UDP payload) of a UDP packet to a multicast group."""
-    v = packet[0] >> 4
-    if v == 4 and len(packet) >= 28 and packet[9] == _UDP and packet[16] >= 224:
-        ihl = (packet[0] & 0x0F) * 4
-        return 4, packet[16:20], packet[ihl + 8:]
-    if v == 6 and len(packet) >= 48 and packet[6] == _UDP and packet[24] == 0xFF:
-        return 6, packet[24:40], packet[48:]
     return None
 
 
@@ -240,8 +139,7 @@ def run_tap(a: argparse.Namespace) -> int:
     pending = b""
 
     def read_stats() -> None:
-        got = s.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
-        packets, drops = struct.unpack("=II", got)
+        packets, drops = statistics(s)
         stats[0] += packets
         stats[1] += drops
 
@@ -332,7 +230,7 @@ def run_tap(a: argparse.Namespace) -> int:
                     if not words:
                         continue
                     if words[0] == "mode":
-                        attach(s, bpf_program(words[1]))
+                        set_filter(s, words[1])
                         emit({"e": "mode", "mode": words[1], "t": time.time_ns()})
                     elif words[0] == "stats":
                         read_stats()
@@ -609,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="program", required=True)
     tap = sub.add_parser("tap")
     tap.add_argument("--iface", default=None, help="one interface (default: all of them)")
-    tap.add_argument("--mode", default="ctl", choices=("ctl", "data", "out", "in", "off"))
+    tap.add_argument("--mode", default="ctl", choices=FILTERS)
     tap.add_argument("--gap-ms", type=float, default=20.0)
     tap.add_argument("--poll-ms", type=float, default=0.0,
                      help="read every this many ms rather than on each packet (0: on each)")

@@ -3,7 +3,7 @@
 Run as ``python bench/_failover_lab.py --port 5001 [--udp IFACE]... [--packet IFACE]...``
 (``bench_failover.py`` starts it with ``ip netns exec``). It keeps, per interface, the
 sequence number and the kernel's arrival timestamp (``SO_TIMESTAMPNS``: ``CLOCK_REALTIME``,
-the clock of ``time.time_ns()``) of every lab payload (``mcastproxy.lab.payload``) sent to
+the clock of ``time.time_ns()``) of every lab payload (``mcastlab.payload``) sent to
 the UDP port, in compact arrays, so a benchmark of minutes at 1,000 packets/s costs a few
 megabytes and no JSON per packet:
 
@@ -13,8 +13,8 @@ megabytes and no JSON per packet:
     Linux delivers a group joined on the interface to every socket bound to the port).
 
 ``--packet IFACE``
-    An ``AF_PACKET`` tap on IFACE, incoming packets only: what arrives on a proxy's upstream
-    link, whether the proxy forwards it or not.
+    The lab's packet tap (``mcastlab.packets``) on IFACE, incoming packets only: what
+    arrives on a proxy's upstream link, whether the proxy forwards it or not.
 
 Commands on stdin, one JSON line answered each (``id`` echoed)::
 
@@ -40,10 +40,16 @@ from array import array
 from collections.abc import Sequence
 from typing import Any
 
-from _daemon_lab import PACKET_OUTGOING, emit, kernel_time, packet_socket, udp_payload
-from mcastproxy.lab.payload import MAX_COUNT, PayloadError, parse_payload
-
-SO_TIMESTAMPNS = 35
+from _daemon_lab import emit
+from mcastlab.packets import (
+    PACKET_OUTGOING,
+    SO_TIMESTAMPNS,
+    kernel_time,
+    packet_socket,
+    udp_payload,
+    udp_port,
+)
+from mcastlab.payload import MAX_COUNT, PayloadError, parse_payload
 
 
 class Series:
@@ -114,7 +120,6 @@ def run(a: argparse.Namespace) -> int:
         sel.register(packet_socket(iface, "data"), selectors.EVENT_READ, ("packet", iface))
     emit({"e": "ready", "pid": os.getpid()})
     deadline = time.monotonic() + a.max_seconds
-    port = a.port.to_bytes(2, "big")
     pending = b""
 
     def drain(sock: socket.socket, kind: str, iface: str) -> None:
@@ -128,10 +133,7 @@ def run(a: argparse.Namespace) -> int:
                 if addr[2] == PACKET_OUTGOING:
                     continue
                 u = udp_payload(data)
-                if u is None:
-                    continue
-                ihl = (data[0] & 0x0F) * 4 if u[0] == 4 else 40
-                if data[ihl + 2:ihl + 4] != port:
+                if u is None or udp_port(data) != a.port:
                     continue
                 data = u[2]
             seq = seq_of(data)

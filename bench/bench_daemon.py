@@ -54,7 +54,6 @@ The first joins of each figure are warm-up and not counted (10, 3 with --quick).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import ipaddress
 import json
@@ -70,27 +69,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# mcastproxy and its lab, from this checkout (installed or not).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab" / "src"))
 
-from mcastproxy.daemon import query_status
-from mcastproxy.lab import JsonProc, Lab, LabError, Proc, topologies, wait_until
+from mcastlab import JsonProc, Lab, LabError, Proc, Proxy, configs, topologies, wait_until
 
 HELPER = str(Path(__file__).resolve().parent / "_daemon_lab.py")
 TO_IN, TO_EX, IS_IN, IS_EX, ALLOW, BLOCK = 3, 4, 1, 2, 5, 6
 JOINS = (IS_EX, TO_EX, ALLOW)
 
-MCASTPROXY_CONFIG = """
-igmp: {version: 3}
-mld: {version: 2}
-downstream: [{interface: d1, fast-leave: true}, {interface: d2, fast-leave: true}]
-upstream:
-  takeover: false
-  candidates:
-    - interface: u1
-      records: [{group: 239.1.0.0/16}, {group: "ff1e::1:0/112"}]
-    - interface: u2
-      records: [{group: 239.2.0.0/16}, {group: "ff1e::2:0/112"}]
-"""
+MCASTPROXY_CONFIG = configs.WHOLESALE  # channels by group prefix: 239.1/16 u1, 239.2/16 u2
 IGMPPROXY_CONFIG = """
 phyint u1 upstream ratelimit 0 threshold 1
 phyint d1 downstream ratelimit 0 threshold 1
@@ -202,7 +191,6 @@ class Bench:
         self.product = product
         self.tmp = tmp
         self.procs: list[Proc] = []
-        self.status_path = tmp / f"{product}.sock"
         self.quickleave = quickleave
         # igmpproxy joins each group upstream with a socket join: let it hold more than 20.
         lab.sysctl("proxy", "net.ipv4.igmp_max_memberships", 16384)
@@ -232,13 +220,10 @@ class Bench:
         p.wait_event(lambda e: e.get("e") == "ready", 15)
         return p
 
-    def start_daemon(self) -> Proc:
+    def start_daemon(self) -> Proc | Proxy:
+        d: Proc | Proxy
         if self.product == "mcastproxy":
-            cfg = self.tmp / "mcastproxy.yaml"
-            cfg.write_text(MCASTPROXY_CONFIG)
-            d = self.lab.python("proxy", "mcastproxy", "run", "-c", str(cfg),
-                                "--status-socket", str(self.status_path))
-            wait_until(self.status_path.exists, 15, message="mcastproxy did not start")
+            d = self.lab.proxy(MCASTPROXY_CONFIG, workdir=self.tmp, timeout=15)
         else:
             cfg = self.tmp / "igmpproxy.conf"
             cfg.write_text(("quickleave\n" if self.quickleave else "") + IGMPPROXY_CONFIG)
@@ -255,8 +240,6 @@ class Bench:
     def restart_daemon(self) -> None:
         """Stop the proxy (it removes its kernel state) and start it again, empty."""
         self.daemon.stop(grace=5.0)
-        with contextlib.suppress(FileNotFoundError):
-            self.status_path.unlink()
         self.daemon = self.start_daemon()
 
     def close(self) -> None:
@@ -279,7 +262,8 @@ class Bench:
         return self.cpu_ns() - c0 < 0.05 * window * 1e9
 
     def status(self) -> dict[str, Any]:
-        return asyncio.run(query_status(self.status_path))
+        assert isinstance(self.daemon, Proxy), "only mcastproxy has a status socket"
+        return self.daemon.status()
 
     # -- reports
 

@@ -7,7 +7,7 @@ Targets (the issue "Upstream takeover, liveness and robust reception"): carrier 
 hot standby <= 50 ms of outage; a silent provider with 100 ms data detection <= 200 ms; no
 duplicate ever.
 
-The lab is ``topologies.proxy_lab(headend=True)``. A headend (``mcastproxy.lab.headend``)
+The lab is ``topologies.proxy_lab(headend=True)``. A headend (``mcastlab.headend``)
 sends one channel, numbered, at 1,000 packets/s into both providers from the same source
 (10.0.9.1 / fd00:9::1, group 239.1.1.1 / ff1e::1:1), so that the proxy gets the same (S, G)
 on u1 and on u2. sub1 joins it any-source (a lab receiver holds the membership, on another
@@ -35,7 +35,7 @@ started afresh for each configuration:
 
 For each failover: the outage is the longest silence at the subscriber from the failure to
 0.4 s after the new upstream was seen to feed (the status socket), between the kernel
-timestamps of the last packet before and the first after (``mcastproxy.lab.stream``); the
+timestamps of the last packet before and the first after (``mcastlab.stream``); the
 packets lost are the sequence numbers missing between them; a duplicate is an arrival of a
 sequence number already received. "switch" runs from the command that made the failure
 (``ip link set``, a few ms, or the headend's pause) to the status showing the new feeder,
@@ -60,7 +60,6 @@ The providers send whether asked or not (the lab has no upstream router): a take
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import math
 import subprocess
@@ -73,12 +72,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# mcastproxy and its lab, from this checkout (installed or not).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab" / "src"))
 
-from mcastproxy.daemon import query_status
-from mcastproxy.lab import HeadendOutput, JoinMode, JsonProc, Lab, Proc, topologies, wait_until
-from mcastproxy.lab.stream import Arrival, outage, rate_series
-from mcastproxy.lab.topologies import HEADEND_SOURCE
+from mcastlab import HeadendOutput, JoinMode, JsonProc, Lab, Proxy, topologies, wait_until
+from mcastlab.configs import DATA_LIVENESS as DATA
+from mcastlab.configs import proxy_config as config
+from mcastlab.stream import Arrival, outage, rate_series
+from mcastlab.topologies import HEADEND_SOURCE
 
 HELPER = str(Path(__file__).resolve().parent / "_failover_lab.py")
 RATE = 1000  # packets per second, into each provider
@@ -124,20 +126,7 @@ KIND = {k.key: k for k in KINDS}
 FAILURES = [k for k in KINDS if k.key != "steady"]  # the kinds plotted
 
 
-def config(*upstream: str, u1: str = "", u2: str = "") -> str:
-    settings = "".join(f"  {line}\n" for line in upstream)
-    return f"""
-igmp: {{version: 3}}
-mld: {{version: 2}}
-downstream: [{{interface: d1, fast-leave: true}}, {{interface: d2, fast-leave: true}}]
-upstream:
-{settings}  candidates:
-    - {{interface: u1{u1}}}
-    - {{interface: u2{u2}}}
-"""
-
-
-DATA = ", liveness: {link: true, data: 100ms}"
+# Configurations (mcastlab.configs.proxy_config): d1 and d2 downstream, u1 and u2 candidates.
 P1, P2 = ", priority: 10", ", priority: 5"
 HOLD = f"hold-down: {HOLD_DOWN:g}s"
 RESILIENT = 'resilient: [{group: 239.0.0.0/8}, {group: "ff1e::/16"}]'
@@ -241,9 +230,8 @@ class Rig:
         self.fam = fam
         self.tmp = tmp
         self.procs: list[JsonProc] = []
-        self.daemon: Proc | None = None
+        self.daemon: Proxy | None = None
         self.lab = Lab(topologies.proxy_lab(headend=True)).up()
-        self.status_path = tmp / f"status-{self.lab.run_id}.sock"
         try:
             self.taps = self.recorder("proxy", "--packet", "u1", "--packet", "u2")
             self.sub = self.recorder("sub1", "--udp", "eth0")
@@ -261,11 +249,7 @@ class Rig:
         for prov in PROVIDER.values():  # whatever the last configuration left behind
             self.set_link(prov, up=True)
             self.headend.resume(prov)
-        cfg = self.tmp / f"mcastproxy-{self.lab.run_id}.yaml"
-        cfg.write_text(text)
-        self.daemon = self.lab.python("proxy", "mcastproxy", "run", "-c", str(cfg),
-                                      "--status-socket", str(self.status_path))
-        wait_until(self.status_path.exists, 15, message="the daemon did not start")
+        self.daemon = self.lab.proxy(text, workdir=self.tmp, timeout=15)
         self.member.join(self.fam.asm, self.fam.group)
         wait_until(lambda: len(self.feeders()) == 1, 10, message="the channel does not reach d1")
 
@@ -275,8 +259,6 @@ class Rig:
         with contextlib.suppress(Exception):
             self.member.leave(self.fam.group)
         self.daemon.stop(grace=5.0)
-        with contextlib.suppress(FileNotFoundError):
-            self.status_path.unlink()
         self.daemon = None
 
     def recorder(self, host: str, *args: str) -> JsonProc:
@@ -299,13 +281,16 @@ class Rig:
     # -- the daemon's view
 
     def status(self) -> dict[str, Any]:
-        return asyncio.run(query_status(self.status_path))
+        assert self.daemon is not None, "no daemon running"
+        return self.daemon.status()
 
     def routes(self) -> list[dict[str, Any]]:
-        return [r for r in self.status()["routes"] if r["group"] == self.fam.group]
+        assert self.daemon is not None, "no daemon running"
+        return self.daemon.routes(self.fam.group)
 
     def feeders(self) -> set[str]:
-        return {r["upstream"] for r in self.routes() if "d1" in r["downstream"]}
+        assert self.daemon is not None, "no daemon running"
+        return self.daemon.feeders(self.fam.group)
 
     def standby_ready(self, *, data: bool) -> bool:
         """Both upstreams carry the channel and one feeds d1 (and both deliver, if watched)."""

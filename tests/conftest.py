@@ -1,9 +1,11 @@
-"""Shared pytest setup: the network-namespace lab.
+"""Shared pytest setup: the network-namespace lab (``mcastlab``).
 
 Tests marked ``netns`` build lab topologies: they need root and ``ip netns``, and are skipped
-(with the reason) where those are missing. At the start of a session, namespaces left
-behind by earlier lab runs that were killed outright are swept away (only those whose
-creating process is gone; see ``mcastproxy.lab.netns.sweep``).
+(with the reason) where those are missing. Tests marked ``mroute`` run mcastproxy's kernel
+adapter or the daemon, and so need the kernel's multicast routing: they are skipped (with the
+reason) on a kernel built without it. At the start of a session, namespaces left behind by
+earlier lab runs that were killed outright are swept away (only those whose creating process
+is gone; see ``mcastlab.netns.sweep``).
 
 Fixtures:
 
@@ -17,11 +19,16 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mcastproxy.lab import Lab, Topology, sweep
+from mcastlab import Lab, Topology, sweep
+
+# Present when the kernel has IPv4 / IPv6 multicast routing (ipmr, ip6mr).
+MROUTE_FILES = {"CONFIG_IP_MROUTE": Path("/proc/net/ip_mr_vif"),
+                "CONFIG_IPV6_MROUTE": Path("/proc/net/ip6_mr_vif")}
 
 
 def _netns_unavailable() -> str | None:
@@ -34,19 +41,29 @@ def _netns_unavailable() -> str | None:
     return None
 
 
+def _mroute_unavailable() -> str | None:
+    """Why tests of the kernel's multicast routing cannot run here, or None if they can."""
+    missing = [option for option, path in MROUTE_FILES.items() if not path.exists()]
+    if not missing:
+        return None
+    files = ", ".join(str(MROUTE_FILES[option]) for option in missing)
+    return (f"needs the kernel's multicast routing: this kernel was built without "
+            f"{' and '.join(missing)} (no {files})")
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if _netns_unavailable() is None:
         sweep()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    reason = _netns_unavailable()
-    if reason is None:
-        return
-    skip = pytest.mark.skip(reason=reason)
-    for item in items:
-        if "netns" in item.keywords:
-            item.add_marker(skip)
+    for marker, reason in (("netns", _netns_unavailable()), ("mroute", _mroute_unavailable())):
+        if reason is None:
+            continue
+        skip = pytest.mark.skip(reason=reason)
+        for item in items:
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(skip)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -18,9 +18,10 @@ def rows(text: str, step: int) -> set[tuple[str, str, str]]:
 
 
 @pytest.mark.netns
+@pytest.mark.mroute
 def test_demo_proxies_live_and_fails_over() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "mcastproxy.demo"],
+        [sys.executable, "-m", "mcastlab.demo"],
         check=False, capture_output=True, text=True, timeout=180,
     )
     assert out.returncode == 0, out.stderr[-3000:]

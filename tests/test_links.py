@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from mcastproxy.lab import Lab, Topology
+from mcastlab import Lab, Topology
 
 
 @pytest.mark.netns

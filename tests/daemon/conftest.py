@@ -15,16 +15,11 @@ import asyncio
 import inspect
 import logging
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-# The fakes and the harness sit beside the tests.
-sys.path.insert(0, str(Path(__file__).parent))
-
 from daemon_harness import ADDRESSES, IGMP, MLD, Proto
 from fakes import FakeNetwork
 

@@ -1,4 +1,11 @@
-"""Fixtures of the e2e tests: the daemon running in a lab (``running_proxy.Proxy``)."""
+"""Fixtures of the e2e tests: the daemon running in a lab (``running_proxy.Proxy``, started
+with ``Lab.proxy``).
+
+The scenarios are one a file, grouped by the topology they run on: ``usecases/`` (the
+paper's use cases on ``topologies.proxy_lab()``), ``failover/`` (a redundant headend's
+stream on ``proxy_lab(headend=True)``), and FRR as a real upstream router
+(``test_frr_upstream.py``). All of them run mcastproxy, and so are marked ``mroute``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from pathlib import Path
 import pytest
 from running_proxy import Proxy
 
-from mcastproxy.lab import Lab, Topology, topologies
+from mcastlab import Lab, Topology, topologies
 
 
 @pytest.fixture

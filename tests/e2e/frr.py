@@ -55,8 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcastproxy.lab import Lab, Proc, wait_until
-from mcastproxy.lab.netns import run
+from mcastlab import Lab, Proc, wait_until
+from mcastlab.netns import run
 
 FRR_DIR = Path("/usr/lib/frr")
 DAEMONS = ("zebra", "pimd")

@@ -1,20 +1,18 @@
 """The daemon (``mcastproxy run``) in a lab of ``topologies.proxy_lab()``, for the e2e tests.
 
-``Proxy`` starts it in the proxy's namespace with a configuration, captures IGMP/MLD on both
-providers' links, and reads its state from the status socket. The ``proxy_with`` fixture
-(``tests/e2e/conftest.py``) makes one for a test: ``proxy = proxy_with(CONFIG)``.
+``Proxy`` starts it with ``Lab.proxy`` after starting captures of IGMP/MLD on both providers'
+links (so they see its first reports), and reads what it sent there and its state. The
+``proxy_with`` fixture (``tests/e2e/conftest.py``) makes one for a test:
+``proxy = proxy_with(CONFIG)``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import signal
 from pathlib import Path
 from typing import Any, Protocol
 
-from mcastproxy.daemon import query_status
-from mcastproxy.lab import Lab, wait_until
+from mcastlab import Lab, wait_until
 from mcastproxy.wire.messages import RecordType, Report
 
 # The proxy's address on each upstream link, per family: its reports come from it.
@@ -27,17 +25,15 @@ class Family(Protocol):
 
 
 class Proxy:
-    """The lab with the daemon running in it."""
+    """The lab with the daemon running in it, watched from both providers."""
 
-    def __init__(self, lab: Lab, config: str, tmp: Path) -> None:
+    def __init__(self, lab: Lab, config: str, workdir: Path) -> None:
         self.lab = lab
-        self.config = path = tmp / "mcastproxy.yaml"
-        path.write_text(config)
-        self.status_socket = tmp / "status.sock"
         self.caps = {p: lab.capture(p, "eth0") for p in ("prov1", "prov2")}
-        self.daemon = lab.python("proxy", "mcastproxy", "run", "-c", str(path),
-                                 "--status-socket", str(self.status_socket))
-        wait_until(self.status_socket.exists, 10, message="the daemon did not start")
+        self.running = lab.proxy(config, workdir=workdir)
+        self.daemon = self.running.daemon
+        self.config = self.running.config
+        self.status_socket = self.running.status_socket
 
     def reports(self, prov: str, fam: Family) -> list[Report]:
         """Reports the proxy sent toward ``prov``, less its own kernel's for the link-local and
@@ -59,11 +55,7 @@ class Proxy:
 
     def reload(self, config: str) -> None:
         """Write a new configuration and SIGHUP the daemon; wait until it says it applied."""
-        self.config.write_text(config)
-        before = self.daemon.output().count("configuration reloaded")
-        self.daemon.popen.send_signal(signal.SIGHUP)
-        wait_until(lambda: self.daemon.output().count("configuration reloaded") > before, 10,
-                   message="the daemon did not reload")
+        self.running.reload(config)
 
     def send(self, prov: str, fam: Any, group: str, count: int = 40) -> None:
         """``count`` packets to ``group`` from ``prov``'s own address (``fam.prov_addr``)."""
@@ -72,15 +64,12 @@ class Proxy:
 
     def status(self) -> dict[str, Any]:
         """What ``mcastproxy status --json`` shows."""
-        return asyncio.run(query_status(self.status_socket))
+        return self.running.status()
 
     def feeders(self, group: str, link: str = "d1") -> set[str]:
         """The upstreams whose route for ``group`` forwards to ``link`` now."""
-        g = str(ipaddress.ip_address(group))
-        return {r["upstream"] for r in self.status()["routes"]
-                if r["group"] == g and link in r["downstream"]}
+        return self.running.feeders(group, link)
 
     def joined(self, group: str) -> set[str]:
         """The upstreams whose host side has joined ``group`` now."""
-        g = str(ipaddress.ip_address(group))
-        return {u for u, info in self.status()["upstreams"].items() if g in info["groups"]}
+        return self.running.joined(group)

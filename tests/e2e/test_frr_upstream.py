@@ -37,11 +37,12 @@ from pathlib import Path
 import pytest
 from frr import FrrRouter, Membership, frr_missing
 
-from mcastproxy.lab import Capture, JoinMode, Lab, topologies, wait_until
+from mcastlab import Capture, JoinMode, Lab, topologies, wait_until
 from mcastproxy.wire.messages import Query, RecordType, Report
 
 pytestmark = [
     pytest.mark.netns,
+    pytest.mark.mroute,
     pytest.mark.skipif(frr_missing() is not None, reason=frr_missing() or ""),
 ]
 
@@ -124,11 +125,7 @@ def test_frr_querier_sees_exactly_what_the_proxy_joins(
     assert frr.memberships() == {}
 
     cap1, cap2 = lab.capture("prov1", "eth0"), lab.capture("prov2", "eth0")
-    (tmp_path / "mcastproxy.yaml").write_text(CONFIG)
-    status = tmp_path / "status.sock"
-    lab.python("proxy", "mcastproxy", "run", "-c", str(tmp_path / "mcastproxy.yaml"),
-               "--status-socket", str(status))
-    wait_until(status.exists, 10, message="the daemon did not start")
+    lab.proxy(CONFIG, workdir=tmp_path)
 
     sub1 = lab.receiver("sub1", "eth0")
     sub1.join(JoinMode.IGMPV3_ASM, ASM)

@@ -33,8 +33,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mcastlab.procs import JsonProc
 from mcastproxy.kernel import KernelError, MulticastRouter, Role
-from mcastproxy.lab.procs import JsonProc
 from mcastproxy.netio import IgmpSocket, InterfaceMap, MldSocket
 
 AGENT = Path(__file__).resolve()

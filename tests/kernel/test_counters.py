@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 import pytest
 
-from mcastproxy.lab import topologies
+from mcastlab import topologies
 
-pytestmark = pytest.mark.netns
+pytestmark = [pytest.mark.netns, pytest.mark.mroute]
 
 _SCRIPT = """
 import ipaddress, json, sys, time

@@ -21,9 +21,9 @@ from collections.abc import Callable
 import pytest
 from proxy_agent import Agent
 
-from mcastproxy.lab import JoinMode, topologies, wait_until
+from mcastlab import JoinMode, topologies, wait_until
 
-pytestmark = pytest.mark.netns
+pytestmark = [pytest.mark.netns, pytest.mark.mroute]
 
 COUNT, RATE = 50, 500
 CASES = {

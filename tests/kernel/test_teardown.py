@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from proxy_agent import Agent
 
-from mcastproxy.lab import Lab, topologies, wait_until
+from mcastlab import Lab, topologies, wait_until
 
-pytestmark = pytest.mark.netns
+pytestmark = [pytest.mark.netns, pytest.mark.mroute]
 
 IFACES = ["u1", "u2", "d1", "d2"]
 DEFAULT_RULES = {4: "32767:\tfrom all lookup default", 6: "32767:\tfrom all lookup main"}

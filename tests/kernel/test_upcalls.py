@@ -17,9 +17,9 @@ from collections.abc import Callable
 import pytest
 from proxy_agent import Agent
 
-from mcastproxy.lab import topologies, wait_until
+from mcastlab import topologies, wait_until
 
-pytestmark = pytest.mark.netns
+pytestmark = [pytest.mark.netns, pytest.mark.mroute]
 
 CASES = {4: ("10.0.1.2", "232.1.0.77"), 6: ("fd00:1::2", "ff3e::1:77")}
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
+import mcastlab
 import mcastproxy
-from mcastproxy.lab import Lab, LabError, netns, sweep, topologies, wait_until
+from mcastlab import Lab, LabError, netns, sweep, topologies, wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -85,7 +86,7 @@ def test_two_labs_of_one_topology_coexist(make_lab: Callable) -> None:
 
 CHILD = """
 import json, time
-from mcastproxy.lab import Lab, topologies
+from mcastlab import Lab, topologies
 lab = Lab(topologies.lan_pair()).up()
 p = lab.popen("host", "sleep", "60")
 print(json.dumps({"run_id": lab.run_id, "namespaces": list(lab.namespaces.values()),
@@ -98,7 +99,8 @@ time.sleep(60)
 def child_run() -> Iterator[tuple[subprocess.Popen[str], dict]]:
     """Another process that builds a lab, starts ``sleep 60`` in it and waits."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(mcastproxy.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(
+        str(Path(m.__file__).resolve().parents[1]) for m in (mcastproxy, mcastlab))
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True, env=env
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from mcastproxy.lab.capture import extract
+from mcastlab.packets import extract
 
 IGMPV3_REPORT = bytes.fromhex("2200f9fb0000000104000000ef010101")
 MLDV2_REPORT = bytes.fromhex("8f0000000000000104000000" + "ff1e" + "00" * 12 + "0001")

@@ -18,10 +18,10 @@ from collections.abc import Callable
 
 import pytest
 
-from mcastproxy.lab import MAX_COUNT, MAX_RATE, HeadendOutput, JoinMode, Lab, LabError, wait_until
-from mcastproxy.lab.headend import MAX_SECONDS, headend_args
-from mcastproxy.lab.receiver import Packet, Receiver
-from mcastproxy.lab.topologies import HEADEND_SOURCE, proxy_lab
+from mcastlab import MAX_COUNT, MAX_RATE, HeadendOutput, JoinMode, Lab, LabError, wait_until
+from mcastlab.headend import MAX_SECONDS, headend_args
+from mcastlab.receiver import Packet, Receiver
+from mcastlab.topologies import HEADEND_SOURCE, proxy_lab
 
 GROUPS = {4: ("239.1.1.1", JoinMode.IGMPV3_ASM), 6: ("ff1e::1:1", JoinMode.MLDV2_ASM)}
 
@@ -165,7 +165,7 @@ def test_outputs_need_distinct_names_and_the_program_checks_bounds_too() -> None
                                                       "prov1")
 
     def headend(*args: str) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "mcastproxy.lab.headend", *args]
+        argv = [sys.executable, "-m", "mcastlab.headend", *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
 
     p = headend("--rate", str(MAX_RATE * 2), "--count", "10", "--output", spec)

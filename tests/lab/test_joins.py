@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import pytest
 
-from mcastproxy.lab import JoinMode, LabError, topologies
+from mcastlab import JoinMode, LabError, topologies
 from mcastproxy.wire import GroupRecord, Leave, Message, RecordType, Report
 
 pytestmark = pytest.mark.netns

@@ -1,7 +1,7 @@
 """The lab's helpers: commands in a namespace, processes, sysctls, links, and the shared
 proxy topology with its bridged LAN.
 
-Topology ``proxy_lab`` (see ``mcastproxy.lab.topologies``)::
+Topology ``proxy_lab`` (see ``mcastlab.topologies``)::
 
           prov1                          prov2
             | u1                           | u2
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import pytest
 
-from mcastproxy.lab import CommandError, JoinMode, LabError, Topology, topologies, wait_until
+from mcastlab import CommandError, JoinMode, LabError, Topology, topologies, wait_until
 
 pytestmark = pytest.mark.netns
 

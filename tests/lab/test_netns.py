@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from mcastproxy.lab import netns
+from mcastlab import netns
 
 
 def test_names_carry_the_run_id() -> None:

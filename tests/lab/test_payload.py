@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mcastproxy.lab import sender
-from mcastproxy.lab.payload import (
+from mcastlab import sender
+from mcastlab.payload import (
     HEADER_LEN,
     MAX_COUNT,
     MAX_RATE,

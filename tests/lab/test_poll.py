@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from mcastproxy.lab import wait_until
+from mcastlab import wait_until
 
 
 def test_returns_the_first_truthy_value() -> None:

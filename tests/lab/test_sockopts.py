@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from mcastproxy.lab import sockopts
+from mcastlab import sockopts
 
 
 def test_group_source_req_has_padding_after_the_interface() -> None:

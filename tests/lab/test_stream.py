@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mcastproxy.lab.stream import (
+from mcastlab.stream import (
     Arrival,
     Gap,
     duplicate_count,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mcastproxy.lab import Iface, Route, Topology, TopologyError, topologies
+from mcastlab import Iface, Route, Topology, TopologyError, topologies
 
 
 def test_builder_records_links_bridges_routes_and_sysctls() -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from mcastproxy.lab import JoinMode, LabError, Topology, topologies
+from mcastlab import JoinMode, LabError, Topology, topologies
 
 pytestmark = pytest.mark.netns
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mcastproxy.lab.procs import JsonProc
+from mcastlab.procs import JsonProc
 
 ETH_P_ALL, ETH_P_IP, ETH_P_IPV6, PACKET_OUTGOING = 0x0003, 0x0800, 0x86DD, 4
 

@@ -17,9 +17,9 @@ from collections.abc import Callable
 import pytest
 from proxy_agent import Agent
 
-from mcastproxy.lab import topologies, wait_until
+from mcastlab import topologies, wait_until
 
-pytestmark = pytest.mark.netns
+pytestmark = [pytest.mark.netns, pytest.mark.mroute]
 MARKS = (b"\x0b\xad", b"\x90\x0d")  # the last octets of the two groups
 
 _INJECT = """

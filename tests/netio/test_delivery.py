@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from mcastproxy.lab import JoinMode, JsonProc, topologies, wait_until
+from mcastlab import JoinMode, JsonProc, topologies, wait_until
 
-pytestmark = pytest.mark.netns
+pytestmark = [pytest.mark.netns, pytest.mark.mroute]
 
 PROBE = Path(__file__).with_name("delivery_probe.py")
 SUB1 = "10.1.1.11"

@@ -25,10 +25,10 @@ from collections.abc import Callable
 import pytest
 from proxy_agent import Agent
 
-from mcastproxy.lab import JoinMode, Lab, topologies, wait_until
+from mcastlab import JoinMode, Lab, topologies, wait_until
 from mcastproxy.wire import Leave, Query, Report, build_igmp, build_mld, parse_igmp, parse_mld
 
-pytestmark = pytest.mark.netns
+pytestmark = [pytest.mark.netns, pytest.mark.mroute]
 
 GROUPS = {
     JoinMode.IGMPV2: ("239.2.0.1", ()),

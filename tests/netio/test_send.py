@@ -21,7 +21,7 @@ import pytest
 from proxy_agent import Agent
 from raw_capture import RawCapture
 
-from mcastproxy.lab import topologies, wait_until
+from mcastlab import topologies, wait_until
 from mcastproxy.wire import (
     GroupRecord,
     Query,
@@ -35,7 +35,7 @@ from mcastproxy.wire import (
     parse_mld,
 )
 
-pytestmark = pytest.mark.netns
+pytestmark = [pytest.mark.netns, pytest.mark.mroute]
 
 
 def _ip(text: str) -> bytes:

@@ -1,14 +1,14 @@
 """A redundant headend for the lab: one numbered stream sent into several namespaces at once.
 
 An IPTV headend feeds the same channel into two providers, so that a proxy joined on both
-can lose either. Here one process sends each packet (one ``mcastproxy.lab.payload``: the
+can lose either. Here one process sends each packet (one ``mcastlab.payload``: the
 same sender id, sequence number and send time) out of every output, each output a UDP
 socket made inside its own namespace. At a subscriber, the same sequence number received
 twice is then a duplicate, and one never received is lost, whichever way it came.
 
 It runs in one lab namespace (``Lab.headend`` starts it) and enters the others itself::
 
-    python -m mcastproxy.lab.headend --rate 1000 --count 60000 --port 5001 --id headend \\
+    python -m mcastlab.headend --rate 1000 --count 60000 --port 5001 --id headend \\
         --output prov1,mcp-abc123-prov1,eth0,239.1.1.1,10.0.9.1 \\
         --output prov2,mcp-abc123-prov2,eth0,239.1.1.1,10.0.9.1
 
@@ -60,11 +60,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mcastproxy.lab.netns import LabError
-from mcastproxy.lab.payload import Payload, build_payload, check_limits
-from mcastproxy.lab.procs import Event, JsonProc
-from mcastproxy.lab.receiver import DEFAULT_PORT
-from mcastproxy.lab.sender import DEFAULT_TTL, open_socket
+from mcastlab.netns import LabError
+from mcastlab.payload import Payload, build_payload, check_limits
+from mcastlab.procs import Event, JsonProc
+from mcastlab.receiver import DEFAULT_PORT
+from mcastlab.sender import DEFAULT_TTL, open_socket
 
 MAX_SECONDS = 3600.0
 """A headend refuses to run longer than this."""
@@ -128,7 +128,7 @@ def headend_args(
     max_seconds: float | None = None,
     report_every: float = 0.0,
 ) -> list[str]:
-    """The arguments of ``python -m mcastproxy.lab.headend``; checks the bounds."""
+    """The arguments of ``python -m mcastlab.headend``; checks the bounds."""
     if max_seconds is None:
         max_seconds = min(MAX_SECONDS, count / rate + 30.0)
     check_bounds(count, rate, max_seconds)
@@ -161,7 +161,7 @@ class Headend(JsonProc):
         env: dict[str, str] | None = None,
         timeout: float = 10.0,
     ) -> None:
-        super().__init__(ns, [python, "-m", "mcastproxy.lab.headend", *args], log=log, env=env)
+        super().__init__(ns, [python, "-m", "mcastlab.headend", *args], log=log, env=env)
         try:
             self.info = self.wait_event(lambda e: e.get("event") in ("ready", "error"), timeout)
             if self.info["event"] == "error":
@@ -373,7 +373,7 @@ def run(a: argparse.Namespace, outputs: Sequence[HeadendOutput]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, check the bounds, send; the exit status (2 on bad arguments)."""
-    ap = argparse.ArgumentParser(prog="mcastproxy.lab.headend", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="mcastlab.headend", description=__doc__.split("\n")[0])
     ap.add_argument("--output", action="append", required=True,
                     metavar="NAME,NAMESPACE,IFACE,GROUP[,SOURCE]", help="repeatable")
     ap.add_argument("--rate", type=float, required=True, help="packets per second")

@@ -43,16 +43,18 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Self
 
+import mcastlab
 import mcastproxy
-from mcastproxy.lab import netns
-from mcastproxy.lab.capture import Capture
-from mcastproxy.lab.headend import Headend, HeadendOutput, headend_args
-from mcastproxy.lab.netns import LabError
-from mcastproxy.lab.poll import wait_until
-from mcastproxy.lab.procs import Event, JsonProc, Proc
-from mcastproxy.lab.receiver import DEFAULT_PORT, Receiver
-from mcastproxy.lab.sender import DEFAULT_TTL, sender_args
-from mcastproxy.lab.topology import Iface, Topology
+from mcastlab import netns
+from mcastlab.capture import Capture
+from mcastlab.headend import Headend, HeadendOutput, headend_args
+from mcastlab.netns import LabError
+from mcastlab.poll import wait_until
+from mcastlab.procs import Event, JsonProc, Proc
+from mcastlab.proxy import Proxy
+from mcastlab.receiver import DEFAULT_PORT, Receiver
+from mcastlab.sender import DEFAULT_TTL, sender_args
+from mcastlab.topology import Iface, Topology
 
 _BASE_SYSCTLS = {
     "net.ipv6.conf.all.accept_dad": "0",
@@ -312,10 +314,12 @@ class Lab:
         return self._track(Proc(self.ns(host), argv, log=self._log(host, name), env=env))
 
     def python_env(self) -> dict[str, str]:
-        """The environment for Python started in the lab: this mcastproxy on the path."""
-        src = str(Path(mcastproxy.__file__).resolve().parents[1])
+        """The environment for Python started in the lab: this mcastproxy and this lab on the
+        path, installed or not."""
+        srcs = [str(Path(m.__file__).resolve().parents[1]) for m in (mcastproxy, mcastlab)]
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+        paths = [*dict.fromkeys(srcs), env.get("PYTHONPATH")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         return env
 
     def python(self, host: str, module: str, *args: str) -> Proc:
@@ -333,6 +337,24 @@ class Lab:
         return self._track(
             JsonProc(self.ns(host), argv, log=self._log(host, module), env=self.python_env())
         )
+
+    def proxy(
+        self,
+        config: str,
+        *,
+        host: str = "proxy",
+        workdir: Path | None = None,
+        args: Sequence[str] = (),
+        timeout: float = 10.0,
+    ) -> Proxy:
+        """Start ``mcastproxy run`` in ``host`` with ``config`` (YAML); returns once it is ready.
+
+        Its configuration file and status socket go to ``workdir`` (default: the lab's log
+        directory), ``args`` are more options of ``run``. The ``Proxy`` reads its status,
+        reloads and stops it; it is stopped, at the latest, when the lab goes down.
+        """
+        self._require_up()
+        return Proxy(self, config, host=host, workdir=workdir, args=args, timeout=timeout)
 
     def receiver(
         self, host: str, iface: str, *, port: int = DEFAULT_PORT, keep_version: bool = False
@@ -385,7 +407,7 @@ class Lab:
             sender_id=host if sender_id is None else sender_id,
             size=size,
         )
-        argv = [sys.executable, "-m", "mcastproxy.lab.sender", *args]
+        argv = [sys.executable, "-m", "mcastlab.sender", *args]
         proc = JsonProc(self.ns(host), argv, log=self._log(host, "sender"), env=self.python_env())
         return self._track(proc)
 

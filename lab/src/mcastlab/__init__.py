@@ -1,13 +1,18 @@
 """The network-namespace lab: test networks for mcastproxy, built and torn down in seconds.
 
+A distribution of its own (``mcastproxy-lab``, in ``lab/`` of mcastproxy's repository), for
+the tests, the benchmarks and the demo (``python -m mcastlab.demo``): a router installing
+mcastproxy carries none of it.
+
 A topology is data (``Topology``: hosts, veths, bridged LANs, addresses, routes, sysctls);
 a ``Lab`` builds it in namespaces named ``mcp-<run id>-<host>`` and removes them again,
 whatever happens. In it run the kernel's own multicast hosts (``Receiver``, joining in
 every IGMP/MLD mode), bounded senders (``Headend``: one numbered stream into several hosts
-at once, as a redundant headend feeds two providers), and captures of IGMP/MLD decoded by
-``mcastproxy.wire``::
+at once, as a redundant headend feeds two providers), captures of IGMP/MLD decoded by
+``mcastproxy.wire``, and mcastproxy itself (``Lab.proxy``, with a configuration of
+``configs`` on the shared topologies of ``topologies``)::
 
-    from mcastproxy.lab import JoinMode, Lab, topologies, wait_until
+    from mcastlab import JoinMode, Lab, topologies, wait_until
 
     with Lab(topologies.lan_pair()) as lab:
         with lab.capture("router", "eth0") as cap, lab.receiver("host", "eth0") as rx:
@@ -26,20 +31,22 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mcastproxy.lab import topologies
-    from mcastproxy.lab.capture import Capture, Captured, Decoded
-    from mcastproxy.lab.headend import Headend, HeadendOutput
-    from mcastproxy.lab.lab import Lab, cleanup_all
-    from mcastproxy.lab.netns import CommandError, LabError, sweep
-    from mcastproxy.lab.payload import MAX_COUNT, MAX_RATE, Payload
-    from mcastproxy.lab.poll import wait_until
-    from mcastproxy.lab.procs import JsonProc, Proc
-    from mcastproxy.lab.receiver import JoinMode, Packet, Receiver
-    from mcastproxy.lab.topology import Bridge, Host, Iface, Route, Topology, TopologyError, Veth
+    from mcastlab import configs, topologies
+    from mcastlab.capture import Capture, Captured, Decoded
+    from mcastlab.headend import Headend, HeadendOutput
+    from mcastlab.lab import Lab, cleanup_all
+    from mcastlab.netns import CommandError, LabError, sweep
+    from mcastlab.payload import MAX_COUNT, MAX_RATE, Payload
+    from mcastlab.poll import wait_until
+    from mcastlab.procs import JsonProc, Proc
+    from mcastlab.proxy import Proxy
+    from mcastlab.receiver import JoinMode, Packet, Receiver
+    from mcastlab.topology import Bridge, Host, Iface, Route, Topology, TopologyError, Veth
 
 # Where each public name lives. They are imported on first use, so that the programs run in
-# the namespaces (``python -m mcastproxy.lab.receiver`` ...) start without loading the rest.
+# the namespaces (``python -m mcastlab.receiver`` ...) start without loading the rest.
 _HOME = {
+    "configs": "",
     "topologies": "",
     "Capture": "capture",
     "Captured": "capture",
@@ -57,6 +64,7 @@ _HOME = {
     "wait_until": "poll",
     "JsonProc": "procs",
     "Proc": "procs",
+    "Proxy": "proxy",
     "JoinMode": "receiver",
     "Packet": "receiver",
     "Receiver": "receiver",
@@ -98,12 +106,14 @@ __all__ = [
     "Packet",
     "Payload",
     "Proc",
+    "Proxy",
     "Receiver",
     "Route",
     "Topology",
     "TopologyError",
     "Veth",
     "cleanup_all",
+    "configs",
     "sweep",
     "topologies",
     "wait_until",

@@ -2,7 +2,7 @@
 
 It runs inside a namespace (``Lab.receiver`` starts it)::
 
-    ip netns exec NS python -m mcastproxy.lab.receiver --iface eth0 --port 5001 \\
+    ip netns exec NS python -m mcastlab.receiver --iface eth0 --port 5001 \\
         [--join "igmpv3-ssm 232.1.1.1 10.0.1.2"]...
 
 and is driven by lines on stdin, each answered by one JSON line carrying the command's
@@ -19,7 +19,7 @@ arriving on the port on ``--iface`` gives::
     {"event": "packet", "group": "232.1.1.1", "source": "10.0.1.2", "sport": 40000,
      "sender": "prov1", "seq": 7, "sent_ns": ..., "time_ns": ..., "len": 27}
 
-where ``sender``/``seq``/``sent_ns`` come from a ``mcastproxy.lab.payload`` (null, with
+where ``sender``/``seq``/``sent_ns`` come from a ``mcastlab.payload`` (null, with
 ``"junk"`` saying why, for anything else) and ``time_ns`` is ``time.monotonic_ns()`` at
 receipt. Every packet reaching the socket is reported, including groups that another
 process in the namespace joined on the same interface and port.
@@ -60,9 +60,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mcastproxy.lab import sockopts
-from mcastproxy.lab.payload import PayloadError, parse_payload
-from mcastproxy.lab.procs import JsonProc
+from mcastlab import sockopts
+from mcastlab.payload import PayloadError, parse_payload
+from mcastlab.procs import JsonProc
 
 DEFAULT_PORT = 5001
 
@@ -123,7 +123,7 @@ class Receiver(JsonProc):
         env: dict[str, str] | None = None,
         timeout: float = 10.0,
     ) -> None:
-        argv = [python, "-m", "mcastproxy.lab.receiver", "--iface", iface, "--port", str(port)]
+        argv = [python, "-m", "mcastlab.receiver", "--iface", iface, "--port", str(port)]
         if keep_version:
             argv.append("--keep-version")
         super().__init__(ns, argv, log=log, env=env)
@@ -364,7 +364,7 @@ def _emit(obj: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the receiver until ``quit``, end of stdin, or ``--max-seconds``."""
-    ap = argparse.ArgumentParser(prog="mcastproxy.lab.receiver", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="mcastlab.receiver", description=__doc__.split("\n")[0])
     ap.add_argument("--iface", required=True, help="join on and receive from this interface")
     ap.add_argument("--port", type=int, default=DEFAULT_PORT, help="UDP port to receive on")
     ap.add_argument(

@@ -10,19 +10,18 @@ proxy's configuration sends channel 239.1/16 and ff1e::1:0/112 to u1, 232.2/16 t
 every channel of sub2 (a customer of provider 2) to u2. Subscribers join with their own
 kernel's IGMP/MLD; then a channel change; then u1 loses its link and u2 takes over.
 
-Run as root: ``python -m mcastproxy.demo`` (``./scripts/demo`` installs what it needs first).
+Run as root: ``python -m mcastlab.demo`` (``./scripts/demo`` installs what it needs first,
+the lab ``mcastproxy-lab`` among it).
 All traffic stays in the lab's namespaces, bounded in rate and time.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from mcastproxy.lab import JoinMode, Lab, topologies, wait_until
-from mcastproxy.lab.procs import Proc
+from mcastlab import JoinMode, Lab, topologies
 
 CONFIG = """
 igmp: {version: 3}
@@ -53,14 +52,9 @@ BOLD, DIM, END = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else (
 
 
 class Demo:
-    def __init__(self, lab: Lab, workdir: Path) -> None:
+    def __init__(self, lab: Lab) -> None:
         self.lab = lab
-        config = workdir / "mcastproxy.yaml"
-        config.write_text(CONFIG)
-        self.status = workdir / "status.sock"
-        self.daemon: Proc = lab.python("proxy", "mcastproxy", "run", "-c", str(config),
-                                       "--status-socket", str(self.status))
-        wait_until(self.status.exists, 10, message="the proxy did not start")
+        self.proxy = lab.proxy(CONFIG)
         self.log_seen = 0
         self.receivers = {n: lab.receiver(n, "eth0") for n in ("sub1", "sub2", "sub3")}
         for prov, addr4, addr6 in (("prov1", "10.0.1.2", "fd00:1::2"),
@@ -73,7 +67,7 @@ class Demo:
         print(f"\n{BOLD}{text}{END}")
 
     def proxy_log(self) -> None:
-        lines = self.daemon.output().splitlines()
+        lines = self.proxy.output().splitlines()
         for line in lines[self.log_seen:]:
             print(f"   {DIM}proxy: {line.split(' ', 2)[-1]}{END}")
         self.log_seen = len(lines)
@@ -127,11 +121,16 @@ class Demo:
               "routes mcastproxy set.{END}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="python -m mcastlab.demo",
+        description="Builds a lab of network namespaces, runs mcastproxy in it and shows live "
+        "which channel reaches which subscriber from which upstream; removes it all at the "
+        "end. Needs root.",
+    ).parse_args(argv)
     print(f"{BOLD}mcastproxy demo{END}: building a lab of network namespaces ...")
-    with tempfile.TemporaryDirectory(prefix="mcastproxy-demo-") as tmp, \
-            Lab(topologies.proxy_lab()) as lab:
-        Demo(lab, Path(tmp)).run()
+    with Lab(topologies.proxy_lab()) as lab:
+        Demo(lab).run()
     print("\nlab removed.")
     return 0
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-from mcastproxy.lab.netns import LabError, exec_argv
+from mcastlab.netns import LabError, exec_argv
 
 Event = dict[str, Any]
 

@@ -2,10 +2,10 @@
 
 Run inside a namespace (``Lab.send`` and ``Lab.start_sender`` do this)::
 
-    ip netns exec NS python -m mcastproxy.lab.sender --group 232.1.1.1 --port 5001 \\
+    ip netns exec NS python -m mcastlab.sender --group 232.1.1.1 --port 5001 \\
         --iface eth0 --count 50 --rate 500 --id prov1 [--source 10.0.1.2] [--ttl 8]
 
-Each packet carries a ``mcastproxy.lab.payload`` (sender id, sequence number, send time).
+Each packet carries a ``mcastlab.payload`` (sender id, sequence number, send time).
 The send is always bounded: the count and rate are required, and more than
 ``MAX_COUNT`` packets or ``MAX_RATE`` packets/s is refused. Packets leave on a fixed
 schedule (packet i at start + i/R), so a late wake-up is caught up rather than drifting.
@@ -29,8 +29,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from mcastproxy.lab import sockopts
-from mcastproxy.lab.payload import Payload, build_payload, check_limits
+from mcastlab import sockopts
+from mcastlab.payload import Payload, build_payload, check_limits
 
 DEFAULT_TTL = 8
 """More than 1, so that packets cross the proxy (which decrements TTL/hop limit)."""
@@ -48,7 +48,7 @@ def sender_args(
     sender_id: str = "",
     size: int = 0,
 ) -> list[str]:
-    """The arguments of ``python -m mcastproxy.lab.sender`` for a send; checks the limits."""
+    """The arguments of ``python -m mcastlab.sender`` for a send; checks the limits."""
     check_limits(count, rate)
     args = ["--group", group, "--port", str(port), "--count", str(count), "--rate", str(rate)]
     args += ["--ttl", str(ttl), "--id", sender_id, "--size", str(size)]
@@ -81,7 +81,7 @@ def open_socket(group: str, iface: str | None, source: str | None, ttl: int) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Send, print the summary; the exit status."""
-    ap = argparse.ArgumentParser(prog="mcastproxy.lab.sender", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="mcastlab.sender", description=__doc__.split("\n")[0])
     ap.add_argument("--group", required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--count", type=int, required=True)

@@ -1,6 +1,6 @@
 """A lab network described as data: hosts, veth links, bridged LANs, addresses, routes, sysctls.
 
-A ``Topology`` says what to build; ``mcastproxy.lab.Lab`` builds it in network namespaces and
+A ``Topology`` says what to build; ``mcastlab.Lab`` builds it in network namespaces and
 tears it down. Nothing here touches the system, so a topology can be made, checked and
 printed anywhere.
 

@@ -7,7 +7,7 @@ topologies).
 
 from __future__ import annotations
 
-from mcastproxy.lab.topology import Topology
+from mcastlab.topology import Topology
 
 HEADEND_SOURCE = {4: "10.0.9.1", 6: "fd00:9::1"}
 """The redundant headend's address, held by both providers of ``proxy_lab(headend=True)``."""

@@ -1,6 +1,6 @@
 """What a subscriber saw of a numbered stream: duplicates, losses, outages and rates.
 
-A headend (``mcastproxy.lab.headend``) numbers its packets; a receiver notes, for each, the
+A headend (``mcastlab.headend``) numbers its packets; a receiver notes, for each, the
 sequence number and its arrival time in nanoseconds (``Receiver.packets()``: ``seq``,
 ``time_ns``; or a tap's kernel timestamps). From those arrivals alone, whichever upstream
 each packet came through:

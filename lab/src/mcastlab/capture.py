@@ -2,13 +2,14 @@
 
 The capture program runs inside the namespace (``Lab.capture`` starts it)::
 
-    ip netns exec NS python -m mcastproxy.lab.capture --iface eth0
+    ip netns exec NS python -m mcastlab.capture --iface eth0
 
-It opens an ``AF_PACKET`` socket (``SOCK_DGRAM``, so frames arrive without their link
-header) bound to the interface for every protocol, keeps IPv4 packets of protocol 2 (IGMP)
-and IPv6 packets whose header chain (Hop-by-Hop, Routing and Destination Options headers
-walked, as MLD messages carry a Hop-by-Hop header with Router Alert) ends in ICMPv6 of an
-MLD type (130 query, 131 v1 report, 132 done, 143 v2 report), and writes one JSON line each::
+It opens a tap on the interface (``mcastlab.packets``: an ``AF_PACKET`` socket,
+``SOCK_DGRAM`` so frames arrive without their link header, whose BPF filter lets only IGMP
+and what may be MLD through), keeps IPv4 packets of protocol 2 (IGMP) and IPv6 packets whose
+header chain (Hop-by-Hop, Routing and Destination Options headers walked, as MLD messages
+carry a Hop-by-Hop header with Router Alert) ends in ICMPv6 of an MLD type (130 query,
+131 v1 report, 132 done, 143 v2 report), and writes one JSON line each::
 
     {"event": "packet", "time_ns": ..., "kernel_ns": ..., "family": 4, "src": "10.0.0.2",
      "dst": "224.0.0.22", "outgoing": false, "payload": "2200f9..."}
@@ -35,7 +36,6 @@ import os
 import selectors
 import signal
 import socket
-import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -43,58 +43,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from mcastproxy.lab.procs import Event, JsonProc
+from mcastlab.packets import (
+    ETH_P_IP,
+    ETH_P_IPV6,
+    PACKET_OUTGOING,
+    extract,
+    kernel_time,
+    packet_socket,
+)
+from mcastlab.procs import Event, JsonProc
 
 if TYPE_CHECKING:
     from mcastproxy.wire import Message, WireError
-
-ETH_P_ALL = 0x0003
-ETH_P_IP = 0x0800
-ETH_P_IPV6 = 0x86DD
-SOL_PACKET = 263
-PACKET_ADD_MEMBERSHIP = 1
-PACKET_MR_ALLMULTI = 2
-PACKET_OUTGOING = 4
-SO_TIMESTAMPNS = 35  # linux/asm-generic/socket.h; SCM_TIMESTAMPNS is the same number
-
-IPPROTO_IGMP = 2
-IPPROTO_ICMPV6 = 58
-# IPv6 extension headers with the generic (next header, length in 8-octet units - 1) form.
-_IPV6_EXT_HEADERS = frozenset({0, 43, 60})  # Hop-by-Hop, Routing, Destination Options
-MLD_TYPES = frozenset({130, 131, 132, 143})  # query, v1 report, v1 done, v2 report
-
-
-def extract(packet: bytes) -> tuple[int, bytes, bytes, bytes] | None:
-    """(family, source, destination, IGMP or ICMPv6 message) of an IGMP or MLD packet, else None.
-
-    ``packet`` starts at the IP header; addresses are packed. Malformed or truncated headers
-    give None: the capture keeps what is recognisably IGMP or MLD and leaves judging the
-    message itself to the codecs.
-    """
-    if len(packet) < 20:
-        return None
-    version = packet[0] >> 4
-    if version == 4:
-        ihl = (packet[0] & 0x0F) * 4
-        total = int.from_bytes(packet[2:4], "big")
-        frag = int.from_bytes(packet[6:8], "big") & 0x1FFF
-        if packet[9] != IPPROTO_IGMP or ihl < 20 or frag or total > len(packet) or total < ihl:
-            return None
-        return 4, packet[12:16], packet[16:20], packet[ihl:total]
-    if version == 6 and len(packet) >= 40:
-        end = 40 + int.from_bytes(packet[4:6], "big")
-        if end > len(packet):
-            return None
-        nh, off = packet[6], 40
-        while nh in _IPV6_EXT_HEADERS:
-            if off + 2 > end:
-                return None
-            nh, off = packet[off], off + (packet[off + 1] + 1) * 8
-        if nh != IPPROTO_ICMPV6 or off >= end or packet[off] not in MLD_TYPES:
-            return None
-        return 6, packet[8:24], packet[24:40], packet[off:end]
-    return None
-
 
 # -- the parent side --------------------------------------------------------------------------
 
@@ -164,7 +124,7 @@ class Capture(JsonProc):
         env: dict[str, str] | None = None,
         timeout: float = 10.0,
     ) -> None:
-        argv = [python, "-m", "mcastproxy.lab.capture", "--iface", iface]
+        argv = [python, "-m", "mcastlab.capture", "--iface", iface]
         super().__init__(ns, argv, log=log, env=env)
         self.iface = iface
         try:
@@ -225,17 +185,6 @@ class Capture(JsonProc):
 # -- the program, inside the namespace --------------------------------------------------------
 
 
-def _open(iface: str) -> socket.socket:
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    s.bind((iface, ETH_P_ALL))
-    # struct packet_mreq { int mr_ifindex; u16 mr_type, mr_alen; u8 mr_address[8]; }
-    mreq = struct.pack("=iHH8s", socket.if_nametoindex(iface), PACKET_MR_ALLMULTI, 0, b"")
-    s.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
-    return s
-
-
 def _emit(obj: dict[str, object]) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
@@ -249,11 +198,7 @@ def _record(data: bytes, anc: list[tuple[int, int, bytes]], addr: tuple) -> dict
     if got is None:
         return None
     family, src, dst, payload = got
-    kernel_ns = None
-    for level, kind, cdata in anc:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(cdata) >= 16:
-            sec, nsec = struct.unpack_from("=qq", cdata)
-            kernel_ns = sec * 1_000_000_000 + nsec
+    kernel_ns = kernel_time(anc)
     fam = socket.AF_INET if family == 4 else socket.AF_INET6
     return {
         "event": "packet",
@@ -269,17 +214,16 @@ def _record(data: bytes, anc: list[tuple[int, int, bytes]], addr: tuple) -> dict
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Capture until end of stdin, SIGTERM or ``--max-seconds``."""
-    ap = argparse.ArgumentParser(prog="mcastproxy.lab.capture", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="mcastlab.capture", description=__doc__.split("\n")[0])
     ap.add_argument("--iface", required=True)
     ap.add_argument("--max-seconds", type=float, default=3600.0, help="stop after this long")
     a = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        s = _open(a.iface)
+        s = packet_socket(a.iface, "ctl", rcvbuf=4 << 20)
     except OSError as e:
         _emit({"event": "error", "error": f"{type(e).__name__}: {e}"})
         return 1
-    s.setblocking(False)
     _emit({"event": "ready", "iface": a.iface})
     sel = selectors.DefaultSelector()
     sel.register(0, selectors.EVENT_READ, "stdin")

@@ -1,7 +1,0 @@
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# The harness module sits beside the tests.
-sys.path.insert(0, str(Path(__file__).parent))
