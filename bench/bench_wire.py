@@ -107,7 +107,7 @@ def main() -> None:
     line("MLDv2 query decode", rate(parse_mld, q6, src, dst))
     line("MLDv2 query encode", rate(build_mld, query6, src, dst))
 
-    walk = igmp_module._parse_records.walk_only  # an inner path, for the first-sight figure
+    walk = igmp_module._walk_records  # an inner path, for the first-sight figure
     from_bytes = int.from_bytes
 
     def first_sight(data: bytes) -> object:

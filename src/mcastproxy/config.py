@@ -13,8 +13,8 @@ reason; ``load_config`` raises one ``ConfigError`` carrying all of them.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +27,17 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
+
+from mcastproxy.family import Family
+from mcastproxy.membership.timers import FROM_FILE, ProtocolTimers, parse_duration
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -40,11 +47,12 @@ MAX_DOWNSTREAM = 31
 IFNAMSIZ = 16
 MIN_DATA_INTERVAL = 0.02  # 20 ms: counters read every 5 ms at the most
 
-_MULTICAST = (ipaddress.ip_network("224.0.0.0/4"), ipaddress.ip_network("ff00::/8"))
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$")
+_MULTICAST = {
+    Family.V4: ipaddress.ip_network("224.0.0.0/4"),
+    Family.V6: ipaddress.ip_network("ff00::/8"),
+}
 # libyaml's safe loader when PyYAML was built with it: ten times faster on large record lists.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,21 +73,6 @@ class ConfigError(Exception):
 
 
 # --- field types ---------------------------------------------------------------------------
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from ``125s``, ``500ms``, ``2m``, ``1h`` or a bare number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 125s, 500ms or a number of seconds")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNIT[m.group(2)]
-    else:
-        raise ValueError(f"{value!r} is not a duration (use e.g. 125s, 500ms, or seconds)")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -107,7 +100,7 @@ def _group_prefix(value: Any) -> Network:
 def _unicast_prefix(value: Any) -> Network:
     # Draft §4.1: subscriber and source prefixes MUST be valid unicast prefixes.
     net = _parse_prefix(value)
-    multicast = _MULTICAST[0] if net.version == 4 else _MULTICAST[1]
+    multicast = _MULTICAST[Family(net.version)]
     if net.overlaps(multicast):
         if net.prefixlen <= multicast.prefixlen:
             raise ValueError(f"{net} covers multicast addresses; omit the field to mean any")
@@ -145,66 +138,23 @@ class _Model(BaseModel):
 
 
 # --- protocol timers -----------------------------------------------------------------------
+# ``ProtocolTimers`` (membership.timers) is the configuration's ``timers`` as it is the router
+# side's: validated here in the file's words (``context=FROM_FILE``: kebab-case keys,
+# durations, the wire's bounds).
 
-
-class Timers(_Model):
-    """RFC 9776 §8 / RFC 9777 §9 timers. ``None`` means the RFC's derived default.
-
-    Bounds come from what the wire can carry: QRV is 3 bits (1-7), QQIC tops out at 31744 s,
-    IGMPv3's Max Resp Code at 3174.4 s (MLDv2 allows more, but one bound serves both).
-    """
-
-    robustness: int = Field(2, ge=1, le=7)
-    query_interval: Duration = Field(125.0, ge=1.0, le=31744.0)
-    query_response_interval: Duration = Field(10.0, ge=0.1, le=3174.4)
-    last_member_query_interval: Duration = Field(1.0, ge=0.1, le=3174.4)
-    last_member_query_count: int | None = Field(None, ge=1, le=7)
-    startup_query_interval: Duration | None = Field(None, ge=0.1, le=31744.0)
-    startup_query_count: int | None = Field(None, ge=1, le=7)
-    unsolicited_report_interval: Duration = Field(1.0, ge=0.1, le=3174.4)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Timers:
-        # RFC 9776 §8.3: the Query Response Interval must be less than the Query Interval.
-        if self.query_response_interval >= self.query_interval:
-            raise ValueError(
-                f"query-response-interval ({self.query_response_interval:g}s) must be less "
-                f"than query-interval ({self.query_interval:g}s)"
-            )
-        if (
-            self.startup_query_interval is not None
-            and self.startup_query_interval > self.query_interval
-        ):
-            raise ValueError("startup-query-interval cannot exceed query-interval")
-        return self
-
-    def overlaid(self, override: Timers) -> Timers:
-        """These timers with the fields set explicitly in ``override`` replacing them."""
-        changed = {name: getattr(override, name) for name in override.model_fields_set}
-        return Timers.model_validate({**self.model_dump(), **changed})
-
-    @property
-    def effective_last_member_query_count(self) -> int:
-        return self.last_member_query_count or self.robustness
-
-    @property
-    def effective_startup_query_interval(self) -> float:
-        return self.startup_query_interval or self.query_interval / 4
-
-    @property
-    def effective_startup_query_count(self) -> int:
-        return self.startup_query_count or self.robustness
+_TIMERS = TypeAdapter(ProtocolTimers)
+_DEFAULT_TIMERS = ProtocolTimers()
 
 
 # --- protocols, links and candidates --------------------------------------------------------
 
 
-def _of_family(version: int) -> Callable[[tuple[Network, ...] | None],
-                                          tuple[Network, ...] | None]:
+def _of_family(family: Family) -> Callable[[tuple[Network, ...] | None],
+                                           tuple[Network, ...] | None]:
     def check(nets: tuple[Network, ...] | None) -> tuple[Network, ...] | None:
         for net in nets or ():
-            if net.version != version:
-                raise ValueError(f"{net} is not an IPv{version} prefix")
+            if net.version != family:
+                raise ValueError(f"{net} is not an IPv{family} prefix")
         return nets
 
     return check
@@ -214,19 +164,47 @@ class IgmpSettings(_Model):
     version: Literal[1, 2, 3] = 3
     # RFC 4604: any-source joins (EXCLUDE mode, IGMPv1/v2) to these groups are ignored.
     # Default: 232.0.0.0/8 (RFC 4607); [] turns the rule off.
-    ssm_ranges: Annotated[tuple[GroupPrefix, ...] | None, AfterValidator(_of_family(4))] = None
+    ssm_ranges: Annotated[
+        tuple[GroupPrefix, ...] | None, AfterValidator(_of_family(Family.V4))
+    ] = None
 
 
 class MldSettings(_Model):
     version: Literal[1, 2] = 2
     # The same for MLD; default ff3x::/32 for every scope x (RFC 4607).
-    ssm_ranges: Annotated[tuple[GroupPrefix, ...] | None, AfterValidator(_of_family(6))] = None
+    ssm_ranges: Annotated[
+        tuple[GroupPrefix, ...] | None, AfterValidator(_of_family(Family.V6))
+    ] = None
 
 
 class Downstream(_Model):
     interface: InterfaceName
     fast_leave: bool = False
-    timers: Timers | None = None
+    # The link's own timers, each validated alone; those it sets (``timers_set``) overlay the
+    # global ones (``Config.downstream_timers``).
+    timers: ProtocolTimers | None = None
+    _timers_set: frozenset[str] = PrivateAttr(frozenset())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_timers_set(
+        cls, data: Any, handler: ModelWrapValidatorHandler[Downstream]
+    ) -> Downstream:
+        link = handler(data)
+        given = data.get("timers") if isinstance(data, dict) else None
+        if isinstance(given, dict):  # the keys written
+            link._timers_set = frozenset(str(key).replace("-", "_") for key in given)
+        elif isinstance(given, ProtocolTimers):  # made in Python: what differs from the RFC's
+            link._timers_set = frozenset(
+                f.name for f in dataclasses.fields(given)
+                if getattr(given, f.name) != getattr(_DEFAULT_TIMERS, f.name)
+            )
+        return link
+
+    @property
+    def timers_set(self) -> frozenset[str]:
+        """The fields of ``timers`` the link sets itself (the rest are the global ones)."""
+        return self._timers_set
 
 
 class Record(_Model):
@@ -249,8 +227,8 @@ class Record(_Model):
         return self
 
     @property
-    def family(self) -> int:
-        return next(p.version for p in (self.subscriber, self.source, self.group) if p)
+    def family(self) -> Family:
+        return Family(next(p.version for p in (self.subscriber, self.source, self.group) if p))
 
     def describe(self) -> str:
         parts = [
@@ -360,7 +338,7 @@ class Upstream(_Model):
 class Config(_Model):
     igmp: IgmpSettings | None = None
     mld: MldSettings | None = None
-    timers: Timers = Timers()
+    timers: ProtocolTimers = _DEFAULT_TIMERS
     downstream: Annotated[
         tuple[Downstream, ...],
         AfterValidator(_at_least_one("downstream interface")),
@@ -371,10 +349,15 @@ class Config(_Model):
     def candidate(self, name: str) -> Candidate:
         return next(c for c in self.upstream.candidates if c.interface == name)
 
-    def downstream_timers(self, name: str) -> Timers:
-        """The timers in force on downstream link ``name``: global, overlaid by its own."""
+    def downstream_timers(self, name: str) -> ProtocolTimers:
+        """The timers in force on downstream link ``name``: global, overlaid by its own, held
+        to the file's rules."""
         link = next(d for d in self.downstream if d.interface == name)
-        return self.timers if link.timers is None else self.timers.overlaid(link.timers)
+        if link.timers is None:
+            return self.timers
+        own = {field: getattr(link.timers, field) for field in link.timers_set}
+        return _TIMERS.validate_python({**dataclasses.asdict(self.timers), **own},
+                                       context=FROM_FILE)
 
     def active_interval(self, name: str) -> float:
         """Draft §5.2: per candidate, else global, else about twice the query interval."""
@@ -401,16 +384,17 @@ def _path(loc: Iterable[int | str]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not part.startswith("function-") and part not in ("Timers", "constrained-str"):
+        elif not part.startswith("function-") and part not in ("ProtocolTimers",
+                                                                "constrained-str"):
             out += f".{part}" if out else str(part)
     return out
 
 
-def _reason(error: dict[str, Any]) -> str:
-    msg: str = error["msg"]
+def _reason(error: ErrorDetails) -> str:
+    msg = error["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
-    if error["type"] == "extra_forbidden":
+    if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         return "unknown key"
     if error["type"] == "missing":
         return "is required"
@@ -471,7 +455,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue("", "the file must hold a mapping of settings")])
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(data, context=FROM_FILE)
     except ValidationError as exc:
         raise ConfigError(
             ConfigIssue(_path(e["loc"]), _reason(e)) for e in exc.errors(include_url=False)

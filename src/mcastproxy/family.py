@@ -21,6 +21,10 @@ class Family(IntEnum):
     V6 = 6
 
     @classmethod
+    def _missing_(cls, value: object) -> Family:
+        raise ValueError(f"family must be 4 (IPv4) or 6 (IPv6), not {value!r}")
+
+    @classmethod
     def of(cls, address: bytes) -> Family:
         """The family of a packed address, by its length (4 or 16 octets)."""
         if len(address) == 4:

@@ -20,7 +20,7 @@ Pure state: time comes in as ``now``; ``next_deadline()`` says when to call
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from mcastproxy.config import Config
@@ -51,7 +51,6 @@ class _Candidate:
     was_usable: bool = False  # ever: only a return is held down, not a first start
     rejected: int = 0
     why_inactive: str = "not started"
-    last_rejected: bytes | None = field(default=None, repr=False)
 
     def deadline(self) -> float | None:
         times = []
@@ -106,7 +105,6 @@ class Liveness:
             return False
         if cand.routers and source not in cand.routers:
             cand.rejected += 1
-            cand.last_rejected = source
             return False
         cand.heard = now
         if not cand.active:

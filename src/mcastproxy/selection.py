@@ -34,10 +34,10 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from mcastproxy.config import Candidate, Config, Record
+from mcastproxy.family import Family
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_WIDTH = {4: 32, 6: 128}
 
 
 class Rule(StrEnum):
@@ -107,8 +107,9 @@ class _Shape(NamedTuple):
 class _Family:
     """Compiled records of one address family."""
 
-    def __init__(self, width: int, holders: Iterable[tuple[Candidate, Record]]) -> None:
-        self.width = width
+    def __init__(self, family: Family, holders: Iterable[tuple[Candidate, Record]]) -> None:
+        self.family = family
+        self.width = width = family.width
         grouped: dict[tuple[int, int, int, int, int], dict[int, list[Candidate]]] = {}
         records: dict[tuple[tuple[int, ...], int], Record] = {}
         for cand, rec in holders:
@@ -198,19 +199,19 @@ class Selector:
         self.takeover = config.upstream.takeover
         self.default = config.upstream.default
         self._names = frozenset(c.interface for c in self.candidates)
+        # Compiled per family, found by the group's address length (4 or 16 octets).
         self._families = {
-            f: _Family(
-                _WIDTH[f],
-                ((c, r) for c in self.candidates for r in c.records if r.family == f),
+            f.length: _Family(
+                f, ((c, r) for c in self.candidates for r in c.records if r.family is f)
             )
-            for f in (4, 6)
+            for f in Family
         }
         # Whether some record of the family (by address length) names subscribers: if none,
         # the subscriber makes no difference to any selection.
         self._by_subscriber = {
-            _WIDTH[f] // 8: any(r.subscriber for c in self.candidates for r in c.records
-                                if r.family == f)
-            for f in (4, 6)
+            f.length: any(r.subscriber for c in self.candidates for r in c.records
+                          if r.family is f)
+            for f in Family
         }
         # §4.3: candidates with no records at all, best priority first.
         self._recordless = tuple(
@@ -225,19 +226,15 @@ class Selector:
                 )
                 for c in self.candidates
             }
-            for f in (4, 6)
+            for f in Family
         }
-        self._plain: dict[int, Selection] = {}
-        self._taken_over: dict[tuple[int, frozenset[str]], Selection] = {}
+        self._plain: dict[Family, Selection] = {}
+        self._taken_over: dict[tuple[Family, frozenset[str]], Selection] = {}
 
     def by_subscriber(self, address_length: int) -> bool:
         """Whether selection for groups of this address length (4 or 16 octets) can depend
         on the subscriber."""
         return self._by_subscriber[address_length]
-
-    def address_of(self, interface: str, family: int) -> IPAddress | None:
-        """The address used for ``interface`` in the §4.4 highest-address fallback."""
-        return self._address[family].get(interface)
 
     def select(
         self,
@@ -250,8 +247,7 @@ class Selector:
 
         ``unusable`` names the candidates that are down or inactive (§5.1).
         """
-        family = 4 if len(group) == 4 else 6
-        fam = self._families[family]
+        fam = self._families[len(group)]
         w = fam.width
         x = int.from_bytes(group)
         if source is not None:
@@ -264,7 +260,7 @@ class Selector:
                 entry = shape.table.get(x & shape.mask)
                 if entry is not None:
                     return entry.plain
-            return self._fallback(family)
+            return self._fallback(fam.family)
         if not self.takeover or self._names <= unusable:
             return _mark_inactive(self.select(subscriber, source, group), unusable)
         skipped: list[str] = []
@@ -277,7 +273,7 @@ class Selector:
             if usable:
                 return _by_priority(usable, Rule.RECORD, entry.record, entry.holders,
                                     tuple(skipped))
-        return self._fallback_takeover(family, unusable)
+        return self._fallback_takeover(fam.family, unusable)
 
     def source_records(
         self, subscriber: bytes | None, group: bytes, unusable: frozenset[str] = frozenset()
@@ -289,7 +285,7 @@ class Selector:
         upstreams than its own selection (draft §4.2: the group's upstream serves the group
         "except the source address configured by the prior interface").
         """
-        fam = self._families[4 if len(group) == 4 else 6]
+        fam = self._families[len(group)]
         w = fam.width
         x = int.from_bytes(group)
         if subscriber is not None:
@@ -308,13 +304,13 @@ class Selector:
         return out
 
     # §4.3-§4.4, all candidates usable. Cached: it depends on the family alone.
-    def _fallback(self, family: int) -> Selection:
+    def _fallback(self, family: Family) -> Selection:
         sel = self._plain.get(family)
         if sel is None:
             sel = self._plain[family] = self._fallback_among(family, self.candidates, ())
         return sel
 
-    def _fallback_takeover(self, family: int, unusable: frozenset[str]) -> Selection:
+    def _fallback_takeover(self, family: Family, unusable: frozenset[str]) -> Selection:
         # Depends on the family and the unusable set alone, which change rarely: cached.
         key = (family, unusable)
         sel = self._taken_over.get(key)
@@ -322,7 +318,7 @@ class Selector:
             sel = self._taken_over[key] = self._walk_fallback(family, unusable)
         return sel
 
-    def _walk_fallback(self, family: int, unusable: frozenset[str]) -> Selection:
+    def _walk_fallback(self, family: Family, unusable: frozenset[str]) -> Selection:
         usable = tuple(c for c in self.candidates if c.interface not in unusable)
         skipped = tuple(c.interface for c in self.candidates if c.interface in unusable)
         sel = self._fallback_among(family, usable, skipped)
@@ -339,7 +335,7 @@ class Selector:
                          skipped=skipped)
 
     def _fallback_among(
-        self, family: int, cands: tuple[Candidate, ...], skipped: tuple[str, ...]
+        self, family: Family, cands: tuple[Candidate, ...], skipped: tuple[str, ...]
     ) -> Selection:
         names = {c.interface for c in cands}
         recordless = tuple(c for c in self._recordless if c.interface in names)
@@ -425,8 +421,8 @@ class Channels:
     def __init__(self, records: Iterable[Record]) -> None:
         self._records: list[tuple[int, tuple[tuple[int, int] | None, ...]]] = []
         for rec in records:
-            width = _WIDTH[rec.family]
-            self._records.append((width // 8, tuple(
+            width = rec.family.width
+            self._records.append((rec.family.length, tuple(
                 None if net is None else (int(net.network_address),
                                           ((1 << width) - 1) ^ ((1 << width) - 1 >> net.prefixlen))
                 for net in (rec.subscriber, rec.source, rec.group))))

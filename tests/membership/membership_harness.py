@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from mcastproxy.family import Family
 from mcastproxy.membership import (
     GroupChanged,
     Output,
@@ -40,10 +41,10 @@ def ip(text: str) -> bytes:
 
 @dataclass(frozen=True)
 class Flavor:
-    """A protocol (IGMP: family 4, MLD: family 6) at one querier version."""
+    """A protocol (IGMP: ``Family.V4``, MLD: ``Family.V6``) at one querier version."""
 
     name: str
-    family: int
+    family: Family
     version: int
 
     def __str__(self) -> str:
@@ -52,7 +53,7 @@ class Flavor:
     @property
     def full(self) -> int:
         """The version with source filtering: IGMPv3, MLDv2."""
-        return 3 if self.family == 4 else 2
+        return self.family.newest_version
 
     @property
     def source_filtering(self) -> bool:
@@ -60,7 +61,7 @@ class Flavor:
 
     @property
     def unspecified(self) -> bytes:
-        return bytes(4 if self.family == 4 else 16)
+        return self.family.unspecified
 
     def group(self, n: int = 1) -> bytes:
         return ip(f"239.1.1.{n}") if self.family == 4 else ip(f"ff0e::1:{n}")
@@ -115,10 +116,10 @@ class Flavor:
         return Query(self.full, group, max_resp, tuple(sorted(sources)), s_flag, 2, 125)
 
 
-IGMPV2 = Flavor("IGMPv2", 4, 2)
-IGMPV3 = Flavor("IGMPv3", 4, 3)
-MLDV1 = Flavor("MLDv1", 6, 1)
-MLDV2 = Flavor("MLDv2", 6, 2)
+IGMPV2 = Flavor("IGMPv2", Family.V4, 2)
+IGMPV3 = Flavor("IGMPv3", Family.V4, 3)
+MLDV1 = Flavor("MLDv1", Family.V6, 1)
+MLDV2 = Flavor("MLDv2", Family.V6, 2)
 FLAVORS = [IGMPV2, IGMPV3, MLDV1, MLDV2]
 SOURCE_FILTERING = [IGMPV3, MLDV2]
 WHOLE_GROUP = [IGMPV2, MLDV1]
@@ -145,12 +146,14 @@ class Harness:
         ssm_ranges=None,
     ) -> None:
         self.flavor = flavor
-        self.own = flavor.router(10) if own == "default" else own
+        if isinstance(own, str):  # "default": the flavor's router 10
+            own = flavor.router(10)
+        self.own = own
         self.link = RouterLink(
             timers or ProtocolTimers(),
             flavor.family,
             flavor.version,
-            self.own,  # type: ignore[arg-type]
+            self.own,
             fast_leave,
             ssm_ranges,
         )

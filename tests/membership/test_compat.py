@@ -23,7 +23,8 @@ from membership_harness import (
     Harness,
 )
 
-from mcastproxy.membership import DropReason, FilterMode
+from mcastproxy.drops import Drop
+from mcastproxy.membership import FilterMode
 from mcastproxy.wire.messages import Leave
 
 INCLUDE, EXCLUDE = FilterMode.INCLUDE, FilterMode.EXCLUDE
@@ -54,7 +55,7 @@ def test_older_host_present_block_ignored_and_to_ex_sources_ignored(flavor: Flav
     h.receive(f.join(g, version=OLDER[flavor]), f.host(1), at=0)
     h.take()
     h.receive(f.report(f.record(BLOCK, g, f.sources(1))), f.host(2), at=1)
-    assert h.link.dropped == {DropReason.IGNORED_FOR_OLDER_VERSION: 1}
+    assert h.link.dropped == {Drop.IGNORED_FOR_OLDER_VERSION: 1}
     h.receive(f.report(f.record(TO_EX, g, f.sources(1))), f.host(2), at=2)
     # TO_EX({s1}) read as TO_EX({}): nothing blocked, no source queried.
     assert h.link.forwarded(g) == (EXCLUDE, frozenset())
@@ -88,7 +89,7 @@ def test_igmpv1_host_leave_and_to_in_are_ignored() -> None:
     assert h.link.group_state(g).compatibility_mode == 1
     h.receive(Leave(g), f.host(2), at=5)
     h.receive(f.report(f.record(TO_IN, g, f.sources(1))), f.host(3), at=6)
-    assert h.link.dropped == {DropReason.IGNORED_FOR_OLDER_VERSION: 2}
+    assert h.link.dropped == {Drop.IGNORED_FOR_OLDER_VERSION: 2}
     assert h.specific_queries() == []
     assert h.link.forwarded(g) == (EXCLUDE, frozenset())
     # An IGMPv2 report as well: IGMPv1 mode while the v1 timer runs, then IGMPv2.
@@ -139,7 +140,7 @@ def test_igmpv1_querier_means_leaves_are_ignored() -> None:
     h.receive(f.join(g, version=2), f.host(1), at=2)
     h.receive(Leave(g), f.host(1), at=3)
     h.receive(f.report(f.record(TO_IN, g)), f.host(1), at=4)
-    assert h.link.dropped == {DropReason.IGNORED_FOR_OLDER_VERSION: 2}
+    assert h.link.dropped == {Drop.IGNORED_FOR_OLDER_VERSION: 2}
     assert h.specific_queries() == []
     h.advance(100)
     assert h.link.group_state(g).group_timer == 2 + GMI

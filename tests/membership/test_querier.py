@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from membership_harness import FLAVORS, OQPI, SOURCE_FILTERING, Flavor, Harness
 
-from mcastproxy.membership import DropReason, ProtocolTimers, QuerierChanged, SendQuery
-from mcastproxy.membership.addresses import IPV4_ALL_SYSTEMS, IPV6_ALL_NODES
+from mcastproxy.drops import Drop
+from mcastproxy.membership import ProtocolTimers, QuerierChanged, SendQuery
 
 
 @pytest.mark.parametrize("flavor", FLAVORS, ids=str)
@@ -29,7 +29,7 @@ def test_startup_queries_then_query_interval(flavor: Flavor) -> None:
             assert q.version == flavor.version
             assert q.max_resp == 10.0
             assert q.sources == ()
-            assert o.destination == (IPV4_ALL_SYSTEMS if flavor.family == 4 else IPV6_ALL_NODES)
+            assert o.destination == flavor.family.all_systems
             if flavor.source_filtering:
                 assert (q.qrv, q.qqi, q.s_flag) == (2, 125, False)
     assert h.querier_changes() == [(0.0, QuerierChanged(True, flavor.router(10)))]
@@ -136,8 +136,8 @@ def test_own_and_unspecified_queries_are_dropped(flavor: Flavor) -> None:
     h.receive(flavor.general_query(), flavor.unspecified, at=1)
     assert h.link.is_querier
     assert h.link.dropped == {
-        DropReason.FROM_OWN_ADDRESS: 1,
-        DropReason.QUERY_SOURCE_UNSPECIFIED: 1,
+        Drop.FROM_OWN_ADDRESS: 1,
+        Drop.QUERY_SOURCE_UNSPECIFIED: 1,
     }
 
 

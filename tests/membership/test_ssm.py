@@ -30,7 +30,8 @@ from membership_harness import (
     ip,
 )
 
-from mcastproxy.membership import SSM_RANGES, DropReason, FilterMode, ProtocolTimers, RouterLink
+from mcastproxy.drops import Drop
+from mcastproxy.membership import SSM_RANGES, FilterMode, ProtocolTimers, RouterLink
 from mcastproxy.wire.messages import Leave
 
 INCLUDE, EXCLUDE = FilterMode.INCLUDE, FilterMode.EXCLUDE
@@ -48,7 +49,7 @@ def test_exclude_mode_records_in_the_ssm_range_are_ignored(flavor: Flavor) -> No
     h.take()
     for rtype, sources in ((IS_EX, ()), (TO_EX, ()), (IS_EX, (1,)), (TO_EX, (1, 2))):
         h.receive(f.report(f.record(rtype, g, f.sources(*sources))), f.host(1), at=h.now + 1)
-    assert h.link.dropped == {DropReason.SSM_EXCLUDE_MODE: 4}
+    assert h.link.dropped == {Drop.SSM_EXCLUDE_MODE: 4}
     assert h.link.groups() == ()
     assert h.link.forwarded(g) == (INCLUDE, frozenset())
     assert h.link.subscribers(g) == {}
@@ -83,7 +84,7 @@ def test_include_mode_records_in_the_ssm_range_work(flavor: Flavor) -> None:
         (6.0, (f.source(2),)),
     ]
     assert h.link.group_state(g) is None
-    assert h.link.dropped == {DropReason.SSM_EXCLUDE_MODE: 1}
+    assert h.link.dropped == {Drop.SSM_EXCLUDE_MODE: 1}
 
 
 @pytest.mark.parametrize("flavor", FLAVORS, ids=str)
@@ -94,7 +95,7 @@ def test_older_version_reports_in_the_ssm_range_are_ignored(flavor: Flavor) -> N
     for version in OLDER[f.family]:
         h.receive(f.join(g, version=version), f.host(1), at=h.now + 1)
     h.receive(Leave(g), f.host(1), at=h.now + 1)
-    assert h.link.dropped == {DropReason.SSM_OLDER_VERSION: len(OLDER[f.family]) + 1}
+    assert h.link.dropped == {Drop.SSM_OLDER_VERSION: len(OLDER[f.family]) + 1}
     assert h.link.groups() == ()
     assert h.take() == []
 
@@ -112,7 +113,7 @@ def test_older_hosts_do_not_touch_an_ssm_group(flavor: Flavor) -> None:
     assert state.compatibility_mode == f.full
     assert (state.filter_mode, state.sources) == (INCLUDE, {f.source(1): 1 + GMI})
     assert h.specific_queries() == []
-    assert h.link.dropped == {DropReason.SSM_OLDER_VERSION: 2}
+    assert h.link.dropped == {Drop.SSM_OLDER_VERSION: 2}
 
 
 @pytest.mark.parametrize("flavor", SOURCE_FILTERING, ids=str)
@@ -127,7 +128,7 @@ def test_older_querier_turns_no_ssm_record_into_an_any_source_join(flavor: Flavo
     h.receive(f.report(f.record(ALLOW, other, f.sources(1))), f.host(1), at=2)
     assert h.link.groups() == (other,)
     assert h.link.forwarded(other) == (EXCLUDE, frozenset())
-    assert h.link.dropped == {DropReason.SSM_OLDER_VERSION: 1}
+    assert h.link.dropped == {Drop.SSM_OLDER_VERSION: 1}
 
 
 @pytest.mark.parametrize("flavor", FLAVORS, ids=str)
@@ -182,7 +183,7 @@ def test_the_ranges_can_be_set(
     for text in inside + outside:
         h.receive(flavor.join(ip(text)), flavor.host(1), at=h.now + 1)
     assert set(h.link.groups()) == {ip(t) for t in outside}
-    assert h.link.dropped == {DropReason.SSM_EXCLUDE_MODE: len(inside)}
+    assert h.link.dropped == {Drop.SSM_EXCLUDE_MODE: len(inside)}
 
 
 @pytest.mark.parametrize(

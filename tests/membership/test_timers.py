@@ -71,7 +71,7 @@ def test_derived_defaults_follow_their_components() -> None:
 
 def test_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
-        ProtocolTimers().robustness = 3  # type: ignore[misc]
+        ProtocolTimers().robustness = 3  # type: ignore[misc]  # the write that must fail
 
 
 @pytest.mark.parametrize(

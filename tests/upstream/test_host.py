@@ -5,9 +5,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
+from mcastproxy.family import Family
 from mcastproxy.membership.state import FilterMode
 from mcastproxy.upstream.host import Transmit, UpstreamHost
 from mcastproxy.wire.messages import GroupRecord, Leave, Query, RecordType, Report
@@ -22,7 +24,7 @@ def ip(text: str) -> bytes:
 
 @dataclass
 class Fam:
-    family: int
+    family: Family
     group: bytes
     group2: bytes
     s1: bytes
@@ -41,9 +43,9 @@ class Fam:
 
 
 FAMS = {
-    "igmp": Fam(4, ip("232.1.1.1"), ip("232.1.1.2"), ip("10.0.0.1"), ip("10.0.0.2"),
+    "igmp": Fam(Family.V4, ip("232.1.1.1"), ip("232.1.1.2"), ip("10.0.0.1"), ip("10.0.0.2"),
                 ip("224.0.0.22"), ip("224.0.0.2"), 3, 2),
-    "mld": Fam(6, ip("ff3e::1"), ip("ff3e::2"), ip("2001:db8::1"), ip("2001:db8::2"),
+    "mld": Fam(Family.V6, ip("ff3e::1"), ip("ff3e::2"), ip("2001:db8::1"), ip("2001:db8::2"),
                ip("ff02::16"), ip("ff02::2"), 2, 1),
 }
 
@@ -97,8 +99,8 @@ class Harness:
         return self.sent[start:]
 
 
-def harness(fam: Fam, *rng: float, **kw: float) -> Harness:
-    return Harness(UpstreamHost(fam.family, rng=Rng(*rng), **kw))  # type: ignore[arg-type]
+def harness(fam: Fam, *rng: float, **kw: Any) -> Harness:
+    return Harness(UpstreamHost(fam.family, rng=Rng(*rng), **kw))
 
 
 def records(sent: list[Transmit] | Iterator[Transmit]) -> list[GroupRecord]:

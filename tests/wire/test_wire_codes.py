@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -83,12 +84,12 @@ def test_igmp_encoding_is_monotonic(a: int, b: int) -> None:
 
 
 @pytest.mark.parametrize("function", [encode_igmp_code, encode_mld_code])
-def test_negative_times_are_refused(function: object) -> None:
+def test_negative_times_are_refused(function: Callable[[int], int]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
-        function(-1)  # type: ignore[operator]
+        function(-1)
 
 
 @pytest.mark.parametrize(("function", "code"), [(decode_igmp_code, 256), (decode_mld_code, -1)])
-def test_codes_out_of_range_are_refused(function: object, code: int) -> None:
+def test_codes_out_of_range_are_refused(function: Callable[[int], int], code: int) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
-        function(code)  # type: ignore[operator]
+        function(code)

@@ -6,6 +6,8 @@ changes, which lets garbage reach the length and record checks behind it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wire_strategies import (
@@ -17,6 +19,7 @@ from wire_strategies import (
 )
 
 from mcastproxy.wire import (
+    Message,
     WireError,
     build_igmp,
     build_ipv4,
@@ -33,15 +36,15 @@ IGMP_TYPES = st.sampled_from([0x11, 0x12, 0x16, 0x17, 0x22])
 MLD_TYPES = st.sampled_from([130, 131, 132, 143])
 
 
-def _parses_or_wire_error(parse: object, *args: object) -> None:
+def _parses_or_wire_error(parse: Callable[..., object], *args: bytes) -> None:
     error: WireError | None = None
     try:
-        parse(*args)  # type: ignore[operator]
+        parse(*args)
     except WireError as caught:
         error = caught
     if error is not None:
         assert error.reason
-        assert 0 <= error.offset <= len(args[0])  # type: ignore[arg-type]
+        assert 0 <= error.offset <= len(args[0])
 
 
 @FUZZ
@@ -86,8 +89,8 @@ def _mutate(data: bytes, changes: list[tuple[int, int]], cut: int | None) -> byt
 
 @FUZZ
 @given(igmp_messages(), mutations, st.none() | st.integers(0, 1000), st.booleans())
-def test_mutated_igmp(message: object, changes: list, cut: int | None, fix: bool) -> None:
-    data = _mutate(build_igmp(message), changes, cut)  # type: ignore[arg-type]
+def test_mutated_igmp(message: Message, changes: list, cut: int | None, fix: bool) -> None:
+    data = _mutate(build_igmp(message), changes, cut)
     if fix and len(data) >= 4:
         data = with_igmp_checksum(data)
     _parses_or_wire_error(parse_igmp, data)
@@ -97,9 +100,9 @@ def test_mutated_igmp(message: object, changes: list, cut: int | None, fix: bool
 @FUZZ
 @given(mld_messages(), addr16, addr16, mutations, st.none() | st.integers(0, 1000), st.booleans())
 def test_mutated_mld(
-    message: object, src: bytes, dst: bytes, changes: list, cut: int | None, fix: bool
+    message: Message, src: bytes, dst: bytes, changes: list, cut: int | None, fix: bool
 ) -> None:
-    data = _mutate(build_mld(message, src, dst), changes, cut)  # type: ignore[arg-type]
+    data = _mutate(build_mld(message, src, dst), changes, cut)
     if fix and len(data) >= 4:
         data = with_mld_checksum(data, src, dst)
     _parses_or_wire_error(parse_mld, data, src, dst)

@@ -29,6 +29,7 @@ from wire_strategies import addr, addr4, addr16, igmp_messages, mld_messages, te
 
 from mcastproxy.wire import (
     Leave,
+    Message,
     Query,
     Report,
     build_igmp,
@@ -123,8 +124,8 @@ def test_we_read_what_scapy_builds_igmp(message: object) -> None:
 
 @SCAPY
 @given(igmp_messages(aux=False))
-def test_scapy_reads_what_we_build_igmp(message: object) -> None:
-    data = build_igmp(message)  # type: ignore[arg-type]
+def test_scapy_reads_what_we_build_igmp(message: Message) -> None:
+    data = build_igmp(message)
     packet = IGMP(data)
     # scapy recomputes the same checksum from the fields it read, and the same bytes.
     again = packet.copy()
@@ -141,7 +142,7 @@ def test_scapy_reads_what_we_build_igmp(message: object) -> None:
         for got, want in zip(packet.records, message.records, strict=True):
             assert (got.rtype, addr(got.maddr), got.auxdlen) == (want.type, want.group, 0)
             assert [addr(s) for s in got.srcaddrs] == list(want.sources)
-    elif message.version == 3:  # type: ignore[union-attr]
+    elif message.version == 3:
         assert isinstance(packet, IGMPv3_MQ)
         # scapy keeps the decoded time internally (``.mrcode`` shows the code again).
         assert packet.getfieldval("mrcode") == _tenths(message.max_resp)
@@ -193,7 +194,7 @@ def test_we_read_what_scapy_builds_mld(message: object, src: bytes, dst: bytes) 
 
 def _mld_records(report: object) -> list[object]:
     records = []
-    for first in report.records:  # type: ignore[attr-defined]
+    for first in report.records:  # type: ignore[attr-defined]  # a scapy packet, untyped
         record = first
         while isinstance(record, ICMPv6MLDMultAddrRec):
             records.append(record)
@@ -203,8 +204,8 @@ def _mld_records(report: object) -> list[object]:
 
 @SCAPY
 @given(mld_messages(aux=False), addr16, addr16)
-def test_scapy_reads_what_we_build_mld(message: object, src: bytes, dst: bytes) -> None:
-    data = build_mld(message, src, dst)  # type: ignore[arg-type]
+def test_scapy_reads_what_we_build_mld(message: Message, src: bytes, dst: bytes) -> None:
+    data = build_mld(message, src, dst)
     header = IPv6(src=text(src), dst=text(dst), nh=58, hlim=1, plen=len(data))
     packet = IPv6(bytes(header) + data)
     icmp = packet[IPv6].payload
@@ -223,7 +224,7 @@ def test_scapy_reads_what_we_build_mld(message: object, src: bytes, dst: bytes) 
         for got, want in zip(_mld_records(icmp), message.records, strict=True):
             assert (got.rtype, addr(got.dst), got.auxdata_len) == (want.type, want.group, 0)
             assert [addr(s) for s in got.sources] == list(want.sources)
-    elif message.version == 1:  # type: ignore[union-attr]
+    elif message.version == 1:
         assert isinstance(icmp, ICMPv6MLQuery)
         assert icmp.mrd == _millis(message.max_resp)
         assert addr(icmp.mladdr) == message.group

@@ -29,6 +29,7 @@ from wire_strategies import (
 from mcastproxy.wire import (
     GroupRecord,
     Leave,
+    Message,
     Query,
     RecordType,
     Report,
@@ -50,7 +51,7 @@ BLOCK = RecordType.BLOCK_OLD_SOURCES
 class Vector(NamedTuple):
     name: str
     family: str  # "igmp" or "mld"
-    message: object
+    message: Message
     hex: str
     src: bytes = b""  # MLD only: the IPv6 addresses the checksum covers
     dst: bytes = b""
@@ -443,7 +444,7 @@ def test_plans_check_the_shape_they_guess() -> None:
         Report(3, (GroupRecord(IS_EX, ZERO4, (bytes(3), bytes(5))),)),
         Report(3, (GroupRecord(IS_EX, ZERO4, (bytes(16),)),)),
         Report(3, (GroupRecord(IS_EX, ZERO4, (), b"abc"),)),
-        Report(3, (GroupRecord(7, ZERO4),)),  # type: ignore[arg-type]
+        Report(3, (GroupRecord(7, ZERO4),)),  # type: ignore[arg-type]  # no such record type
         Query(1, addr("239.1.1.1"), 10.0),
         Query(2, ZERO4, 0.0),
         Query(2, ZERO4, 10.0, qrv=2),
@@ -455,9 +456,9 @@ def test_plans_check_the_shape_they_guess() -> None:
     ],
     ids=str,
 )
-def test_build_igmp_refuses_what_the_wire_cannot_say(message: object) -> None:
+def test_build_igmp_refuses_what_the_wire_cannot_say(message: Message) -> None:
     with pytest.raises(ValueError) as caught:  # noqa: PT011 (any caller-misuse message)
-        build_igmp(message)  # type: ignore[arg-type]
+        build_igmp(message)
     assert not isinstance(caught.value, WireError)
 
 
@@ -475,9 +476,9 @@ def test_build_igmp_refuses_what_the_wire_cannot_say(message: object) -> None:
     ],
     ids=str,
 )
-def test_build_mld_refuses_what_the_wire_cannot_say(message: object) -> None:
+def test_build_mld_refuses_what_the_wire_cannot_say(message: Message) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
-        build_mld(message, LL1, LL2)  # type: ignore[arg-type]
+        build_mld(message, LL1, LL2)
     with pytest.raises(ValueError):  # noqa: PT011
         build_mld(Leave(ZERO16), ZERO4, LL2)
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from mcastproxy.wire import (
     GroupRecord,
     Leave,
+    Message,
     Query,
     RecordType,
     Report,
@@ -76,8 +77,8 @@ def parse(family: str, data: bytes, src: bytes = MLD_SRC, dst: bytes = MLD_DST) 
     return parse_igmp(data) if family == "igmp" else parse_mld(data, src, dst)
 
 
-def build(family: str, msg: object, src: bytes = MLD_SRC, dst: bytes = MLD_DST) -> bytes:
-    return build_igmp(msg) if family == "igmp" else build_mld(msg, src, dst)  # type: ignore[arg-type]
+def build(family: str, msg: Message, src: bytes = MLD_SRC, dst: bytes = MLD_DST) -> bytes:
+    return build_igmp(msg) if family == "igmp" else build_mld(msg, src, dst)
 
 
 addr4 = st.binary(min_size=4, max_size=4)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from mcastproxy.family import Family
 from mcastproxy.kernel.structs import MAXVIFS, UpcallKind
 
 __all__ = [
@@ -85,9 +86,9 @@ class RouteCounters:
 
 @runtime_checkable
 class MulticastRouting(Protocol):
-    """The verbs of a multicast router of one family (4 or 6)."""
+    """The verbs of a multicast router of one family."""
 
-    family: int
+    family: Family
 
     def start(self, upstreams: list[str], downstreams: list[str]) -> None:
         """Create a table (and its rule) per upstream, holding a VIF for that upstream and

@@ -54,6 +54,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mcastproxy.family import Family
 from mcastproxy.kernel import structs
 from mcastproxy.kernel.api import KernelError, Role, RouteCounters, Upcall
 from mcastproxy.kernel.rtnl import RTNL_FAMILY_IP6MR, RTNL_FAMILY_IPMR, Rtnl, Rule, is_gone
@@ -74,12 +75,11 @@ _INT = struct.Struct("@i")
 class _FamilyOps:
     """What differs between ipmr and ip6mr."""
 
-    family: int
+    family: Family
     address_family: socket.AddressFamily
     protocol: int
     level: int
     rtnl_family: int
-    address_size: int
     vif: Callable[[int, int], bytes]
     del_vif: Callable[[int, int], bytes]
     mfc: Callable[[bytes, bytes, int, frozenset[int]], bytes]
@@ -89,12 +89,11 @@ class _FamilyOps:
 
 
 _IPV4 = _FamilyOps(
-    family=4,
+    family=Family.V4,
     address_family=socket.AF_INET,
     protocol=socket.IPPROTO_IGMP,
     level=socket.IPPROTO_IP,
     rtnl_family=RTNL_FAMILY_IPMR,
-    address_size=4,
     vif=structs.vifctl,
     del_vif=structs.vifctl,  # MRT_DEL_VIF reads a whole vifctl, uses vifc_vifi
     mfc=structs.mfcctl,
@@ -103,12 +102,11 @@ _IPV4 = _FamilyOps(
     name="IPv4",
 )
 _IPV6 = _FamilyOps(
-    family=6,
+    family=Family.V6,
     address_family=socket.AF_INET6,
     protocol=socket.IPPROTO_ICMPV6,
     level=socket.IPPROTO_IPV6,
     rtnl_family=RTNL_FAMILY_IP6MR,
-    address_size=16,
     vif=structs.mif6ctl,
     del_vif=lambda mifi, _ifindex: struct.pack("@H", mifi),  # MRT6_DEL_MIF reads a mifi_t
     mfc=structs.mf6cctl,
@@ -153,21 +151,19 @@ class MulticastRouter:
 
     def __init__(
         self,
-        family: int,
+        family: Family,
         *,
         table_base: int = DEFAULT_TABLE_BASE,
         table_count: int = DEFAULT_TABLE_COUNT,
         rule_priority: int = DEFAULT_RULE_PRIORITY,
         ifindex: Callable[[str], int | None] | None = None,
     ) -> None:
-        if family not in (4, 6):
-            raise ValueError(f"family {family}: 4 or 6")
         if not (table_base > 0 and table_count > 0 and table_base + table_count < 2**32):
             raise ValueError("table ids must lie in 1..2**32-1")
         if table_base <= 255 < table_base + table_count:
             raise ValueError("the table range must not hold the kernel's tables 253-255")
-        self.family = family
-        self._ops = _IPV4 if family == 4 else _IPV6
+        self.family = Family(family)  # ValueError if it is no family
+        self._ops = _IPV4 if self.family is Family.V4 else _IPV6
         self.table_base = table_base
         self.table_count = table_count
         self.rule_priority = rule_priority
@@ -263,7 +259,7 @@ class MulticastRouter:
             sock.setblocking(False)
             # Filter before MRT_INIT, so no IGMP/ICMPv6 is ever queued, then drain what came
             # in between socket() and the filter.
-            if ops.family == 4:
+            if ops.family is Family.V4:
                 sockopts.attach_filter(sock, _UPCALLS_ONLY)
             else:
                 sock.setsockopt(
@@ -271,7 +267,7 @@ class MulticastRouter:
                 )
             _drain(sock)
             sockopts.set_rcvbuf(sock, _RCVBUF)
-            v6 = "" if ops.family == 4 else "V6"
+            v6 = "" if ops.family is Family.V4 else "V6"
             try:
                 sock.setsockopt(ops.level, structs.MRT_TABLE, _U32.pack(table_id))
             except OSError as e:
@@ -538,7 +534,7 @@ class MulticastRouter:
                 raise _system_error(e, f"delete route in table {table.id}") from e
 
     def _check_addresses(self, source: bytes, group: bytes) -> None:
-        size = self._ops.address_size
+        size = self._ops.family.length
         if len(source) != size or len(group) != size:
             raise ValueError(f"{self._ops.name} addresses are {size} octets")
 

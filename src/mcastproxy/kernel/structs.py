@@ -28,6 +28,8 @@ import struct
 from enum import IntEnum
 from typing import NamedTuple
 
+from mcastproxy.family import Family
+
 # linux/mroute.h and linux/mroute6.h: the same numbers at IPPROTO_IP and IPPROTO_IPV6.
 MRT_BASE = 200
 MRT_INIT = MRT_BASE  # activate multicast routing on this socket (one table)
@@ -137,9 +139,9 @@ def sioc_sg_req6(source: bytes, group: bytes) -> bytes:
     return _SIOC_SG_REQ6.pack(*_sockaddr_in6(source), *_sockaddr_in6(group), 0, 0, 0)
 
 
-def sg_counts(reply: bytes, family: int) -> tuple[int, int, int]:
+def sg_counts(reply: bytes, family: Family) -> tuple[int, int, int]:
     """(packets, bytes, wrong interface) from a filled ``sioc_sg_req`` / ``sioc_sg_req6``."""
-    if family == 4:
+    if family == Family.V4:
         return _SIOC_SG_REQ.unpack(reply)[2:5]
     return _SIOC_SG_REQ6.unpack(reply)[10:13]
 

@@ -2,8 +2,9 @@
 
 ``RouterLink`` is the per-link, per-family state machine (querier election, queries, the
 INCLUDE/EXCLUDE state tables, compatibility modes, explicit tracking of subscribers);
-``ProtocolTimers`` its timers; ``outputs`` what it asks the engine to do; ``SSM_RANGES`` the
-IANA SSM address ranges (RFC 4607) by family, for ``RouterLink(ssm_ranges=...)``.
+``ProtocolTimers`` its timers, as the configuration gives them; ``outputs`` what it asks the
+engine to do; ``SSM_RANGES`` the IANA SSM address ranges (RFC 4607) by family, for
+``RouterLink(ssm_ranges=...)``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from mcastproxy.membership.outputs import (
     SubscriberChanged,
 )
 from mcastproxy.membership.router import RouterLink
-from mcastproxy.membership.state import DropReason, FilterMode, GroupState, SubscriberState
+from mcastproxy.membership.state import FilterMode, GroupState, SubscriberState
 from mcastproxy.membership.timers import ProtocolTimers
 
 __all__ = [
     "SSM_RANGES",
-    "DropReason",
     "FilterMode",
     "GroupChanged",
     "GroupState",

@@ -1,64 +1,74 @@
 """Address predicates the router side needs (packed ``bytes``, 4 or 16 octets).
 
 Plain functions over octets rather than ``ipaddress`` objects: they run once per group
-record on the report path. ``AddressRanges`` (the SSM address ranges) is built once from
-``ipaddress`` networks and then tests octets too.
+record on the report path. Each family has its own, which a link picks once by its
+``Family`` (``MULTICAST[family]``), so that no call tests an address's length.
+``AddressRanges`` (the SSM address ranges) is built once from ``ipaddress`` networks and then
+tests octets too. The well-known addresses (0.0.0.0, 224.0.0.1, ff02::1, ...) are the
+``Family``'s properties.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from ipaddress import IPv4Network, IPv6Network
+from typing import Final
 
-IPV4_UNSPECIFIED = bytes(4)
-IPV6_UNSPECIFIED = bytes(16)
-IPV4_ALL_SYSTEMS = bytes((224, 0, 0, 1))  # RFC 9776 §4.1.12: General Queries go here
-IPV6_ALL_NODES = bytes((0xFF, 0x02)) + bytes(13) + b"\x01"  # RFC 9777 §5.1.15: ff02::1
+from mcastproxy.family import Family
+
+Network = IPv4Network | IPv6Network
+AddressTest = Callable[[bytes], bool]
 
 # Largest number of sources one Query carries: RFC 9776 §4.1.8 limits it by the MTU
 # (Ethernet: (1500 - 24 - 12) / 4 = 366); RFC 9777 §5.1.10 likewise, and IPv6 guarantees
 # only 1280 octets: (1280 - 40 - 8 - 28) / 16 = 75.
-MAX_QUERY_SOURCES = {4: 366, 16: 75}
+MAX_QUERY_SOURCES: Final[dict[Family, int]] = {Family.V4: 366, Family.V6: 75}
 
 # The SSM address ranges (RFC 4607, Abstract): "IPv4 addresses in the 232/8 (232.0.0.0 to
 # 232.255.255.255) range are designated as source-specific multicast (SSM) destination
 # addresses"; "For IPv6, the address prefix FF3x::/32 is reserved", x being any scope (flags
 # P=1 and T=1, prefix length 0: RFC 3306). RFC 4604 lets the ranges be configured: "If this
 # configuration option exists, it MUST default to the IANA-allocated SSM range."
-SSM_RANGES: dict[int, tuple[IPv4Network, ...] | tuple[IPv6Network, ...]] = {
-    4: (IPv4Network("232.0.0.0/8"),),
-    6: tuple(IPv6Network(f"ff3{scope:x}::/32") for scope in range(16)),
+SSM_RANGES: Final[dict[Family, tuple[Network, ...]]] = {
+    Family.V4: (IPv4Network("232.0.0.0/8"),),
+    Family.V6: tuple(IPv6Network(f"ff3{scope:x}::/32") for scope in range(16)),
 }
 
 
-def unspecified(length: int) -> bytes:
-    """0.0.0.0 or ::, by address length."""
-    return IPV4_UNSPECIFIED if length == 4 else IPV6_UNSPECIFIED
+def _ipv4_multicast(group: bytes) -> bool:
+    return 224 <= group[0] <= 239  # 224.0.0.0/4
 
 
-def general_query_destination(length: int) -> bytes:
-    """224.0.0.1 (all-systems) or ff02::1 (link-scope all-nodes), by address length."""
-    return IPV4_ALL_SYSTEMS if length == 4 else IPV6_ALL_NODES
+def _ipv6_multicast(group: bytes) -> bool:
+    return group[0] == 0xFF  # ff00::/8
 
 
-def is_multicast(address: bytes) -> bool:
-    """224.0.0.0/4 or ff00::/8."""
-    if len(address) == 4:
-        return 224 <= address[0] <= 239
-    return len(address) == 16 and address[0] == 0xFF
+MULTICAST: Final[dict[Family, AddressTest]] = {
+    Family.V4: _ipv4_multicast,
+    Family.V6: _ipv6_multicast,
+}
+"""Whether an address of the family is multicast."""
 
 
-def is_link_local_scope(group: bytes) -> bool:
-    """A multicast group that is never routed, so never reported to a router.
+def _ipv4_link_local_scope(group: bytes) -> bool:
+    # 224.0.0.0/24, the Local Network Control Block (224.0.0.1 all-systems, 224.0.0.22
+    # IGMPv3 routers, ...).
+    return group[0] == 224 and group[1] == 0 and group[2] == 0
 
-    IPv4: 224.0.0.0/24, the Local Network Control Block (224.0.0.1 all-systems, 224.0.0.22
-    IGMPv3 routers, ...). IPv6: scope 0 (reserved), 1 (interface-local) or 2 (link-local),
-    whatever the flags (ff02::/16, but also ff12::, ff32::, ...); RFC 9777 §6 forbids
-    reports for scopes 0 and 1 and for ff02::1.
-    """
-    if len(group) == 4:
-        return group[0] == 224 and group[1] == 0 and group[2] == 0
+
+def _ipv6_link_local_scope(group: bytes) -> bool:
+    # Scope 0 (reserved), 1 (interface-local) or 2 (link-local), whatever the flags
+    # (ff02::/16, but also ff12::, ff32::, ...).
     return (group[1] & 0x0F) <= 2
+
+
+LINK_LOCAL_SCOPE: Final[dict[Family, AddressTest]] = {
+    Family.V4: _ipv4_link_local_scope,
+    Family.V6: _ipv6_link_local_scope,
+}
+"""Whether a multicast group of the family is never routed, so never reported to a router:
+RFC 9776 §5 sends no reports for 224.0.0.1; RFC 9777 §6 forbids them for scopes 0 and 1 and
+for ff02::1."""
 
 
 def is_ipv6_link_local(address: bytes) -> bool:
@@ -76,7 +86,7 @@ class AddressRanges:
 
     __slots__ = ("_by_length", "networks")
 
-    def __init__(self, networks: Iterable[IPv4Network | IPv6Network]) -> None:
+    def __init__(self, networks: Iterable[Network]) -> None:
         self.networks = tuple(networks)
         by_length: dict[int, set[bytes]] = {}
         for net in self.networks:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mcastproxy.membership.addresses import general_query_destination, unspecified
+from mcastproxy.family import Family
 from mcastproxy.wire.messages import Query
 
 
@@ -34,8 +34,9 @@ class SendQuery:
     def destination(self) -> bytes:
         """The IP destination address of the query."""
         group = self.query.group
-        if group == unspecified(len(group)):
-            return general_query_destination(len(group))
+        family = Family.of(group)
+        if group == family.unspecified:
+            return family.all_systems
         return group
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from contextlib import suppress
 from dataclasses import replace
 
-from mcastproxy.membership.addresses import unspecified
+from mcastproxy.family import Family
 from mcastproxy.membership.group import NEVER, OFF
 from mcastproxy.membership.outputs import Output, QuerierChanged, SendQuery
 from mcastproxy.membership.timers import ProtocolTimers
@@ -51,7 +51,7 @@ class Querier:
     def __init__(
         self,
         timers: ProtocolTimers,
-        family: int,
+        family: Family,
         version: int,
         own: bytes | None,
         outputs: list[Output],
@@ -59,12 +59,12 @@ class Querier:
         self.configured = timers
         self.timers = timers  # in force: the configured ones, or with the querier's QRV/QQI
         self.family = family
-        self.full = 3 if family == 4 else 2
+        self.full = family.newest_version
         self.version = version
         self.operating_version = version
         self.own = own
         self.outputs = outputs
-        self.unspecified = unspecified(4 if family == 4 else 16)
+        self.unspecified = family.unspecified
         self.started = False
         self.is_querier = False
         self.address: bytes | None = None  # the querier's address, when known
@@ -160,7 +160,7 @@ class Querier:
         if version < self.full:
             # IGMPv1 queries carry Max Resp Code 0; IGMPv2 / MLDv1 queries have no S flag,
             # QRV, QQIC or sources.
-            if self.family == 4 and version == 1:
+            if self.family is Family.V4 and version == 1:
                 max_resp = 0.0
             return Query(version, group, max_resp)
         timers = self.timers

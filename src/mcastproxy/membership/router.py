@@ -39,16 +39,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from heapq import heappop, heappush
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import ip_network
 
+from mcastproxy.drops import Drop
+from mcastproxy.family import Family
 from mcastproxy.membership.addresses import (
+    LINK_LOCAL_SCOPE,
     MAX_QUERY_SOURCES,
+    MULTICAST,
     SSM_RANGES,
     AddressRanges,
+    Network,
     is_ipv6_link_local,
-    is_link_local_scope,
-    is_multicast,
-    unspecified,
 )
 from mcastproxy.membership.group import (
     ALLOW,
@@ -66,7 +68,7 @@ from mcastproxy.membership.group import (
 )
 from mcastproxy.membership.outputs import GroupChanged, Output, SendQuery, SubscriberChanged
 from mcastproxy.membership.querier import Querier
-from mcastproxy.membership.state import DropReason, FilterMode, GroupState, SubscriberState
+from mcastproxy.membership.state import FilterMode, GroupState, SubscriberState
 from mcastproxy.membership.timers import ProtocolTimers
 from mcastproxy.membership.tracking import (
     SharedSets,
@@ -80,7 +82,7 @@ _NEXT_DEADLINE_BUDGET = 64  # stale heap entries next_deadline() drops per heap 
 
 
 class RouterLink:
-    """The router side of IGMP (``family=4``) or MLD (``family=6``) on one downstream link.
+    """The router side of IGMP (``Family.V4``) or MLD (``Family.V6``) on one downstream link.
 
     ``version`` is the configured querier version: IGMP 1, 2 or 3; MLD 1 or 2.
     ``own_address`` is our address on the link (IPv4, or the IPv6 link-local); without one we
@@ -97,30 +99,32 @@ class RouterLink:
     def __init__(
         self,
         timers: ProtocolTimers,
-        family: int,
+        family: Family,
         version: int,
         own_address: bytes | None = None,
         fast_leave: bool = False,
-        ssm_ranges: Iterable[IPv4Network | IPv6Network | str] | None = None,
+        ssm_ranges: Iterable[Network | str] | None = None,
     ) -> None:
-        if family not in (4, 6):
-            raise ValueError(f"family must be 4 or 6, not {family!r}")
-        self._alen = 4 if family == 4 else 16
-        self._full = 3 if family == 4 else 2  # the version with source filtering
+        family = Family(family)  # ValueError if it is no family
+        self._family = family
+        self._v4 = family is Family.V4  # IGMP has rules of its own (IGMPv1, v2 hosts)
+        self._alen = family.length
+        self._full = family.newest_version  # the version with source filtering
         if version not in range(1, self._full + 1):
-            name = "IGMP" if family == 4 else "MLD"
+            name = family.protocol.upper()
             raise ValueError(f"{name} version must be 1 to {self._full}, not {version!r}")
         self._check_address(own_address)
         self._ssm = AddressRanges(_ssm_networks(family, ssm_ranges))
         self._ssm_aware = bool(self._ssm)  # checked first on the report path
-        self._family = family
+        self._is_multicast = MULTICAST[family]
+        self._is_link_local_scope = LINK_LOCAL_SCOPE[family]
         self._fast_leave = fast_leave
-        self._unspecified = unspecified(self._alen)
+        self._unspecified = family.unspecified
         self._started = False
 
         self._outputs: list[Output] = []  # the same list object for the link's lifetime
         self._changed_groups: dict[bytes, None] = {}
-        self._dropped: Counter[DropReason] = Counter()
+        self._dropped: Counter[Drop] = Counter()
 
         self._querier = Querier(timers, family, version, own_address, self._outputs)
         self._use_timers(timers)
@@ -157,7 +161,7 @@ class RouterLink:
         elif isinstance(message, Leave):
             self._receive_leave(message, source_address, now)
         else:
-            self._dropped[DropReason.UNKNOWN_MESSAGE] += 1
+            self._dropped[Drop.UNKNOWN_MESSAGE] += 1
 
     def set_address(self, address: bytes | None, now: float) -> None:
         """Our address on the link changed (``None``: we have none, so cannot be querier)."""
@@ -187,12 +191,14 @@ class RouterLink:
         while sheap and sheap[0][0] <= now:
             deadline, address, host = heappop(sheap)
             group = groups.get(address)
-            sub = group.subscribers.get(host) if group is not None else None
+            if group is None:
+                continue  # stale entry: the group is gone
+            sub = group.subscribers.get(host)
             if sub is None or sub.scheduled != deadline:
                 continue  # stale entry
             if sub.expires <= now:
                 # No report from this subscriber for [Group Membership Interval].
-                self._remove_subscription(group, host, sub)  # type: ignore[arg-type]
+                self._remove_subscription(group, host, sub)
             else:
                 sub.scheduled = sub.expires
                 heappush(sheap, (sub.expires, address, host))
@@ -252,7 +258,7 @@ class RouterLink:
     # ==== read-only queries ===================================================================
 
     @property
-    def family(self) -> int:
+    def family(self) -> Family:
         return self._family
 
     @property
@@ -288,12 +294,12 @@ class RouterLink:
         return self._querier.timers
 
     @property
-    def ssm_ranges(self) -> tuple[IPv4Network, ...] | tuple[IPv6Network, ...]:
+    def ssm_ranges(self) -> tuple[Network, ...]:
         """The SSM address ranges the link applies RFC 4604 to (empty: none)."""
-        return self._ssm.networks  # type: ignore[return-value]
+        return self._ssm.networks
 
     @property
-    def dropped(self) -> Mapping[DropReason, int]:
+    def dropped(self) -> Mapping[Drop, int]:
         """Inputs dropped or ignored, by reason."""
         return dict(self._dropped)
 
@@ -358,19 +364,19 @@ class RouterLink:
     def _check_sender(self, source: bytes) -> bool:
         """Count and refuse a sender we must not listen to; True if it is acceptable."""
         if len(source) != self._alen:
-            self._dropped[DropReason.WRONG_FAMILY] += 1
+            self._dropped[Drop.WRONG_FAMILY] += 1
             return False
         if source == self._querier.own:
-            self._dropped[DropReason.FROM_OWN_ADDRESS] += 1
+            self._dropped[Drop.FROM_OWN_ADDRESS] += 1
             return False
-        if self._alen == 4:
+        if self._v4:
             if source[0] >= 224:
-                self._dropped[DropReason.SOURCE_INVALID] += 1
+                self._dropped[Drop.SOURCE_INVALID] += 1
                 return False
         elif source != self._unspecified and not is_ipv6_link_local(source):
             # RFC 9777 §5.1.14, §5.2.13: MLD messages come from a link-local address (or ::
             # for a report sent before the host has one).
-            self._dropped[DropReason.SOURCE_NOT_LINK_LOCAL] += 1
+            self._dropped[Drop.SOURCE_NOT_LINK_LOCAL] += 1
             return False
         return True
 
@@ -380,15 +386,15 @@ class RouterLink:
 
     def _check_group(self, group: bytes) -> bool:
         if len(group) != self._alen:
-            self._dropped[DropReason.WRONG_FAMILY] += 1
+            self._dropped[Drop.WRONG_FAMILY] += 1
             return False
-        if not is_multicast(group):
-            self._dropped[DropReason.NOT_MULTICAST] += 1
+        if not self._is_multicast(group):
+            self._dropped[Drop.NOT_MULTICAST] += 1
             return False
-        if is_link_local_scope(group):
+        if self._is_link_local_scope(group):
             # Link-scope groups are never routed; reports for them are ignored (RFC 9776
             # §5: no reports for 224.0.0.1; RFC 9777 §6 likewise for ff02::1 and scopes 0-1).
-            self._dropped[DropReason.LINK_LOCAL_SCOPE] += 1
+            self._dropped[Drop.LINK_LOCAL_SCOPE] += 1
             return False
         return True
 
@@ -404,12 +410,12 @@ class RouterLink:
                 self._receive_record(record.group, record.type, record.sources, host, now, 0)
             return
         if not 1 <= version < self._full:
-            self._dropped[DropReason.VERSION_INVALID] += 1
+            self._dropped[Drop.VERSION_INVALID] += 1
             return
         # An IGMPv1/v2 or MLDv1 report: one group, read as IS_EX({}) (RFC 9776 §7.3.2).
         records = report.records
         if len(records) != 1 or records[0].type != IS_EX or records[0].sources:
-            self._dropped[DropReason.RECORD_INVALID_FOR_VERSION] += 1
+            self._dropped[Drop.RECORD_INVALID_FOR_VERSION] += 1
             return
         self._receive_record(records[0].group, IS_EX, (), host, now, version)
 
@@ -435,7 +441,7 @@ class RouterLink:
         if is_new and not self._check_group(group):  # a group with state passed already
             return
         if not 1 <= rtype <= 6:
-            self._dropped[DropReason.UNKNOWN_RECORD_TYPE] += 1
+            self._dropped[Drop.UNKNOWN_RECORD_TYPE] += 1
             return
         if (
             self._ssm_aware
@@ -450,14 +456,14 @@ class RouterLink:
             # is the any-source join, which SSM does not have. The whole record is ignored,
             # so it neither refreshes nor creates state, and it starts no Older Host Present
             # timer (an SSM group never leaves the newest compatibility mode).
-            reason = DropReason.SSM_OLDER_VERSION if old else DropReason.SSM_EXCLUDE_MODE
+            reason = Drop.SSM_OLDER_VERSION if old else Drop.SSM_EXCLUDE_MODE
             self._dropped[reason] += 1
             return
         if sources:
             alen = self._alen
             for s in sources:
                 if len(s) != alen:
-                    self._dropped[DropReason.WRONG_FAMILY] += 1
+                    self._dropped[Drop.WRONG_FAMILY] += 1
                     return
             a = frozenset(sources)
         else:
@@ -481,22 +487,22 @@ class RouterLink:
         operating = self._querier.operating_version
         if operating < self._full:
             if rtype == BLOCK:
-                self._dropped[DropReason.IGNORED_FOR_OLDER_VERSION] += 1
+                self._dropped[Drop.IGNORED_FOR_OLDER_VERSION] += 1
                 return
             if not a and rtype in (IS_IN, ALLOW):
                 return  # no change to anything
             if rtype == TO_IN and not a:
-                if self._family == 4 and operating == 1:
+                if self._v4 and operating == 1:
                     # RFC 9776 §7.3.1: "When in IGMPv1 mode, routers ... MUST ignore Leave
                     # Group messages."
-                    self._dropped[DropReason.IGNORED_FOR_OLDER_VERSION] += 1
+                    self._dropped[Drop.IGNORED_FOR_OLDER_VERSION] += 1
                     return
             elif rtype == TO_EX:
                 a = EMPTY
             elif self._ssm_aware and self._in_ssm(group, g):
                 # The record would become an any-source join (IS_EX({})), which the SSM range
                 # does not have (RFC 4604): SSM needs IGMPv3 / MLDv2 on the link.
-                self._dropped[DropReason.SSM_OLDER_VERSION] += 1
+                self._dropped[Drop.SSM_OLDER_VERSION] += 1
                 return
             else:
                 rtype, a = IS_EX, EMPTY
@@ -505,16 +511,16 @@ class RouterLink:
         if g is not None and (g.v1_host != OFF or g.v2_host != OFF):
             if rtype == BLOCK:
                 # "IGMPv3 BLOCK messages are ignored"
-                self._dropped[DropReason.IGNORED_FOR_OLDER_VERSION] += 1
+                self._dropped[Drop.IGNORED_FOR_OLDER_VERSION] += 1
                 return
             if rtype == TO_EX:
                 # "as are source-lists in TO_EX() messages (i.e., any TO_EX() message is
                 # treated as TO_EX( {} ))"
                 a = EMPTY
-            elif rtype == TO_IN and self._family == 4 and g.v1_host != OFF:
+            elif rtype == TO_IN and self._v4 and g.v1_host != OFF:
                 # IGMPv1 Group Compatibility Mode: "IGMPv2 Leave messages and IGMPv3 TO_IN()
                 # messages are also ignored."
-                self._dropped[DropReason.IGNORED_FOR_OLDER_VERSION] += 1
+                self._dropped[Drop.IGNORED_FOR_OLDER_VERSION] += 1
                 return
 
         if g is None:
@@ -563,7 +569,7 @@ class RouterLink:
     ) -> None:
         """The querier's "Send Q(G)" and "Send Q(G,X)" table actions."""
         operating = self._querier.operating_version
-        if self._family == 4 and operating == 1:
+        if self._v4 and operating == 1:
             return  # IGMPv1 has no group-specific queries (and ignores leaves)
         if operating < self._full:
             query_sources = []  # no group-and-source-specific queries before IGMPv3 / MLDv2
@@ -591,7 +597,7 @@ class RouterLink:
     def _send_source_query(self, group: bytes, sources: list[bytes], s_flag: bool) -> None:
         sources.sort()
         lmqi = self._lmqi
-        step = MAX_QUERY_SOURCES[self._alen]
+        step = MAX_QUERY_SOURCES[self._family]
         for i in range(0, len(sources), step):
             chunk = tuple(sources[i : i + step])
             self._outputs.append(SendQuery(self._querier.make_query(group, lmqi, chunk, s_flag)))
@@ -748,29 +754,29 @@ class RouterLink:
 
     def _receive_query(self, query: Query, source: bytes, now: float) -> None:
         if len(source) != self._alen:
-            self._dropped[DropReason.WRONG_FAMILY] += 1
+            self._dropped[Drop.WRONG_FAMILY] += 1
             return
         if source == self._unspecified:
             # A query from nobody (e.g. a snooping switch) takes no part in the election.
-            self._dropped[DropReason.QUERY_SOURCE_UNSPECIFIED] += 1
+            self._dropped[Drop.QUERY_SOURCE_UNSPECIFIED] += 1
             return
         if not self._check_sender(source):
             return
         version = query.version
         if not 1 <= version <= self._full:
-            self._dropped[DropReason.VERSION_INVALID] += 1
+            self._dropped[Drop.VERSION_INVALID] += 1
             return
         group = query.group
         if len(group) != self._alen:
-            self._dropped[DropReason.WRONG_FAMILY] += 1
+            self._dropped[Drop.WRONG_FAMILY] += 1
             return
         if group == self._unspecified:
             if self._querier.hear_general_query(query, source, now):
                 self._stop_queries()
             self._sync_querier()
             return
-        if not is_multicast(group):
-            self._dropped[DropReason.NOT_MULTICAST] += 1
+        if not self._is_multicast(group):
+            self._dropped[Drop.NOT_MULTICAST] += 1
             return
         # §6.6.1: "When a router sends or receives a query with a clear Suppress Router-Side
         # Processing flag, it must update its timers to reflect the correct timeout values
@@ -791,20 +797,18 @@ class RouterLink:
     def _group_compatibility(self, g: Group) -> int:
         if g.v1_host != OFF:
             return 1
-        if g.v2_host != OFF and self._family == 4:
+        if g.v2_host != OFF and self._v4:
             return 2
         return self._full
 
 
-def _ssm_networks(
-    family: int, ranges: Iterable[IPv4Network | IPv6Network | str] | None
-) -> tuple[IPv4Network, ...] | tuple[IPv6Network, ...]:
+def _ssm_networks(family: Family, ranges: Iterable[Network | str] | None) -> tuple[Network, ...]:
     """The SSM ranges given to ``RouterLink``, checked: networks of the family, multicast."""
     if ranges is None:
         return SSM_RANGES[family]
     if isinstance(ranges, str | bytes):
         raise TypeError(f"ssm_ranges must be a collection of networks, not {ranges!r}")
-    networks = []
+    networks: list[Network] = []
     for item in ranges:
         net = ip_network(item)  # ValueError for text that is no network, or with host bits
         if net.version != family:
@@ -812,4 +816,4 @@ def _ssm_networks(
         if not net.is_multicast:
             raise ValueError(f"SSM range {net} is not multicast")
         networks.append(net)
-    return tuple(networks)  # type: ignore[return-value]
+    return tuple(networks)

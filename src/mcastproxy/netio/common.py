@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Self
 
+from mcastproxy.drops import Drop
+from mcastproxy.family import Family
 from mcastproxy.netio import sockopts
 from mcastproxy.netio.interfaces import InterfaceMap
 
@@ -53,7 +55,7 @@ class Memberships:
     index (hot-plug, PPPoE). A leave that fails is fine: the device went with its groups.
     """
 
-    def __init__(self, sock: socket.socket, family: int, groups: Sequence[bytes]) -> None:
+    def __init__(self, sock: socket.socket, family: Family, groups: Sequence[bytes]) -> None:
         self._sock = sock
         self._family = family
         self._groups = tuple(groups)
@@ -68,25 +70,21 @@ class Memberships:
         self._set(index, join=True)
         self._joined[interface] = index
 
-    def leave(self, interface: str) -> None:
-        index = self._joined.pop(interface, None)
-        if index is not None:
-            self._set(index, join=False)
-
     def clear(self) -> None:
         """Forget them all (the socket was closed, and its memberships with it)."""
         self._joined.clear()
 
     def _set(self, index: int, *, join: bool) -> None:
-        if self._family == 4:
+        v4 = self._family is Family.V4
+        if v4:
             level = socket.IPPROTO_IP
             option = socket.IP_ADD_MEMBERSHIP if join else socket.IP_DROP_MEMBERSHIP
         else:
             level = socket.IPPROTO_IPV6
             option = socket.IPV6_JOIN_GROUP if join else socket.IPV6_LEAVE_GROUP
         for group in self._groups:
-            if self._family == 4:
-                value = sockopts.IP_MREQN.pack(group, bytes(4), index)
+            if v4:
+                value = sockopts.IP_MREQN.pack(group, Family.V4.unspecified, index)
             else:
                 value = sockopts.IPV6_MREQ.pack(group, index)
             try:
@@ -101,14 +99,14 @@ class ListeningSocket:
     interface ``listen``-ed to (again when it comes back as another index)."""
 
     def __init__(
-        self, family: int, interfaces: InterfaceMap, sock: socket.socket, groups: Sequence[bytes]
+        self, family: Family, interfaces: InterfaceMap, sock: socket.socket, groups: Sequence[bytes]
     ) -> None:
-        self.family = family
+        self.family = Family(family)
         self.interfaces = interfaces
-        self.dropped: Counter[str] = Counter()
+        self.dropped: Counter[Drop] = Counter()
         """Packets received and not returned, by reason."""
         self._sock = sock
-        self._memberships = Memberships(sock, family, groups)
+        self._memberships = Memberships(sock, self.family, groups)
 
     def fileno(self) -> int:
         """The socket's descriptor (for ``add_reader``)."""
@@ -125,10 +123,6 @@ class ListeningSocket:
         if iface is None:
             raise ValueError(f"{interface} is not in the interface map")
         self._memberships.join(interface, iface.index)
-
-    def unlisten(self, interface: str) -> None:
-        """Leave what ``listen`` joined. Not joined is fine."""
-        self._memberships.leave(interface)
 
     def __enter__(self) -> Self:
         return self

@@ -34,6 +34,8 @@ from __future__ import annotations
 import socket
 from collections import Counter
 
+from mcastproxy.drops import Drop
+from mcastproxy.family import Family
 from mcastproxy.netio import sockopts
 from mcastproxy.netio.common import (
     ANCILLARY_SIZE,
@@ -46,10 +48,9 @@ from mcastproxy.netio.common import (
 from mcastproxy.netio.interfaces import InterfaceMap
 from mcastproxy.wire import WireError, build_ipv4, parse_ipv4
 
-ALL_ROUTERS = socket.inet_aton("224.0.0.2")  # IGMPv2 Leave Group (RFC 2236 §3)
-ALL_IGMPV3_ROUTERS = socket.inet_aton("224.0.0.22")  # IGMPv3 reports (RFC 9776 §4.2.14)
-ROUTER_GROUPS = (ALL_IGMPV3_ROUTERS, ALL_ROUTERS)
-_UNSPECIFIED = bytes(4)
+# Where IGMPv3 reports and IGMPv2 Leaves go: 224.0.0.22 and 224.0.0.2.
+ROUTER_GROUPS = (Family.V4.all_v3_routers, Family.V4.all_routers)
+_UNSPECIFIED = Family.V4.unspecified
 PROTOCOL_IGMP = 2
 
 
@@ -70,7 +71,7 @@ class IgmpSocket(ListeningSocket):
         except BaseException:
             s.close()
             raise
-        super().__init__(4, interfaces, s, ROUTER_GROUPS)
+        super().__init__(Family.V4, interfaces, s, ROUTER_GROUPS)
         self.send_errors: Counter[str] = Counter()
         """Sends that failed, by reason."""
 
@@ -88,7 +89,7 @@ class IgmpSocket(ListeningSocket):
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
-                self.dropped["receive error"] += 1
+                self.dropped[Drop.RECEIVE_ERROR] += 1
                 break
             index = None
             for level, kind, value in ancillary:
@@ -108,11 +109,11 @@ class IgmpSocket(ListeningSocket):
             self.dropped[e.reason] += 1
             return None
         if packet.protocol != PROTOCOL_IGMP:
-            self.dropped["not IGMP"] += 1
+            self.dropped[Drop.NOT_IGMP] += 1
             return None
         name = self.interfaces.name_of(index) if index is not None else None
         if name is None or index is None:
-            self.dropped["unknown interface"] += 1
+            self.dropped[Drop.UNKNOWN_INTERFACE] += 1
             return None
         return Received(name, index, packet.src, packet.dst, packet.payload, packet.ttl)
 

@@ -32,6 +32,8 @@ import socket
 import struct
 from collections import Counter
 
+from mcastproxy.drops import Drop
+from mcastproxy.family import Family
 from mcastproxy.netio import sockopts
 from mcastproxy.netio.common import (
     ANCILLARY_SIZE,
@@ -44,15 +46,14 @@ from mcastproxy.netio.common import (
 from mcastproxy.netio.interfaces import InterfaceMap
 
 MLD_TYPES = (130, 131, 132, 143)  # query, v1 report, v1 done, v2 report (RFC 9777 §5)
-ALL_MLDV2_ROUTERS = socket.inet_pton(socket.AF_INET6, "ff02::16")
-ALL_ROUTERS = socket.inet_pton(socket.AF_INET6, "ff02::2")
-ROUTER_GROUPS = (ALL_MLDV2_ROUTERS, ALL_ROUTERS)
+# Where MLDv2 reports and MLDv1 Dones go: ff02::16 and ff02::2.
+ROUTER_GROUPS = (Family.V6.all_v3_routers, Family.V6.all_routers)
 IPV6_HOPLIMIT = 52
 IPV6_RECVHOPLIMIT = 51
 # Hop-by-Hop Options header: next header (the kernel fills it), length 0 (8 octets), Router
 # Alert (type 5, length 2, value 0: MLD, RFC 2711 §2.1), PadN of 2 octets (type 1, length 0).
 HOP_BY_HOP_ROUTER_ALERT = bytes([0, 0, 5, 2, 0, 0, 1, 0])
-_UNSPECIFIED = bytes(16)
+_UNSPECIFIED = Family.V6.unspecified
 _INT = struct.Struct("@i")
 
 
@@ -78,7 +79,7 @@ class MldSocket(ListeningSocket):
         except BaseException:
             s.close()
             raise
-        super().__init__(6, interfaces, s, ROUTER_GROUPS)
+        super().__init__(Family.V6, interfaces, s, ROUTER_GROUPS)
         self.send_errors: Counter[str] = Counter()
         """Sends that failed, by reason."""
 
@@ -100,7 +101,7 @@ class MldSocket(ListeningSocket):
                 # message with a bad checksum; the socket stays readable if more wait.
                 break
             except OSError:
-                self.dropped["receive error"] += 1
+                self.dropped[Drop.RECEIVE_ERROR] += 1
                 break
             index = destination = hop_limit = None
             for level, kind, value in ancillary:
@@ -111,14 +112,14 @@ class MldSocket(ListeningSocket):
                 elif kind == IPV6_HOPLIMIT:
                     hop_limit = _INT.unpack(value[:4])[0]
             if not data:
-                self.dropped["empty"] += 1
+                self.dropped[Drop.EMPTY] += 1
                 continue
             if index is None or destination is None:
-                self.dropped["no packet information"] += 1
+                self.dropped[Drop.NO_PACKET_INFORMATION] += 1
                 continue
             name = name_of(index)
             if name is None:
-                self.dropped["unknown interface"] += 1
+                self.dropped[Drop.UNKNOWN_INTERFACE] += 1
                 continue
             source = inet_pton(socket.AF_INET6, addr[0].partition("%")[0])
             out.append(Received(name, index, source, destination, data, hop_limit))

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import socket
 
+from mcastproxy.drops import Drop
+from mcastproxy.family import Family
 from mcastproxy.netio import sockopts
 from mcastproxy.netio.common import MAX_PER_RECEIVE, NOT_LOOPED_BACK, ListeningSocket
 from mcastproxy.netio.interfaces import InterfaceMap
 
 IPPROTO_PIM = 103
-ALL_PIM_ROUTERS = {4: socket.inet_pton(socket.AF_INET, "224.0.0.13"),
-                   6: socket.inet_pton(socket.AF_INET6, "ff02::d")}
+ALL_PIM_ROUTERS = {Family.V4: socket.inet_pton(socket.AF_INET, "224.0.0.13"),
+                   Family.V6: socket.inet_pton(socket.AF_INET6, "ff02::d")}
 PIM_HELLO = 0x20  # version 2 (high nibble), type 0 Hello (low nibble)
 
 
@@ -28,12 +30,14 @@ def is_hello(pim: bytes) -> bool:
 class PimListener(ListeningSocket):
     """Hellos of one family, on the upstreams ``listen``-ed to."""
 
-    def __init__(self, family: int, interfaces: InterfaceMap) -> None:
-        af = socket.AF_INET if family == 4 else socket.AF_INET6
+    def __init__(self, family: Family, interfaces: InterfaceMap) -> None:
+        family = Family(family)
+        v4 = family is Family.V4
+        af = socket.AF_INET if v4 else socket.AF_INET6
         s = socket.socket(af, socket.SOCK_RAW, IPPROTO_PIM)
         try:
             sockopts.attach_filter(s, NOT_LOOPED_BACK)
-            if family == 4:
+            if v4:
                 s.setsockopt(socket.IPPROTO_IP, sockopts.IP_PKTINFO, 1)
             else:
                 s.setsockopt(socket.IPPROTO_IPV6, sockopts.IPV6_RECVPKTINFO, 1)
@@ -46,22 +50,23 @@ class PimListener(ListeningSocket):
     def receive(self) -> list[tuple[str, bytes]]:
         """(interface, source) of every Hello queued now; anything else is counted."""
         out: list[tuple[str, bytes]] = []
+        v4 = self.family is Family.V4
         for _ in range(MAX_PER_RECEIVE):
             try:
                 data, ancillary, _flags, addr = self._sock.recvmsg(65535, 128)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
-                self.dropped["receive error"] += 1
+                self.dropped[Drop.RECEIVE_ERROR] += 1
                 break
             index = None
             for level, kind, value in ancillary:
-                if self.family == 4 and level == socket.IPPROTO_IP and kind == sockopts.IP_PKTINFO:
+                if v4 and level == socket.IPPROTO_IP and kind == sockopts.IP_PKTINFO:
                     index = sockopts.IN_PKTINFO.unpack(value[: sockopts.IN_PKTINFO.size])[0]
-                elif (self.family == 6 and level == socket.IPPROTO_IPV6
+                elif (not v4 and level == socket.IPPROTO_IPV6
                       and kind == sockopts.IPV6_PKTINFO):
                     index = sockopts.IN6_PKTINFO.unpack(value[: sockopts.IN6_PKTINFO.size])[1]
-            if self.family == 4:
+            if v4:
                 ihl = (data[0] & 0x0F) * 4 if data else 0
                 pim, source = data[ihl:], data[12:16]
             else:
@@ -69,9 +74,9 @@ class PimListener(ListeningSocket):
                 source = socket.inet_pton(socket.AF_INET6, addr[0].partition("%")[0])
             name = self.interfaces.name_of(index) if index is not None else None
             if name is None:
-                self.dropped["unknown interface"] += 1
+                self.dropped[Drop.UNKNOWN_INTERFACE] += 1
             elif not is_hello(pim):
-                self.dropped["not a PIM hello"] += 1
+                self.dropped[Drop.NOT_PIM_HELLO] += 1
             else:
                 out.append((name, source))
         return out

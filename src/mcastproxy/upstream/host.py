@@ -32,16 +32,16 @@ import heapq
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from mcastproxy.family import Family
 from mcastproxy.membership.state import FilterMode
 from mcastproxy.upstream.merge import EMPTY, InterfaceState
 from mcastproxy.wire.messages import GroupRecord, Leave, Query, RecordType, Report
 
-ALL_V3_ROUTERS = {4: bytes((224, 0, 0, 22)), 16: bytes.fromhex("ff020000000000000000000000000016")}
-ALL_ROUTERS = {4: bytes((224, 0, 0, 2)), 16: bytes.fromhex("ff020000000000000000000000000002")}
 # Octets of a report's packet outside the records: IPv4 header with Router Alert + IGMPv3
 # report header; IPv6 header + Hop-by-Hop Router Alert + MLDv2 report header.
-_OVERHEAD = {4: 24 + 8, 16: 40 + 8 + 8}
-_RECORD_HEADER = {4: 8, 16: 20}
+_OVERHEAD = {Family.V4: 24 + 8, Family.V6: 40 + 8 + 8}
+# A record's octets before its sources: type, aux data length, number of sources, group.
+_RECORD_HEADER = {Family.V4: 4 + 4, Family.V6: 4 + 16}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +63,12 @@ class _Retransmission:
 
 
 class UpstreamHost:
-    """The host portion of IGMP (family 4) or MLD (family 6) on one upstream interface."""
+    """The host portion of IGMP (``Family.V4``) or MLD (``Family.V6``) on one upstream
+    interface."""
 
     def __init__(
         self,
-        family: int,
+        family: Family,
         *,
         robustness: int = 2,
         unsolicited_report_interval: float = 1.0,
@@ -76,10 +77,10 @@ class UpstreamHost:
         rng: Callable[[], float],
         mtu: int = 1500,
     ) -> None:
-        if family not in (4, 6):
-            raise ValueError(f"family must be 4 or 6, not {family!r}")
-        self.alen = 4 if family == 4 else 16
-        self.family = family
+        self.family = family = Family(family)  # ValueError if it is no family
+        self.newest_version = family.newest_version
+        self._unspecified = family.unspecified  # the group of a General Query
+        self._reports_to = family.all_v3_routers  # where version 3 / 2 reports go
         self.robustness = robustness
         self.unsolicited_report_interval = unsolicited_report_interval
         self.query_interval = query_interval
@@ -99,10 +100,6 @@ class UpstreamHost:
         self._outputs: list[Transmit] = []
 
     # --- what the engine asks -------------------------------------------------------------
-
-    @property
-    def newest_version(self) -> int:
-        return 3 if self.alen == 4 else 2
 
     def compatibility_mode(self, now: float) -> int:
         """Host Compatibility Mode (RFC 9776 §7.2.1): the oldest querier version present."""
@@ -206,7 +203,7 @@ class UpstreamHost:
 
     def pop_outputs(self) -> list[Transmit]:
         if self._records:
-            dest = ALL_V3_ROUTERS[self.alen]
+            dest = self._reports_to
             for records in self._pack(self._records):
                 self._outputs.append(Transmit(Report(self.newest_version, records), dest))
             self._records = []
@@ -289,9 +286,9 @@ class UpstreamHost:
             self._arm_retransmission(now)
         else:
             self._old_pending.pop(group, None)
-            if compat == 2 or (self.alen == 16 and compat == 1):
+            if compat == 2 or (self.family is Family.V6 and compat == 1):
                 # IGMPv2 Leave Group / MLDv1 Done go to all-routers; IGMPv1 has no leave.
-                self._outputs.append(Transmit(Leave(group), ALL_ROUTERS[self.alen]))
+                self._outputs.append(Transmit(Leave(group), self.family.all_routers))
 
     def _send_old_report(self, group: bytes, compat: int) -> None:
         record = GroupRecord(RecordType.MODE_IS_EXCLUDE, group)
@@ -304,7 +301,7 @@ class UpstreamHost:
         # Rule 1: a General Query response due sooner covers this query too.
         if self._general_at is not None and self._general_at <= at:
             return
-        if query.group == bytes(self.alen):
+        if query.group == self._unspecified:
             self._general_at = at  # rule 2: replaces any later General Query response
             return
         if query.group not in self._state:
@@ -325,7 +322,7 @@ class UpstreamHost:
             for group in self._state:
                 self._send_old_report(group, compat)
             return
-        self._records += [self._current_record(g, None) for g in self._state]
+        self._records += [self._current_record(g) for g in self._state]
 
     def _respond_group(self, group: bytes, queried: frozenset[bytes] | None, now: float) -> None:
         if group not in self._state:
@@ -334,20 +331,24 @@ class UpstreamHost:
         if compat != self.newest_version:
             self._send_old_report(group, compat)
             return
-        record = self._current_record(group, queried)
+        if queried is None:
+            self._records.append(self._current_record(group))
+            return
+        record = self._queried_record(group, queried)
         if record is not None:
             self._records.append(record)
 
-    def _current_record(
-        self, group: bytes, queried: frozenset[bytes] | None
-    ) -> GroupRecord | None:
+    def _current_record(self, group: bytes) -> GroupRecord:
+        """RFC 9776 §5.2: the group's Current-State Record, IS_IN or IS_EX of its sources."""
         mode, sources = self._state[group]
-        if queried is None:
-            kind = (RecordType.MODE_IS_INCLUDE if mode is FilterMode.INCLUDE
-                    else RecordType.MODE_IS_EXCLUDE)
-            return GroupRecord(kind, group, tuple(sorted(sources)))
-        # RFC 9776 §5.2: to a Group-and-Source-Specific Query, IS_IN of the queried sources
-        # this host wants: in INCLUDE mode those in its list, in EXCLUDE mode those not.
+        kind = (RecordType.MODE_IS_INCLUDE if mode is FilterMode.INCLUDE
+                else RecordType.MODE_IS_EXCLUDE)
+        return GroupRecord(kind, group, tuple(sorted(sources)))
+
+    def _queried_record(self, group: bytes, queried: frozenset[bytes]) -> GroupRecord | None:
+        """RFC 9776 §5.2: to a Group-and-Source-Specific Query, IS_IN of the queried sources
+        this host wants: in INCLUDE mode those in its list, in EXCLUDE mode those not."""
+        mode, sources = self._state[group]
         wanted = queried & sources if mode is FilterMode.INCLUDE else queried - sources
         if not wanted:
             return None
@@ -356,9 +357,9 @@ class UpstreamHost:
     # --- packing records into messages (RFC 9776 §4.2.16, RFC 9777 §5.2.15) -------------------
 
     def _pack(self, records: list[GroupRecord]) -> Iterator[tuple[GroupRecord, ...]]:
-        room = self.mtu - _OVERHEAD[self.alen]
-        header = _RECORD_HEADER[self.alen]
-        per_source = self.alen
+        room = self.mtu - _OVERHEAD[self.family]
+        header = _RECORD_HEADER[self.family]
+        per_source = self.family.length
         batch: list[GroupRecord] = []
         used = 0
         for whole in records:
@@ -385,11 +386,11 @@ class UpstreamHost:
                 yield record._replace(sources=record.sources[i : i + most])
 
 
-def _max_response(query: Query, family: int) -> float:
+def _max_response(query: Query, family: Family) -> float:
     """The Max Response Time of ``query`` in seconds. RFC 2236 §4: "The IGMPv1 router will
     send General Queries with the Max Response Time set to 0. This MUST be interpreted as a
     value of 100 (10 seconds)."
     """
-    if family == 4 and query.version == 1:
+    if family is Family.V4 and query.version == 1:
         return 10.0
     return query.max_resp

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
+from mcastproxy.drops import Drop
 from mcastproxy.wire.errors import WireError
 from mcastproxy.wire.messages import GroupRecord, RecordType
 
@@ -79,8 +80,9 @@ class AddressVectors:
         return unpack
 
 
-def make_record_parser(width: int, vectors: AddressVectors) -> RecordsParser:
-    """A parser of ``count`` records at ``offset`` of ``data``, whose message ends at ``end``.
+def make_record_parser(width: int, vectors: AddressVectors) -> tuple[RecordsParser, RecordsParser]:
+    """A parser of ``count`` records at ``offset`` of ``data``, whose message ends at ``end``,
+    and the same parser without plans (the walk alone, for tests and benchmarks).
 
     ``end`` is ``len(data)`` (plans are looked up by it and must not read past it).
     """
@@ -102,11 +104,11 @@ def make_record_parser(width: int, vectors: AddressVectors) -> RecordsParser:
         for _ in range(count):
             start = offset + header_size
             if start > end:
-                raise WireError("truncated group record", offset)
+                raise WireError(Drop.TRUNCATED_GROUP_RECORD, offset)
             rtype, aux_words, nsources, group = unpack_header(data, offset)
             offset = start + width * nsources
             if offset > end:
-                raise WireError("truncated source list", start)
+                raise WireError(Drop.TRUNCATED_SOURCE_LIST, start)
             if nsources:
                 unpack = vectors_get(nsources) or vectors_unpacker(nsources)
                 sources = unpack(data, start)
@@ -116,7 +118,7 @@ def make_record_parser(width: int, vectors: AddressVectors) -> RecordsParser:
                 aux_start = offset
                 offset += aux_words << 2
                 if offset > end:
-                    raise WireError("truncated aux data", aux_start)
+                    raise WireError(Drop.TRUNCATED_AUX_DATA, aux_start)
                 aux = data[aux_start:offset]
                 shape = None  # plans do not carry aux data (IGMPv3/MLDv2 hosts send none)
             else:
@@ -190,11 +192,9 @@ def make_record_parser(width: int, vectors: AddressVectors) -> RecordsParser:
         return records
 
     def walk_only(data: bytes, offset: int, count: int, end: int) -> tuple[GroupRecord, ...]:
-        """The walk alone, never a plan (for tests and benchmarks)."""
         return walk(data, offset, count, end, None)
 
-    parse_records.walk_only = walk_only  # type: ignore[attr-defined]
-    return parse_records
+    return parse_records, walk_only
 
 
 def make_addresses_joiner(width: int, vectors: AddressVectors) -> Callable[[Any, str], bytes]:

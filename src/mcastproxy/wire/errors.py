@@ -8,14 +8,17 @@ hands a builder a message the wire cannot carry (an IGMPv1 report with two recor
 
 from __future__ import annotations
 
+from mcastproxy.drops import Drop
+
 
 class WireError(ValueError):
-    """Malformed bytes: ``reason`` is a short, stable string for counters and logs
-    ("bad checksum", "truncated source list", ...); ``offset`` is the byte offset, within the
-    bytes handed to the decoder, of the field or structure found wanting (for a truncation,
-    where the structure that does not fit begins)."""
+    """Malformed bytes: ``reason`` is the drop they make, one of the ``Drop`` members of the
+    malformed stage (``Drop.BAD_CHECKSUM``, whose text is "bad checksum", ...), counted as it
+    is from the codec to the socket; ``offset`` is the byte offset, within the bytes handed to
+    the decoder, of the field or structure found wanting (for a truncation, where the
+    structure that does not fit begins)."""
 
-    def __init__(self, reason: str, offset: int) -> None:
+    def __init__(self, reason: Drop, offset: int) -> None:
         super().__init__(reason, offset)
         self.reason = reason
         self.offset = offset

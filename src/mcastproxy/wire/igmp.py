@@ -41,6 +41,8 @@ import struct
 from enum import IntEnum
 from typing import Final
 
+from mcastproxy.drops import Drop
+from mcastproxy.family import Family
 from mcastproxy.wire._records import (
     AddressVectors,
     make_addresses_joiner,
@@ -75,7 +77,7 @@ HEADER_SIZE: Final = 8
 V3_QUERY_SIZE: Final = 12
 """An IGMPv3 query without sources (RFC 9776 §4.1, §7.1)."""
 
-ZERO4: Final = bytes(4)
+ZERO4: Final = Family.V4.unspecified
 """0.0.0.0, the group of a General Query (RFC 9776 §4.1.3)."""
 
 _new = tuple.__new__
@@ -87,26 +89,27 @@ _pack_header = struct.Struct("!BBH4s").pack  # type, code, checksum, group
 _pack_v3_query = struct.Struct("!BBH4sBBH").pack  # ..., flags|S|QRV, QQIC, N
 _pack_v3_report_header = struct.Struct("!BBHHH").pack  # type, rsvd, checksum, flags, M
 
-_vectors = AddressVectors(4)
+_WIDTH: Final = Family.V4.length
+_vectors = AddressVectors(_WIDTH)
 _sources_get = _vectors.get
 _sources_unpacker = _vectors.unpacker
-_parse_records = make_record_parser(4, _vectors)
-_build_records = make_record_builder(4, _vectors)
-_join_sources = make_addresses_joiner(4, _vectors)
+_parse_records, _walk_records = make_record_parser(_WIDTH, _vectors)
+_build_records = make_record_builder(_WIDTH, _vectors)
+_join_sources = make_addresses_joiner(_WIDTH, _vectors)
 
 
 def parse_igmp(data: bytes) -> Message:
     """Decode an IGMP message (the IPv4 payload); raise ``WireError`` on malformed bytes."""
     n = len(data)
     if n < HEADER_SIZE:
-        raise WireError("truncated message", 0)
+        raise WireError(Drop.TRUNCATED_MESSAGE, 0)
     # RFC 9776 §4.1.2, §4.2.2: verify the checksum before processing. Over a correct
     # message the ones'-complement sum is 0xFFFF: non-zero and 0 mod 0xFFFF (see checksum).
     total = _from_bytes(data, "little")
     if n > LONG:
         total = shrink(total, n)
     if total % 0xFFFF or not total:
-        raise WireError("bad checksum", 2)
+        raise WireError(Drop.BAD_CHECKSUM, 2)
     kind = data[0]
     if kind == _V3_REPORT:
         count = (data[6] << 8) | data[7]
@@ -119,7 +122,7 @@ def parse_igmp(data: bytes) -> Message:
         return _new(Report, (2 if kind == _V2_REPORT else 1, (record,)))
     if kind == _LEAVE:
         return _new(Leave, (data[4:8],))
-    raise WireError("unknown type", 0)
+    raise WireError(Drop.UNKNOWN_TYPE, 0)
 
 
 def _parse_query(data: bytes, n: int) -> Query:
@@ -133,11 +136,11 @@ def _parse_query(data: bytes, n: int) -> Query:
         return _new(Query, (2, data[4:8], code / 10, (), False, 0, 0))
     if n < V3_QUERY_SIZE:
         # RFC 9776 §7.1: a query of 9 to 11 octets matches no version and is ignored.
-        raise WireError("bad query length", 0)
+        raise WireError(Drop.BAD_QUERY_LENGTH, 0)
     code, group, flags, qqic, count = _unpack_v3_query(data, 1)
     if count:
         if V3_QUERY_SIZE + 4 * count > n:
-            raise WireError("truncated source list", V3_QUERY_SIZE)
+            raise WireError(Drop.TRUNCATED_SOURCE_LIST, V3_QUERY_SIZE)
         sources = (_sources_get(count) or _sources_unpacker(count))(data, V3_QUERY_SIZE)
     else:
         sources = ()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 from typing import Final, NamedTuple
 
+from mcastproxy.drops import Drop
 from mcastproxy.wire.checksum import fold
 from mcastproxy.wire.errors import WireError
 
@@ -89,25 +90,25 @@ def parse_ipv4(data: bytes) -> IPv4Packet:
     """Read an IPv4 packet as a raw socket delivers it; ``WireError`` on malformed bytes."""
     n = len(data)
     if n < HEADER_SIZE:
-        raise WireError("truncated header", 0)
+        raise WireError(Drop.TRUNCATED_HEADER, 0)
     version_ihl, _tos, total, _ident, fragment, ttl, protocol, _checksum, src, dst = _unpack_header(
         data
     )
     if version_ihl >> 4 != 4:
-        raise WireError("not IPv4", 0)
+        raise WireError(Drop.NOT_IPV4, 0)
     header_size = (version_ihl & 0x0F) << 2
     if header_size < HEADER_SIZE:
-        raise WireError("bad header length", 0)
+        raise WireError(Drop.BAD_HEADER_LENGTH, 0)
     if header_size > n:
-        raise WireError("truncated header", 0)
+        raise WireError(Drop.TRUNCATED_HEADER, 0)
     if total < header_size or total > n:
-        raise WireError("bad total length", 2)
+        raise WireError(Drop.BAD_TOTAL_LENGTH, 2)
     header = data[:header_size]
     checked = _from_bytes(header, "little")
     if checked % 0xFFFF or not checked:
-        raise WireError("bad header checksum", 10)
+        raise WireError(Drop.BAD_HEADER_CHECKSUM, 10)
     if fragment & 0x3FFF:  # More Fragments, or a Fragment Offset
-        raise WireError("fragment", 6)
+        raise WireError(Drop.FRAGMENT, 6)
     if header_size == HEADER_SIZE:
         router_alert = False
     elif header_size == HEADER_SIZE + 4 and header[HEADER_SIZE:] == ROUTER_ALERT:
@@ -129,13 +130,13 @@ def _walk_options(header: bytes, end: int) -> bool:
             offset += 1
             continue
         if offset + 1 >= end:
-            raise WireError("truncated option", offset)
+            raise WireError(Drop.TRUNCATED_OPTION, offset)
         length = header[offset + 1]
         if length < 2 or offset + length > end:
-            raise WireError("bad option length", offset)
+            raise WireError(Drop.BAD_OPTION_LENGTH, offset)
         if kind == OPTION_ROUTER_ALERT:
             if length != 4:
-                raise WireError("bad router alert", offset)
+                raise WireError(Drop.BAD_ROUTER_ALERT, offset)
             # RFC 2113 §2.1: value 0 asks routers to examine the packet; 1-65535 are
             # reserved, and a reserved value does not ask anything of us.
             if header[offset + 2] == 0 and header[offset + 3] == 0:

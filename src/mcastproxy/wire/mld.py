@@ -39,6 +39,8 @@ import struct
 from enum import IntEnum
 from typing import Final
 
+from mcastproxy.drops import Drop
+from mcastproxy.family import Family
 from mcastproxy.wire._records import (
     AddressVectors,
     make_addresses_joiner,
@@ -73,7 +75,7 @@ V1_SIZE: Final = 24
 V2_QUERY_SIZE: Final = 28
 """An MLDv2 query without sources (RFC 9777 §5.1, §8.1)."""
 
-ZERO16: Final = bytes(16)
+ZERO16: Final = Family.V6.unspecified
 """::, the Multicast Address of a General Query (RFC 9777 §5.1.5)."""
 
 _new = tuple.__new__
@@ -86,12 +88,13 @@ _pack_v1 = struct.Struct("!BBHHH16s").pack  # type, code, checksum, delay, reser
 _pack_v2_query = struct.Struct("!BBHHH16sBBH").pack  # ..., flags|S|QRV, QQIC, N
 _pack_v2_report_header = struct.Struct("!BBHHH").pack  # type, rsvd, checksum, flags, M
 
-_vectors = AddressVectors(16)
+_WIDTH: Final = Family.V6.length
+_vectors = AddressVectors(_WIDTH)
 _sources_get = _vectors.get
 _sources_unpacker = _vectors.unpacker
-_parse_records = make_record_parser(16, _vectors)
-_build_records = make_record_builder(16, _vectors)
-_join_sources = make_addresses_joiner(16, _vectors)
+_parse_records, _walk_records = make_record_parser(_WIDTH, _vectors)
+_build_records = make_record_builder(_WIDTH, _vectors)
+_join_sources = make_addresses_joiner(_WIDTH, _vectors)
 
 
 def parse_mld(data: bytes, src: bytes, dst: bytes) -> Message:
@@ -101,12 +104,12 @@ def parse_mld(data: bytes, src: bytes, dst: bytes) -> Message:
     """
     n = len(data)
     if not n:
-        raise WireError("truncated message", 0)
+        raise WireError(Drop.TRUNCATED_MESSAGE, 0)
     kind = data[0]
     if kind not in (130, 131, 132, 143):
-        raise WireError("not MLD", 0)
+        raise WireError(Drop.NOT_MLD, 0)
     if n < HEADER_SIZE:
-        raise WireError("truncated message", 0)
+        raise WireError(Drop.TRUNCATED_MESSAGE, 0)
     if len(src) != 16 or len(dst) != 16:
         raise ValueError("IPv6 addresses are 16 octets")
     # RFC 9777 §5.1.2, §5.2.2: the ICMPv6 checksum, over the pseudo-header too, is verified
@@ -117,14 +120,14 @@ def parse_mld(data: bytes, src: bytes, dst: bytes) -> Message:
     # The pseudo-header, as checksum.pseudo_header_sum adds it (inlined: the hot path).
     total += _from_bytes(src, "little") + _from_bytes(dst, "little") + ((n & 0xFF) << 8) + (n >> 8)
     if (total + 0x3A00) % 0xFFFF:
-        raise WireError("bad checksum", 2)
+        raise WireError(Drop.BAD_CHECKSUM, 2)
     if kind == _V2_REPORT:
         count = (data[6] << 8) | data[7]
         return _new(Report, (2, _parse_records(data, HEADER_SIZE, count, n)))
     if kind == _QUERY:
         return _parse_query(data, n)
     if n < V1_SIZE:
-        raise WireError("truncated message", 0)
+        raise WireError(Drop.TRUNCATED_MESSAGE, 0)
     group = data[8:24]
     if kind == _V1_REPORT:
         # RFC 9777 §8.3.2: an MLDv1 Report reads as IS_EX({}) for its address.
@@ -139,11 +142,11 @@ def _parse_query(data: bytes, n: int) -> Query:
         return _new(Query, (1, group, delay / 1000, (), False, 0, 0))
     if n < V2_QUERY_SIZE:
         # RFC 9777 §8.1: a query of 25 to 27 octets matches no version and is ignored.
-        raise WireError("bad query length", 0)
+        raise WireError(Drop.BAD_QUERY_LENGTH, 0)
     code, group, flags, qqic, count = _unpack_v2_query(data)
     if count:
         if V2_QUERY_SIZE + 16 * count > n:
-            raise WireError("truncated source list", V2_QUERY_SIZE)
+            raise WireError(Drop.TRUNCATED_SOURCE_LIST, V2_QUERY_SIZE)
         sources = (_sources_get(count) or _sources_unpacker(count))(data, V2_QUERY_SIZE)
     else:
         sources = ()
