@@ -242,3 +242,19 @@ def test_cross_field_errors_are_all_reported() -> None:
 def test_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "-c", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_a_links_timers_must_hold_with_the_global_ones_they_overlay() -> None:
+    # Each alone is valid; together the link would query with a Max Response Time longer
+    # than its query interval (RFC 9776 §8.3). Refused at check, not when the link comes up.
+    text = textwrap.dedent("""
+        igmp: {version: 3}
+        timers: {query-interval: 12s}
+        downstream: [{interface: d1}, {interface: d2, timers: {query-response-interval: 15s}}]
+        upstream: {candidates: [{interface: u1}]}
+    """)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    assert [i.path for i in caught.value.issues] == ["downstream[1].timers"]
+    assert "query-response-interval (15s) must be less than query-interval (12s)" in str(
+        caught.value)

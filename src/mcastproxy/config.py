@@ -438,6 +438,17 @@ def _cross_checks(config: Config) -> list[ConfigIssue]:
                 )
             else:
                 first_at[record] = ri
+    for di, link in enumerate(config.downstream):
+        # A link's own timers are overlaid on the global ones: the result must hold too
+        # (its query-response-interval below the query-interval it inherits, say).
+        if link.timers is None:
+            continue
+        try:
+            config.downstream_timers(link.interface)
+        except ValidationError as exc:
+            issues += [ConfigIssue(f"downstream[{di}].timers",
+                                   f"with the global timers, {_reason(e)}")
+                       for e in exc.errors(include_url=False)]
     if config.igmp is None and config.mld is None:
         issues.append(ConfigIssue("", "neither igmp nor mld is enabled: nothing to proxy"))
     return issues

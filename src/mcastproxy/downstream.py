@@ -23,7 +23,6 @@ from mcastproxy.forwarding import Forwarding
 from mcastproxy.ledger import Ledger
 from mcastproxy.membership.outputs import GroupChanged, SendQuery, SubscriberChanged
 from mcastproxy.membership.router import RouterLink
-from mcastproxy.membership.timers import ProtocolTimers
 from mcastproxy.upstream.merge import InterfaceState
 from mcastproxy.wire.messages import Message
 
@@ -68,7 +67,7 @@ class DownstreamLinks:
                 assert proto is not None
                 fast = next(d.fast_leave for d in config.downstream if d.interface == name)
                 link = self.links[name, fam] = RouterLink(
-                    _timers(config, name), fam, proto.version, own, fast,
+                    config.downstream_timers(name), fam, proto.version, own, fast,
                     ssm_ranges=proto.ssm_ranges)
                 link.start(now)
             else:
@@ -127,17 +126,3 @@ class DownstreamLinks:
         for group, wanted in touched.items():
             if ledger.settle(name, group, wanted, group in flows):
                 self._forwarding.stale.add((group, name))
-
-
-def _timers(config: Config, link: str) -> ProtocolTimers:
-    t = config.downstream_timers(link)
-    return ProtocolTimers(
-        robustness=t.robustness,
-        query_interval=t.query_interval,
-        query_response_interval=t.query_response_interval,
-        last_member_query_interval=t.last_member_query_interval,
-        last_member_query_count=t.last_member_query_count,
-        startup_query_interval=t.startup_query_interval,
-        startup_query_count=t.startup_query_count,
-        unsolicited_report_interval=t.unsolicited_report_interval,
-    )
