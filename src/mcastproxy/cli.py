@@ -66,9 +66,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from mcastproxy import daemon  # noqa: PLC0415 - the daemon pulls in the I/O layers
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(daemon.FieldsFormatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     logging.getLogger("pyroute2").setLevel(logging.WARNING)  # its debug is netlink dumps
     sock = Path(args.status_socket) if args.status_socket else daemon.DEFAULT_STATUS_SOCKET
     return daemon.run(Path(args.config), status_socket=sock)
@@ -107,8 +107,19 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"{', '.join(r['downstream']) or '(standby)'}{data}")
     if state.get("events"):
         print("events: " + ", ".join(f"{k} {v}" for k, v in sorted(state["events"].items())))
-    if state["dropped"]:
+    if state.get("drops"):
+        for interface, reasons in sorted(state["drops"].items()):
+            where = "no interface" if interface == "-" else interface
+            print(f"dropped on {where}: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
+        sockets = {k: v for k, v in state["dropped"].items() if k.startswith("socket: ")}
+        if sockets:
+            print("dropped by the sockets: " + ", ".join(
+                f"{k.removeprefix('socket: ')} {v}" for k, v in sockets.items()))
+    elif state["dropped"]:
         print("dropped: " + ", ".join(f"{k} {v}" for k, v in state["dropped"].items()))
+    engine = state.get("engine") or {}
+    if engine.get("resets"):
+        print(f"engine resets: {engine['resets']} (last: {engine['last-error']})")
     return 0
 
 

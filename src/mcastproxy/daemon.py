@@ -62,6 +62,25 @@ def _text(address: bytes) -> str:
     return str(ipaddress.ip_address(address))
 
 
+class FieldsFormatter(logging.Formatter):
+    """Log lines with the engine's event name and fields after the message, as
+    ``key=value`` pairs (``event=upstream-join upstream=u1 group=239.1.1.1``), so that a log
+    shipper can take them without parsing the prose."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        event = getattr(record, "event", None)
+        if event is None:
+            return line
+        pairs = {"event": event, **getattr(record, "fields", {})}
+        return line + " " + " ".join(f"{k}={_value(v)}" for k, v in pairs.items())
+
+
+def _value(value: object) -> str:
+    text = str(value)
+    return json.dumps(text) if not text or any(c in text for c in ' "=\n') else text
+
+
 # --- what the daemon runs on -----------------------------------------------------------------
 
 
@@ -498,7 +517,9 @@ class Daemon:
                                 _text(action.group), action.table, exc)
             elif isinstance(action, Log):
                 level = logging.getLevelName(action.level.upper())
-                log.log(level if isinstance(level, int) else logging.INFO, "%s", action.message)
+                # The event's name and fields ride on the record (``FieldsFormatter``).
+                log.log(level if isinstance(level, int) else logging.INFO, "%s", action.message,
+                        extra={"event": action.event, "fields": action.fields})
 
     # --- status -----------------------------------------------------------------------------
 

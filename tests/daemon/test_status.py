@@ -128,7 +128,7 @@ MALFORMED = {
 
 
 async def test_malformed_packets_are_counted_and_never_crash(
-    net: FakeNetwork, workdir: Path, proto: Proto,
+    net: FakeNetwork, workdir: Path, proto: Proto, capsys: pytest.CaptureFixture[str],
 ) -> None:
     async with running(net, workdir, config(proto)) as daemon:
         sock, router = net.sockets[proto.family], net.routers[proto.family]
@@ -143,6 +143,15 @@ async def test_malformed_packets_are_counted_and_never_crash(
         assert state["dropped"]["socket: unknown interface"] == 1
         assert sum(state["dropped"].values()) == len(MALFORMED) + 1
         assert state["downstream"][f"d1/{proto.family.protocol}"]["groups"] == {}
+        # ``mcastproxy status`` shows each drop where it happened.
+        code = await asyncio.to_thread(cli.main, ["status", "--socket",
+                                                  str(daemon.status_socket)])
+        assert code == 0
+        out = capsys.readouterr().out
+        assert "dropped on d1: " + ", ".join(
+            f"{k} {v}" for k, v in state["drops"]["d1"].items()) in out
+        assert "dropped by the sockets: " in out
+        assert "unknown interface 1" in out
         # The next good report is proxied.
         sock.inject_message("d1", proto.host, proto.join())
         router.push_upcall(upcall(proto, "u1"))

@@ -206,7 +206,7 @@ class FakeRouter:
             raise ValueError(f"no table for upstream {table!r}") from None
 
     def _check(self, source: bytes, group: bytes) -> None:
-        size = 4 if self.family == 4 else 16
+        size = Family(self.family).length
         if len(source) != size or len(group) != size:
             raise ValueError(f"IPv{self.family} addresses are {size} octets")
 
