@@ -83,3 +83,17 @@ def test_a_snapshot_does_not_change_with_the_engine() -> None:
     assert link is not None
     assert [g.group for g in link.groups] == [ip("239.1.1.1")]
     assert len(snap.flows) == 1
+
+
+def test_the_snapshot_has_interfaces_and_each_subscribers_expiry() -> None:
+    engine = running()
+    snap = engine.snapshot()
+    assert snap.interfaces["d1"] == (ip("10.1.0.1"),)
+    link = snap.link("d1", Family.V4)
+    assert link is not None
+    group = link.group(ip("239.1.1.1"))
+    assert group is not None
+    (sub,) = group.subscribers
+    # Joined at 1.0: forgotten one Group Membership Interval later (RFC 9776 §8.4).
+    assert sub.expire == 1.0 + link.timers.group_membership_interval
+    assert group.expire == sub.expire

@@ -176,8 +176,8 @@ class Engine:
     def snapshot(self) -> EngineSnapshot:
         """What status, metrics and an API show: plain data, detached from the engine."""
         return take_snapshot(
-            self._config, self._downstream.links, self._upstreams.hosts, self._ledger,
-            self._forwarding,
+            self._config, self._addresses, self._downstream.links, self._upstreams.hosts,
+            self._ledger, self._forwarding,
             self._takeover.liveness if self._takeover.started else None,
             self._candidates.unusable, self._moves.bridges, self.dropped, self._outbox.counts,
             self.resets, self.last_error)

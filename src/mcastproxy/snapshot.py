@@ -37,6 +37,7 @@ class SubscriberSnapshot:
     address: bytes
     filter_mode: FilterMode
     sources: frozenset[bytes]
+    expire: float  # forgotten then unless it reports again
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +117,10 @@ class FlowSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class EngineSnapshot:
-    """Everything at one moment. ``drops`` maps (interface or None, reason) to a count."""
+    """Everything at one moment. ``interfaces`` are the configured interfaces that are up,
+    with their addresses; ``drops`` maps (interface or None, reason) to a count."""
 
+    interfaces: Frozen[str, tuple[bytes, ...]]
     links: tuple[LinkSnapshot, ...]
     upstreams: tuple[UpstreamSnapshot, ...]
     flows: tuple[FlowSnapshot, ...]
@@ -143,6 +146,7 @@ class EngineSnapshot:
 
 def take(
     config: Config,
+    interfaces: Mapping[str, tuple[bytes, ...]],
     links: Mapping[tuple[str, Family], RouterLink],
     hosts: Mapping[tuple[str, Family], UpstreamHost],
     ledger: Ledger,
@@ -163,11 +167,12 @@ def take(
             state = link.group_state(g)
             if state is None:
                 continue
+            expiry = link.subscriber_expiry(g)
             groups.append(GroupSnapshot(
                 group=g, filter_mode=state.filter_mode, expire=state.group_timer,
                 sources=Frozen(dict(state.sources)),
                 compatibility_mode=state.compatibility_mode, forwarded=link.forwarded(g),
-                subscribers=tuple(SubscriberSnapshot(h, s.filter_mode, s.sources)
+                subscribers=tuple(SubscriberSnapshot(h, s.filter_mode, s.sources, expiry[h])
                                   for h, s in link.subscribers(g).items()),
                 upstreams=tuple(sorted(ledger.feeders(name, g)))))
         link_snaps.append(LinkSnapshot(
@@ -197,6 +202,7 @@ def take(
         FlowSnapshot(u, s, g, oifs, health[u, s, g].value if (u, s, g) in health else None)
         for (u, s, g), oifs in forwarding.routes.items())
     return EngineSnapshot(
-        links=tuple(link_snaps), upstreams=tuple(upstreams), flows=flows,
+        interfaces=Frozen(dict(interfaces)), links=tuple(link_snaps),
+        upstreams=tuple(upstreams), flows=flows,
         bridged=frozenset(bridges), drops=Frozen(drops.by_key()), counts=Frozen(dict(counts)),
         resets=resets, last_error=last_error)

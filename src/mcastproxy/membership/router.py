@@ -349,6 +349,12 @@ class RouterLink:
         g = self._groups.get(group)
         return SubscriberView(g.subscribers if g is not None else {})
 
+    def subscriber_expiry(self, group: bytes) -> dict[bytes, float]:
+        """When each tracked subscriber of ``group`` is forgotten unless it reports again
+        (its own Group Membership Interval from its last report), on the caller's clock."""
+        g = self._groups.get(group)
+        return {} if g is None else {h: sub.expires for h, sub in g.subscribers.items()}
+
     def subscriber(self, group: bytes, subscriber: bytes) -> SubscriberState | None:
         """What ``subscriber`` asked for ``group``, or ``None`` if it is not tracked."""
         g = self._groups.get(group)
