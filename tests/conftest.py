@@ -23,8 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from mcastlab import Lab, Topology, sweep
+
+# Property tests: ``ci`` (what ``scripts/test`` runs) draws a fixed, larger set of examples,
+# so a run is repeatable and still searches well; ``dev`` draws fresh random ones each run.
+# Tests that need more or fewer examples than the profile say so themselves.
+settings.register_profile("dev", max_examples=60)
+settings.register_profile("ci", max_examples=300, derandomize=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 # Present when the kernel has IPv4 / IPv6 multicast routing (ipmr, ip6mr).
 MROUTE_FILES = {"CONFIG_IP_MROUTE": Path("/proc/net/ip_mr_vif"),

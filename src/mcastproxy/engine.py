@@ -92,7 +92,7 @@ class Engine:
         fwd = self._forwarding = Forwarding(links, ledger, cands, outbox, FlowWatch({}, {}))
         self._downstream = DownstreamLinks(links, ledger, fwd, self._send)
         moves = self._moves = Moves(ledger, cands, outbox, lambda: self._downstream.names,
-                                    fwd.refresh)
+                                    fwd.refresh, fwd.delivering)
         fwd.bridged, fwd.end_bridges = moves.bridges, moves.end
         channels = self._channels = ChannelTakeover(cands, fwd, moves, outbox)
         channels.avoid = avoid

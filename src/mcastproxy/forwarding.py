@@ -123,6 +123,12 @@ class Forwarding:
         if not flows:
             del self.flows_by_group[group]
 
+    def delivering(self, group: bytes) -> set[str]:
+        """The upstreams with a flow of ``group`` that delivers (a route, and data
+        liveness, where watched, that has not found it dead)."""
+        flows = self.flows_by_group.get(group, ())
+        return {u for u, s in flows if self.watch.delivering((u, s, group))}
+
     # --- routes -----------------------------------------------------------------------------
 
     def refresh_all(self) -> None:

@@ -8,10 +8,13 @@ subscription never sees it left and joined again.
 Words:
 - *reselect*: split again the shares a predicate picks; *fresh* drops the remembered
   selections, so preferred upstreams take their subscriptions back.
-- *bridge*: a share moving off upstreams that are still usable stays on them (``bridging``
-  in the ledger) until the new upstream delivers the group, so the link never goes dark
-  while the new upstream's join travels (make before break). A bridge that has not
-  delivered within ``BRIDGE_TIMEOUT`` is abandoned: the subscription goes back where it was.
+- *bridge*: a share moving off upstreams that are still usable and deliver the group stays
+  on them (``bridging`` in the ledger) until the new upstream delivers it too, so the link
+  never goes dark while the new upstream's join travels (make before break). Where the old
+  upstreams deliver nothing of the group there is nothing to keep: the share moves at once.
+  When ``BRIDGE_TIMEOUT`` passes before the new upstream delivers, the move is abandoned if
+  the old upstreams still deliver (the subscription goes back where it works), and completed
+  otherwise (nothing works either way: selection decides).
 """
 
 from __future__ import annotations
@@ -33,12 +36,15 @@ class Moves:
     """Reselection, and the bridges it leaves until the new upstreams deliver."""
 
     def __init__(self, ledger: Ledger, candidates: Candidates, outbox: Outbox,
-                 links: Callable[[], Iterable[str]], refresh: Callable[[bytes], None]) -> None:
+                 links: Callable[[], Iterable[str]], refresh: Callable[[bytes], None],
+                 delivering: Callable[[bytes], set[str]]) -> None:
         self._ledger = ledger
         self._candidates = candidates
         self._outbox = outbox
         self._links = links  # the downstream links' names
-        self._refresh = refresh  # recompute a group's routes (the forwarding plan)
+        # The forwarding plan: recompute a group's routes; which upstreams deliver a group.
+        self._refresh = refresh
+        self._delivering = delivering
         self.bridges: dict[bytes, float] = {}  # group -> when its bridging shares end
 
     def reselect(self, now: float, which: Callable[[Share], bool], fresh: bool = False,
@@ -50,6 +56,7 @@ class Moves:
         ``bridge`` a share moving off upstreams that are still usable stays on them until
         the new upstream delivers (``end``) or ``BRIDGE_TIMEOUT`` passes."""
         ledger, cands = self._ledger, self._candidates
+        delivering: dict[bytes, set[str]] = {}
         for (_link, group), lg in list(ledger.link_groups.items()):
             if group_only is not None and group != group_only:
                 continue
@@ -60,7 +67,8 @@ class Moves:
                                    None if fresh else share.choice)
                 left = share.shares.keys() - new.shares.keys()
                 if (bridge and left and subscriber not in lg.bridging
-                        and not left & cands.unusable and left <= cands.names):
+                        and not left & cands.unusable and left <= cands.names
+                        and left & _cached(delivering, group, self._delivering)):
                     lg.bridging[subscriber] = share
                     self.bridges.setdefault(group, now + BRIDGE_TIMEOUT)
                 else:
@@ -101,9 +109,25 @@ class Moves:
             self.end(group)
 
     def due(self, now: float) -> None:
-        """Abandon the bridges whose new upstreams did not deliver in time."""
+        """Bridges whose new upstreams did not deliver in time end: abandoned where the old
+        upstreams still deliver, completed where they do not."""
         for group in [g for g, end in self.bridges.items() if end <= now]:
-            self.end(group, delivered=False)
+            self.end(group, delivered=not self._old_upstreams(group) & self._delivering(group))
 
     def next_deadline(self) -> float | None:
         return min(self.bridges.values(), default=None)
+
+    def _old_upstreams(self, group: bytes) -> set[str]:
+        """The upstreams the bridging shares of ``group`` stay on."""
+        ledger = self._ledger
+        return {u for name in self._links()
+                if (lg := ledger.link_groups.get((name, group))) is not None
+                for old in lg.bridging.values() for u in old.shares}
+
+
+def _cached(cache: dict[bytes, set[str]], group: bytes,
+            compute: Callable[[bytes], set[str]]) -> set[str]:
+    found = cache.get(group)
+    if found is None:
+        found = cache[group] = compute(group)
+    return found
