@@ -282,7 +282,10 @@ class Engine:
         if ev.interface in self._candidates.names:
             # RFC 4605 §2: the router side never runs on an upstream; only queries matter.
             if isinstance(msg, Query) and (ev.interface, family) in self._upstreams.hosts:
-                self._signal(ev.interface, ev.source, "query", now)
+                drop = self._takeover.signal(ev.interface, ev.source, "query", now)
+                if drop is not None:
+                    self._drops.add(ev.interface, drop)  # not from its routers: no effect
+                    return
                 self._upstreams.query(ev.interface, family, msg, now)
             else:
                 self._drops.add(ev.interface, Drop.NOT_A_QUERY_ON_UPSTREAM)

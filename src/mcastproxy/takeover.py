@@ -29,6 +29,8 @@ from mcastproxy.forwarding import Forwarding
 from mcastproxy.liveness import Liveness
 from mcastproxy.moves import Moves
 
+MAX_REJECTED_SENDERS_LOGGED = 64
+
 
 class Takeover:
     """Each candidate's liveness, and what moves when it changes."""
@@ -79,14 +81,23 @@ class Takeover:
         self.apply(now)
 
     def signal(self, upstream: str, source: bytes, kind: str, now: float) -> Drop | None:
-        """A query or hello heard on an upstream: evidence of life if it counts (draft §7)."""
-        evidence = self._candidates.config.candidate(upstream).liveness
-        if not (evidence.queries if kind == "query" else evidence.hellos):
+        """A query or hello heard on an upstream. From a configured router (or from anyone
+        where none is configured), evidence of life if the upstream counts it; from anyone
+        else, a drop: it changes nothing at all (draft §7), not liveness, and for a query not
+        the host side's compatibility mode or answers either (a host on the link must not
+        turn an SSM channel into an any-source join with one IGMPv2 query)."""
+        cand = self._candidates.config.candidate(upstream)
+        trusted = not cand.routers or any(r.packed == source for r in cand.routers)
+        evidence = cand.liveness
+        if trusted and not (evidence.queries if kind == "query" else evidence.hellos):
             return None
-        if self.liveness.signal(upstream, source, now):
+        if trusted and self.liveness.signal(upstream, source, now):
             self.apply(now)
             return None
-        if (upstream, source) not in self._rejected_from:  # said once per sender
+        # Said once per sender, for the first few senders: spoofed sources must not flood
+        # the log or grow this set (every one is counted all the same).
+        if (upstream, source) not in self._rejected_from and len(
+                self._rejected_from) < MAX_REJECTED_SENDERS_LOGGED:
             self._rejected_from.add((upstream, source))
             sender = str(ipaddress.ip_address(source))
             self._outbox.log("warning", "liveness-rejected",

@@ -501,3 +501,36 @@ def test_choosing_the_feeder_does_not_grow_with_the_members(fam: Fam) -> None:
     w.join("d1", text((base + 400).to_bytes(len(ip(fam.h1)))), fam.g1)
     assert calls <= 4
     assert w.route("u1", fam.s1, fam.g1) == {"d1"}
+
+
+ROUTERS_ONLY = """
+  candidates:
+    - interface: u1
+      routers: ["{router}"]
+"""
+
+
+def test_a_query_from_a_host_that_is_not_a_router_changes_nothing_upstream(fam: Fam) -> None:
+    # An older-version query from a forger on the upstream link would switch the host side
+    # to IGMPv2/MLDv1, turning a source-specific join into an any-source one; and a General
+    # Query would be answered. From an address that is not one of the routers: neither.
+    router, forger = ROUTERS[fam.v]
+    w = world(fam, ROUTERS_ONLY.format(router=router))
+    w.join("d1", fam.h1, fam.g1, fam.s1)
+    w.run_for(5)
+    w.clear()
+    dest = "224.0.0.1" if fam.v == 4 else "ff02::1"
+    older = Query(2, fam.general, 1.0) if fam.v == 4 else Query(1, fam.general, 1.0)
+    for _ in range(3):
+        w.receive("u1", forger, older, dest)
+        w.receive("u1", forger, Query(3 if fam.v == 4 else 2, fam.general, 1.0), dest)
+    w.run_for(15)
+    assert w.sent == []  # no answer, no downgrade
+    assert w.engine.dropped["query from a router not configured for the upstream"] == 6
+    w.join("d1", fam.h1, fam.g1, fam.s2)
+    assert w.upstream_records("u1") == [(T.ALLOW_NEW_SOURCES, fam.g1, (fam.s2,))]
+    # The configured router's query is answered as ever.
+    w.clear()
+    w.receive("u1", router, Query(3 if fam.v == 4 else 2, fam.general, 1.0), dest)
+    w.run_for(2)
+    assert w.upstream_records("u1")
