@@ -332,6 +332,9 @@ class Upstream(_Model):
     # Channels also joined on the next-ranked usable upstream as hot standby, even with no
     # tie (multicast-only fast reroute in the manner of RFC 7431): a failure costs a swap.
     resilient: tuple[Record, ...] = ()
+    # On a graceful stop, leave upstream what was joined (the upstream stops sending at once
+    # instead of when its membership times out).
+    leave_on_stop: bool = True
     candidates: Annotated[tuple[Candidate, ...], AfterValidator(_at_least_one("candidate"))]
 
 

@@ -45,6 +45,7 @@ from mcastproxy.events import (
     InterfaceUp,
     NewFlow,
     PacketReceived,
+    Shutdown,
     TimerExpired,
 )
 from mcastproxy.family import BY_LENGTH, BY_VERSION, Family
@@ -267,6 +268,10 @@ class Daemon:
             if handle is not None:
                 handle.cancel()
         self._timer = self._sampler = self._deadline = None
+        if running:
+            # Leave upstream what was joined (upstream.leave-on-stop) while the sockets are
+            # still open.
+            self._handle(Shutdown(), arm=False)
         if self._status is not None:
             self._status.close()
             self._status = None

@@ -93,7 +93,14 @@ class ConfigChanged:
     config: Config
 
 
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """The proxy is stopping gracefully: with ``upstream.leave-on-stop``, every upstream
+    leaves what it joined, so that upstream routers stop sending at once rather than when
+    their membership times out (minutes)."""
+
+
 Event = (
     PacketReceived | InterfaceUp | InterfaceDown | TimerExpired | NewFlow | UpstreamUsability
-    | HelloReceived | ConfigChanged | CountersSampled
+    | HelloReceived | ConfigChanged | CountersSampled | Shutdown
 )

@@ -91,7 +91,7 @@ class Takeover:
         evidence = cand.liveness
         if trusted and not (evidence.queries if kind == "query" else evidence.hellos):
             return None
-        if trusted and self.liveness.signal(upstream, source, now):
+        if self.liveness.signal(upstream, source, now):  # counts the rejected ones too
             self.apply(now)
             return None
         # Said once per sender, for the first few senders: spoofed sources must not flood

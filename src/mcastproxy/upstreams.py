@@ -102,6 +102,13 @@ class Upstreams:
         elif before == NOTHING:
             self._forwarding.joined(upstream, group, now)
 
+    def leave_all(self, now: float) -> None:
+        """Every upstream leaves every group it joined (a graceful stop)."""
+        for (name, fam), host in self.hosts.items():
+            for group in list(host.groups()):
+                host.set_state(group, FilterMode.INCLUDE, EMPTY, now)
+            self._flush(name, fam, host)
+
     def due(self, now: float) -> None:
         for (name, fam), host in self.hosts.items():
             deadline = host.next_deadline()

@@ -106,3 +106,26 @@ async def test_an_upstream_that_goes_down_hands_its_joins_to_the_other(
         assert state["upstreams"]["u1"]["usable"] is False
         assert state["upstreams"]["u2"]["groups"] == {
             proto.group: {"mode": "exclude", "sources": []}}
+
+
+async def test_a_graceful_stop_leaves_upstream_what_was_joined(
+    net: FakeNetwork, workdir: Path, proto: Proto,
+) -> None:
+    async with running(net, workdir, config(proto)):
+        sock = net.sockets[proto.family]
+        sock.inject_message("d1", proto.host, proto.join())
+        await until(lambda: records(sock.messages("u1")), what="a report on u1")
+    # After the stop, the last thing said upstream is the leave: the upstream router stops
+    # sending at once instead of when its membership times out.
+    assert records(sock.messages("u1"))[-1] == (TO_IN, ip(proto.group))
+
+
+async def test_leave_on_stop_can_be_turned_off(
+    net: FakeNetwork, workdir: Path, proto: Proto,
+) -> None:
+    off = config(proto, candidates="[{interface: u1}], leave-on-stop: false")
+    async with running(net, workdir, off):
+        sock = net.sockets[proto.family]
+        sock.inject_message("d1", proto.host, proto.join())
+        await until(lambda: records(sock.messages("u1")), what="a report on u1")
+    assert (TO_IN, ip(proto.group)) not in records(sock.messages("u1"))
