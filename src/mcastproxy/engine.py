@@ -162,11 +162,10 @@ class Engine:
             self._channels.sampled(event.packets, now)
         elif isinstance(event, ConfigChanged):
             self._reconfigure(event.config, now)
-        elif isinstance(event, Shutdown):
-            if self._config.upstream.leave_on_stop:
-                self._outbox.log("info", "leave-on-stop", "stopping: leaving every group "
-                                 "joined upstream")
-                self._upstreams.leave_all(now)
+        elif isinstance(event, Shutdown) and self._config.upstream.leave_on_stop:
+            self._outbox.log("info", "leave-on-stop", "stopping: leaving every group joined "
+                             "upstream")
+            self._upstreams.leave_all(now)
 
     def pop_actions(self) -> list[Action]:
         """The actions asked for since the last call, in order."""
