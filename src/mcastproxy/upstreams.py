@@ -6,6 +6,11 @@ to the upstream querier. Merges that changed are *dirty*; they are reported once
 after every share moved, so a subscription moving between upstreams is joined on the new
 one and settled on the old one in one pass: nothing is left and joined again.
 
+What the hosts have to send is sent once per event too, at the end of ``report_dirty`` (the
+engine's settling of every event): the state changes of the event, a retransmission tick and
+the answers due at that moment go out together, so each upstream packs them into as few
+reports as its MTU allows (RFC 9776 §4.2.16, RFC 9777 §5.2.15) rather than one per group.
+
 When an upstream joins a group, data the kernel queued for it just before gets its route;
 when it leaves one, the group's flows on it go, and per-channel avoid marks of a group that
 nobody asks for any more are forgotten.
@@ -25,10 +30,9 @@ from mcastproxy.forwarding import Forwarding
 from mcastproxy.ledger import Ledger
 from mcastproxy.membership.state import FilterMode
 from mcastproxy.upstream.host import UpstreamHost
-from mcastproxy.upstream.merge import EMPTY, InterfaceState
+from mcastproxy.upstream.merge import EMPTY, NOTHING, InterfaceState
 from mcastproxy.wire.messages import Query
 
-NOTHING: InterfaceState = (FilterMode.INCLUDE, EMPTY)
 Send = Callable[[str, Family, bytes, object], None]  # (interface, family, destination, message)
 
 
@@ -46,6 +50,7 @@ class Upstreams:
         self._send = send
         self._rng = rng
         self.hosts: dict[tuple[str, Family], UpstreamHost] = {}
+        self._unsent: set[tuple[str, Family]] = set()  # hosts that may have output
 
     def configure(self, config: Config, families: list[Family]) -> None:
         """A host side for every candidate and family that has none yet (a reload keeps
@@ -67,27 +72,55 @@ class Upstreams:
         if host is None:
             return False
         host.receive_query(query, now)
-        self._flush(upstream, family, host)
+        self._unsent.add((upstream, family))
         return True
 
     def report_dirty(self, now: float) -> None:
-        """Report every merge that changed (see the module's comment)."""
+        """Report every merge that changed, then send what the hosts have to send (see the
+        module's comment)."""
         dirty = self._ledger.dirty
         while dirty:
-            upstream, group = dirty.pop()
-            self._report(upstream, group, now)
+            # Sorted: the records of one event go out in the same order on every run.
+            batch = sorted(dirty)
+            dirty.clear()
+            changes = []
+            for upstream, group in batch:
+                change = self._report(upstream, group, now)
+                if change is not None:
+                    changes.append(change)
+            self.flush()
+            for upstream, group, before, state in changes:
+                self._reported(upstream, group, before, state, now)  # may dirty more
+        self.flush()
 
-    def _report(self, upstream: str, group: bytes, now: float) -> None:
+    def flush(self) -> None:
+        """Send what every host has to send."""
+        if self._unsent:
+            for key in sorted(self._unsent):
+                host = self.hosts.get(key)
+                if host is not None:
+                    for out in host.pop_outputs():
+                        self._send(key[0], key[1], out.destination, out.message)
+            self._unsent.clear()
+
+    def _report(self, upstream: str, group: bytes,
+                now: float) -> tuple[str, bytes, InterfaceState, InterfaceState] | None:
+        """Hand the merge of ``group`` to ``upstream``'s host side; what changed, if it did."""
         family = BY_LENGTH[len(group)]
         host = self.hosts.get((upstream, family))
-        state = self._ledger.upstream_state(upstream, group)
         if host is None:
-            return
+            return None
+        state = self._ledger.upstream_state(upstream, group)
         before = host.state(group)
         if before == state:
-            return
+            return None
         host.set_state(group, state[0], state[1], now)
-        self._flush(upstream, family, host)
+        self._unsent.add((upstream, family))
+        return upstream, group, before, state
+
+    def _reported(self, upstream: str, group: bytes, before: InterfaceState,
+                  state: InterfaceState, now: float) -> None:
+        """After the reports: log a join or a leave, and follow it in the forwarding plan."""
         if NOTHING in (state, before):
             joined = state != NOTHING
             text = str(ipaddress.ip_address(group))
@@ -107,18 +140,15 @@ class Upstreams:
         for (name, fam), host in self.hosts.items():
             for group in list(host.groups()):
                 host.set_state(group, FilterMode.INCLUDE, EMPTY, now)
-            self._flush(name, fam, host)
+            self._unsent.add((name, fam))
 
     def due(self, now: float) -> None:
-        for (name, fam), host in self.hosts.items():
+        """Run the hosts' timers that are due; what they send goes with the event's reports."""
+        for key, host in self.hosts.items():
             deadline = host.next_deadline()
             if deadline is not None and deadline <= now:
                 host.handle_timers(now)
-                self._flush(name, fam, host)
+                self._unsent.add(key)
 
     def deadlines(self) -> Iterator[float | None]:
         return (host.next_deadline() for host in self.hosts.values())
-
-    def _flush(self, name: str, family: Family, host: UpstreamHost) -> None:
-        for out in host.pop_outputs():
-            self._send(name, family, out.destination, out.message)

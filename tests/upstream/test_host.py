@@ -12,6 +12,7 @@ import pytest
 from mcastproxy.family import Family
 from mcastproxy.membership.state import FilterMode
 from mcastproxy.upstream.host import Transmit, UpstreamHost
+from mcastproxy.wire import build_igmp, build_mld, parse_igmp, parse_mld
 from mcastproxy.wire.messages import GroupRecord, Leave, Query, RecordType, Report
 
 IN, EX = FilterMode.INCLUDE, FilterMode.EXCLUDE
@@ -326,7 +327,7 @@ def test_large_records_are_split_to_fit_the_mtu(fam: Fam) -> None:
         assert isinstance(t.message, Report)
         size = sum((8 if fam.alen == 4 else 20) + fam.alen * len(r.sources)
                    for r in t.message.records)
-        assert size <= 1500 - (32 if fam.alen == 4 else 56)
+        assert size <= (1500 - 32 if fam.alen == 4 else 1280 - 56)
     # EXCLUDE records are truncated, never split (RFC 9776 §4.2.16).
     h.run_until(10)
     out = h.set(fam.group, EX, *many)
@@ -345,3 +346,205 @@ def test_igmpv1_query_is_answered_within_ten_seconds_not_at_once() -> None:
     h.query(fam.general_query(version=1, max_resp=0.0))
     answers = h.run_until(40)
     assert [at for at, _ in answers] == [20 + 5.0]
+
+
+# --- packing (RFC 9776 §4.2.16, RFC 9777 §5.2.15) ------------------------------------------
+
+# The MTU a host assumes when told none: Ethernet's for IPv4, the IPv6 minimum link MTU.
+MTU = {Family.V4: 1500, Family.V6: 1280}
+# Octets around the records: IPv4 header + Router Alert + IGMPv3 report header (20 + 4 + 8);
+# IPv6 header + Hop-by-Hop Router Alert + MLDv2 report header (40 + 8 + 8).
+AROUND = {Family.V4: 32, Family.V6: 56}
+IP_HEADER = {Family.V4: 24, Family.V6: 48}
+RECORD = {Family.V4: 8, Family.V6: 20}  # a record with no sources
+# Records without sources in one report: (1500 - 32) // 8 and (1280 - 56) // 20.
+PER_REPORT = {Family.V4: 183, Family.V6: 61}
+# Sources in a record alone in a report: (1500 - 32 - 8) // 4 and (1280 - 56 - 20) // 16.
+MOST_SOURCES = {Family.V4: 365, Family.V6: 75}
+LINK_LOCAL = ip("fe80::1")
+
+
+def nth(base: bytes, i: int) -> bytes:
+    return (int.from_bytes(base) + i).to_bytes(len(base))
+
+
+def on_the_wire(fam: Fam, t: Transmit, mtu: int | None = None) -> int:
+    """Build ``t`` as it is sent; check that its packet fits the MTU and that the bytes parse
+    back to the message exactly. The octets of its records."""
+    assert isinstance(t.message, Report)
+    if fam.family is Family.V4:
+        payload = build_igmp(t.message)
+        assert parse_igmp(payload) == t.message
+    else:
+        payload = build_mld(t.message, LINK_LOCAL, t.destination)
+        assert parse_mld(payload, LINK_LOCAL, t.destination) == t.message
+    assert IP_HEADER[fam.family] + len(payload) <= (mtu or MTU[fam.family])
+    return len(payload) - 8
+
+
+def test_the_mtu_is_the_family_default_unless_given(fam: Fam) -> None:
+    assert UpstreamHost(fam.family, rng=Rng()).mtu == MTU[fam.family]
+    assert UpstreamHost(fam.family, rng=Rng(), mtu=9000).mtu == 9000
+    with pytest.raises(ValueError, match="MTU"):
+        UpstreamHost(fam.family, rng=Rng(), mtu=AROUND[fam.family] + RECORD[fam.family])
+
+
+def test_state_changes_due_together_fill_reports_to_the_mtu(fam: Fam) -> None:
+    h = harness(fam)
+    groups = [nth(fam.group, i) for i in range(1000)]
+    for g in groups:
+        h.host.set_state(g, EX, frozenset(), 0.0)
+    out = h.collect()
+    per = PER_REPORT[fam.family]
+    assert [len(t.message.records) for t in out] == [per] * (1000 // per) + [1000 % per]
+    assert all(t.destination == fam.v3_routers for t in out)
+    for t in out:
+        on_the_wire(fam, t)
+    # Nothing lost across the reports, nothing twice, in order.
+    assert records(out) == [GroupRecord(T.CHANGE_TO_EXCLUDE_MODE, g) for g in groups]
+
+
+def test_retransmissions_are_packed_too(fam: Fam) -> None:
+    h = harness(fam, 0.5, robustness=3)
+    groups = [nth(fam.group, i) for i in range(500)]
+    for g in groups:
+        h.host.set_state(g, EX, frozenset(), 0.0)
+    first = h.collect()
+    # Groups joined later ride on the same retransmission ticks (one timer per interface).
+    h.now = 0.25
+    late = [nth(fam.group2, 1000 + i) for i in range(100)]
+    for g in late:
+        h.host.set_state(g, IN, frozenset({fam.s1}), h.now)
+    h.collect()
+    later = h.run_until(10)
+    ticks = sorted({at for at, _ in later})
+    assert len(ticks) == 2  # robustness 3: two retransmissions
+    per_source = fam.alen
+    octets = 500 * RECORD[fam.family] + 100 * (RECORD[fam.family] + per_source)
+    room = MTU[fam.family] - AROUND[fam.family]
+    for tick in ticks:
+        sent = [t for at, t in later if at == tick]
+        assert len(sent) == -(-octets // room)  # the fewest that can hold the octets
+        assert sum(on_the_wire(fam, t) for t in sent) == octets
+        assert {r.group for r in records(sent)} == set(groups) | set(late)
+    assert len(first) == -(-500 // PER_REPORT[fam.family])
+
+
+def test_general_query_answer_is_packed(fam: Fam) -> None:
+    h = harness(fam, 0.5)
+    groups = [nth(fam.group, i) for i in range(1000)]
+    for g in groups:
+        h.host.set_state(g, EX, frozenset(), 0.0)
+    h.collect()
+    h.run_until(10)
+    h.query(fam.general_query(max_resp=10.0))
+    answer = [t for _, t in h.run_until(30)]
+    per = PER_REPORT[fam.family]
+    assert [len(t.message.records) for t in answer] == [per] * (1000 // per) + [1000 % per]
+    for t in answer:
+        on_the_wire(fam, t)
+    assert records(answer) == [GroupRecord(T.MODE_IS_EXCLUDE, g) for g in groups]
+
+
+def test_group_responses_due_together_share_reports(fam: Fam) -> None:
+    h = harness(fam, 0.5)
+    groups = [nth(fam.group, i) for i in range(100)]
+    for g in groups:
+        h.host.set_state(g, EX, frozenset(), 0.0)
+    h.collect()
+    h.run_until(10)
+    for g in groups:  # the querier asks each group at once; all due at 10 + 0.5 * 2
+        h.query(Query(fam.new, g, 2.0))
+    answer = [t for _, t in h.run_until(20)]
+    assert len(answer) == -(-100 // PER_REPORT[fam.family])
+    assert records(answer) == [GroupRecord(T.MODE_IS_EXCLUDE, g) for g in groups]
+
+
+@pytest.mark.parametrize("kind", ["include", "allow-block"])
+def test_a_record_with_too_many_sources_is_split_and_fills_each_report(
+    fam: Fam, kind: str
+) -> None:
+    h = harness(fam)
+    many = [nth(fam.s1, i) for i in range(1000)]
+    others = [nth(fam.s1, 5000 + i) for i in range(1000)]
+    if kind == "allow-block":
+        h.set(fam.group, IN, *many)
+        h.run_until(10)
+    h.host.set_state(fam.group2, EX, frozenset(), h.now)  # a small record first
+    h.host.set_state(fam.group, IN, frozenset(others if kind == "allow-block" else many),
+                     h.now)
+    out = h.collect()
+    room = MTU[fam.family] - AROUND[fam.family]
+    used = [on_the_wire(fam, t) for t in out]
+    # Every report but the last as full as the record layout allows: fewer octets left
+    # than one more source.
+    assert all(room - u < fam.alen for u in used[:-1])
+    recs = records(out)
+    assert recs[0] == GroupRecord(T.CHANGE_TO_EXCLUDE_MODE, fam.group2)
+    # Pieces of one record never share a report (RFC 9776 §4.2.16).
+    for t in out:
+        assert len({(r.type, r.group) for r in t.message.records}) == len(t.message.records)
+    # Nothing lost: each record's pieces carry exactly its sources.
+    wanted = ({T.ALLOW_NEW_SOURCES: others, T.BLOCK_OLD_SOURCES: many} if kind == "allow-block"
+              else {T.ALLOW_NEW_SOURCES: many})
+    for rtype, sources in wanted.items():
+        pieces = [r for r in recs if r.type == rtype and r.group == fam.group]
+        assert all(len(r.sources) <= MOST_SOURCES[fam.family] for r in pieces)
+        assert sorted(s for r in pieces for s in r.sources) == sorted(sources)
+    # The retransmission says it all again, split alike.
+    later = [t for _, t in h.run_until(h.now + 10)]
+    for rtype, sources in wanted.items():
+        pieces = [r for r in records(later) if r.type == rtype and r.group == fam.group]
+        assert sorted(s for r in pieces for s in r.sources) == sorted(sources)
+
+
+def test_an_exclude_record_too_large_is_truncated_in_a_report_of_its_own(fam: Fam) -> None:
+    h = harness(fam)
+    many = [nth(fam.s1, i) for i in range(1000)]
+    h.host.set_state(fam.group2, EX, frozenset(), 0.0)
+    h.host.set_state(fam.group, EX, frozenset(many), 0.0)
+    h.host.set_state(nth(fam.group2, 7), EX, frozenset(), 0.0)
+    out = h.collect()
+    assert [[r.group for r in t.message.records] for t in out] == [
+        [fam.group2], [fam.group], [nth(fam.group2, 7)]]
+    (record,) = out[1].message.records
+    assert record.type == T.CHANGE_TO_EXCLUDE_MODE
+    assert record.sources == tuple(sorted(many))[:MOST_SOURCES[fam.family]]
+    for t in out:
+        on_the_wire(fam, t)
+
+
+def test_a_smaller_mtu_packs_fewer_records(fam: Fam) -> None:
+    mtu = 576 if fam.family is Family.V4 else 1280
+    h = harness(fam, mtu=mtu)
+    for i in range(200):
+        h.host.set_state(nth(fam.group, i), EX, frozenset(), 0.0)
+    out = h.collect()
+    per = (mtu - AROUND[fam.family]) // RECORD[fam.family]
+    assert [len(t.message.records) for t in out][:-1] == [per] * (len(out) - 1)
+    for t in out:
+        on_the_wire(fam, t, mtu)
+
+
+def test_older_querier_modes_send_one_message_per_group(fam: Fam) -> None:
+    # IGMPv1/v2 and MLDv1 messages carry one group: nothing to pack.
+    for version in sorted({fam.old, 1}):
+        h = harness(fam, 0.5)
+        h.query(fam.general_query(version=version, max_resp=10.0))
+        groups = [nth(fam.group, i) for i in range(50)]
+        for g in groups:
+            h.host.set_state(g, EX, frozenset(), h.now)
+        out = h.collect()
+        assert out == [Transmit(Report(version, (GroupRecord(T.MODE_IS_EXCLUDE, g),)), g)
+                       for g in groups]
+        later = h.run_until(4)  # the repetition, one per group too
+        assert [t for _, t in later] == out
+        answer = [t for _, t in h.run_until(20)]  # the query's answer, due at 5
+        assert answer == out
+        for g in groups:
+            h.host.set_state(g, IN, frozenset(), h.now)
+        leaves = h.collect()
+        if fam.family is Family.V4 and version == 1:
+            assert leaves == []  # IGMPv1 has no leave
+        else:
+            assert leaves == [Transmit(Leave(g), fam.all_routers) for g in groups]

@@ -57,3 +57,27 @@ def test_incremental_merge_equals_direct_evaluation(
             keep.remove(part)
             assert merged.state() == reference(keep)
     assert merged.empty == (not any(m is EX or s for m, s in keep))
+
+
+def test_merges_without_sources_share_their_state() -> None:
+    # Most groups are joined in any-source mode: their merges hold no set of their own.
+    one, two = MergedGroup(), MergedGroup()
+    one.add(EX, frozenset())
+    two.add(EX, frozenset())
+    assert one.state() is two.state()
+    assert one.state() == (EX, frozenset())
+    one.remove(EX, frozenset())
+    assert one.state() is MergedGroup().state()
+    assert one.empty
+    # Sources added to one merge, then taken back, leave every other merge as it was.
+    one.add(IN, frozenset({a}))
+    one.add(EX, frozenset({b, c}))
+    assert one.state() == (EX, {b, c})
+    fresh = MergedGroup()
+    assert fresh.state() == (IN, frozenset())
+    assert not fresh.wants(a)
+    assert not fresh.wants(b)
+    one.remove(IN, frozenset({a}))
+    one.remove(EX, frozenset({b, c}))
+    assert one.empty
+    assert one.state() == (IN, frozenset())

@@ -21,6 +21,18 @@ into messages, as a host's IGMP/MLD module would:
   been heard within the Older Version Querier Present Timeout, the old message kinds are sent
   (a version 1/2 report per joined group, a Leave/Done when a group is left, none in IGMPv1),
   and source lists cannot be expressed.
+- Packing (RFC 9776 §4.2.16, RFC 9777 §5.2.15): a report carries as many records as the
+  link's MTU allows (the IPv6 minimum of 1280 octets unless told otherwise). Records are
+  gathered, not sent one by one: everything due between two calls of ``pop_outputs`` (the
+  engine makes one per event: the event's state changes, a retransmission tick, the answer
+  to a General Query, the group responses due together) waits in one list, and
+  ``pop_outputs`` packs it into as few reports as fit, in order. A record that fits in a
+  report is never split: it starts the next report when the current one is too full. A
+  record with too many sources for any report is split into records of the same type over
+  several reports, the first filling what is left of the current one; except MODE_IS_EXCLUDE
+  and CHANGE_TO_EXCLUDE_MODE records, which cannot be split without changing their meaning:
+  one record is sent with as many sources as fit in a report, and the rest are not reported.
+  Older versions have no records: one message per group.
 
 One instance per upstream interface and family; no I/O, time is the ``now`` argument, random
 delays come from the injected ``rng`` (uniform in [0, 1)).
@@ -34,14 +46,20 @@ from dataclasses import dataclass
 
 from mcastproxy.family import Family
 from mcastproxy.membership.state import FilterMode
-from mcastproxy.upstream.merge import EMPTY, InterfaceState
+from mcastproxy.upstream.merge import ANY_SOURCE, NOTHING, InterfaceState
 from mcastproxy.wire.messages import GroupRecord, Leave, Query, RecordType, Report
 
-# Octets of a report's packet outside the records: IPv4 header with Router Alert + IGMPv3
-# report header; IPv6 header + Hop-by-Hop Router Alert + MLDv2 report header.
-_OVERHEAD = {Family.V4: 24 + 8, Family.V6: 40 + 8 + 8}
+# Octets of a report's packet outside the records: IPv4 header (20) with the Router Alert
+# option (4) + IGMPv3 report header (8); IPv6 header (40) + Hop-by-Hop header with Router
+# Alert (8) + MLDv2 report header (8).
+OVERHEAD = {Family.V4: 20 + 4 + 8, Family.V6: 40 + 8 + 8}
 # A record's octets before its sources: type, aux data length, number of sources, group.
-_RECORD_HEADER = {Family.V4: 4 + 4, Family.V6: 4 + 16}
+RECORD_HEADER = {Family.V4: 4 + 4, Family.V6: 4 + 16}
+# The MTU assumed when the link's is not given: Ethernet's for IPv4; for IPv6 the minimum
+# link MTU (RFC 8200 §5), which every IPv6 link carries.
+DEFAULT_MTU = {Family.V4: 1500, Family.V6: 1280}
+_EXCLUDE_RECORDS = frozenset({RecordType.MODE_IS_EXCLUDE, RecordType.CHANGE_TO_EXCLUDE_MODE})
+_NO_SOURCE_CHANGES: dict[bytes, int] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +77,9 @@ class _Retransmission:
 
     def __init__(self) -> None:
         self.filter_mode = 0  # Filter-Mode-Change records still to send
-        self.sources: dict[bytes, int] = {}  # source -> Source-List-Change records to send
+        # source -> Source-List-Change records to send; a join or a leave has none, so they
+        # share one empty dict, never written, until a source changes.
+        self.sources = _NO_SOURCE_CHANGES
 
 
 class UpstreamHost:
@@ -75,7 +95,7 @@ class UpstreamHost:
         query_interval: float = 125.0,
         query_response_interval: float = 10.0,
         rng: Callable[[], float],
-        mtu: int = 1500,
+        mtu: int | None = None,
     ) -> None:
         self.family = family = Family(family)  # ValueError if it is no family
         self.newest_version = family.newest_version
@@ -85,7 +105,7 @@ class UpstreamHost:
         self.unsolicited_report_interval = unsolicited_report_interval
         self.query_interval = query_interval
         self.query_response_interval = query_response_interval
-        self.mtu = mtu
+        self.mtu = DEFAULT_MTU[family] if mtu is None else mtu
         self._rng = rng
         self._state: dict[bytes, InterfaceState] = {}  # only groups with membership
         self._pending: dict[bytes, _Retransmission] = {}
@@ -99,6 +119,18 @@ class UpstreamHost:
         self._records: list[GroupRecord] = []  # to send, packed into reports by pop_outputs
         self._outputs: list[Transmit] = []
 
+    @property
+    def mtu(self) -> int:
+        """The MTU of the upstream link, which reports are packed for."""
+        return self._mtu
+
+    @mtu.setter
+    def mtu(self, mtu: int) -> None:
+        room = mtu - OVERHEAD[self.family]  # octets of records a report can carry
+        if room < RECORD_HEADER[self.family] + self.family.length:
+            raise ValueError(f"an MTU of {mtu} cannot carry a record with one source")
+        self._mtu, self._room = mtu, room
+
     # --- what the engine asks -------------------------------------------------------------
 
     def compatibility_mode(self, now: float) -> int:
@@ -110,7 +142,7 @@ class UpstreamHost:
         return self.newest_version
 
     def state(self, group: bytes) -> InterfaceState:
-        return self._state.get(group, (FilterMode.INCLUDE, EMPTY))
+        return self._state.get(group, NOTHING)
 
     def groups(self) -> Iterator[bytes]:
         return iter(self._state)
@@ -125,9 +157,11 @@ class UpstreamHost:
         self, group: bytes, mode: FilterMode, sources: frozenset[bytes], now: float
     ) -> None:
         """The merged interface state of ``group`` is now (mode, sources)."""
-        joined = mode is FilterMode.EXCLUDE or bool(sources)
+        if sources:
+            new: InterfaceState | None = (mode, sources)
+        else:  # most groups: one shared state, not a tuple each
+            new = ANY_SOURCE if mode is FilterMode.EXCLUDE else None
         old = self._state.get(group)
-        new = (mode, sources) if joined else None
         if new == old:
             return
         if new is None:
@@ -215,16 +249,18 @@ class UpstreamHost:
     def _state_change(
         self, group: bytes, old: InterfaceState | None, new: InterfaceState | None, now: float
     ) -> None:
-        old_mode, old_sources = old or (FilterMode.INCLUDE, EMPTY)
-        new_mode, new_sources = new or (FilterMode.INCLUDE, EMPTY)
+        old_mode, old_sources = old or NOTHING
+        new_mode, new_sources = new or NOTHING
         pending = self._pending.get(group)
         if pending is None:
             pending = self._pending[group] = _Retransmission()
         if old_mode != new_mode:
             pending.filter_mode = self.robustness
-            pending.sources.clear()  # the Filter-Mode-Change record carries every source
-        else:
-            for s in old_sources ^ new_sources:
+            pending.sources = _NO_SOURCE_CHANGES  # the Filter-Mode-Change record has all
+        elif changed := old_sources ^ new_sources:
+            if pending.sources is _NO_SOURCE_CHANGES:
+                pending.sources = {}
+            for s in changed:
                 pending.sources[s] = self.robustness
         self._records += self._change_records(group, pending)
         self._arm_retransmission(now)
@@ -255,6 +291,8 @@ class UpstreamHost:
                 records.append(GroupRecord(RecordType.BLOCK_OLD_SOURCES, group, tuple(block)))
         if not pending.filter_mode and not pending.sources:
             del self._pending[group]
+            if not self._pending:
+                self._pending = {}  # a dict keeps its size when emptied: let a burst's go
         return records
 
     def _arm_retransmission(self, now: float) -> None:
@@ -357,33 +395,48 @@ class UpstreamHost:
     # --- packing records into messages (RFC 9776 §4.2.16, RFC 9777 §5.2.15) -------------------
 
     def _pack(self, records: list[GroupRecord]) -> Iterator[tuple[GroupRecord, ...]]:
-        room = self.mtu - _OVERHEAD[self.family]
-        header = _RECORD_HEADER[self.family]
-        per_source = self.family.length
+        """``records``, in order, in as few reports as fit (see the module's comment)."""
+        room = self._room
+        header = RECORD_HEADER[self.family]
+        width = self.family.length
+        most = (room - header) // width  # sources in a record that fills a report alone
         batch: list[GroupRecord] = []
         used = 0
-        for whole in records:
-            for record in self._split(whole, (room - header) // per_source):
-                size = header + per_source * len(record.sources)
-                if batch and used + size > room:
-                    yield tuple(batch)
-                    batch, used = [], 0
+        for record in records:
+            size = header + width * len(record.sources)
+            if used + size <= room:
                 batch.append(record)
                 used += size
+                continue
+            if size <= room:  # fits in a report: whole, at the start of the next one
+                yield tuple(batch)
+                batch, used = [record], size
+                continue
+            sources = record.sources
+            if record.type in _EXCLUDE_RECORDS:
+                # RFC 9776 §4.2.16: "a single Group Record is sent, containing as many
+                # source addresses as can fit, and the remaining source addresses are not
+                # reported".
+                if batch:
+                    yield tuple(batch)
+                yield (record._replace(sources=sources[:most]),)
+                batch, used = [], 0
+                continue
+            # RFC 9776 §4.2.16: "split into multiple Group Records, each containing a
+            # different subset of the source addresses and each sent in a separate Report".
+            fit = (room - used - header) // width
+            if fit > 0:
+                batch.append(record._replace(sources=sources[:fit]))
+                sources = sources[fit:]
+            if batch:
+                yield tuple(batch)
+            while len(sources) > most:
+                yield (record._replace(sources=sources[:most]),)
+                sources = sources[most:]
+            batch = [record._replace(sources=sources)]
+            used = header + width * len(sources)
         if batch:
             yield tuple(batch)
-
-    @staticmethod
-    def _split(record: GroupRecord, most: int) -> Iterator[GroupRecord]:
-        if len(record.sources) <= most:
-            yield record
-        elif record.type in (RecordType.MODE_IS_EXCLUDE, RecordType.CHANGE_TO_EXCLUDE_MODE):
-            # An EXCLUDE record cannot be split without changing its meaning: as many
-            # sources as fit are sent and the rest are not reported (RFC 9776 §4.2.16).
-            yield record._replace(sources=record.sources[:most])
-        else:
-            for i in range(0, len(record.sources), most):
-                yield record._replace(sources=record.sources[i : i + most])
 
 
 def _max_response(query: Query, family: Family) -> float:

@@ -9,6 +9,11 @@ otherwise INCLUDE with every source any subscription includes.
 one subscription costs time in its own sources only, however many share the group: the
 number of EXCLUDE contributions, and per source how many INCLUDE lists and how many EXCLUDE
 lists hold it.
+
+A merge is kept per group several times over (per link, per upstream), and most groups are
+joined in any-source mode, with no source at all: so a merge makes its per-source counts
+only when a contribution has sources, and the states with no source (``NOTHING``,
+``ANY_SOURCE``) are shared constants rather than a new tuple and set each time.
 """
 
 from __future__ import annotations
@@ -21,6 +26,14 @@ EMPTY: frozenset[bytes] = frozenset()
 
 InterfaceState = tuple[FilterMode, frozenset[bytes]]
 """A (filter mode, source list) pair; INCLUDE with no sources means no membership."""
+
+NOTHING: InterfaceState = (FilterMode.INCLUDE, EMPTY)
+"""No membership."""
+ANY_SOURCE: InterfaceState = (FilterMode.EXCLUDE, EMPTY)
+"""Every source: an any-source membership."""
+
+_NO_COUNTS: dict[bytes, int] = {}
+"""The counts of a merge with no source of a kind: shared, read, never written."""
 
 
 class MergedGroup:
@@ -35,8 +48,8 @@ class MergedGroup:
 
     def __init__(self) -> None:
         self._excluders = 0  # EXCLUDE contributions
-        self._excluded: dict[bytes, int] = {}  # source -> EXCLUDE lists holding it
-        self._included: dict[bytes, int] = {}  # source -> INCLUDE lists holding it
+        self._excluded = _NO_COUNTS  # source -> EXCLUDE lists holding it
+        self._included = _NO_COUNTS  # source -> INCLUDE lists holding it
         self._state: InterfaceState | None = None  # the merged state, while known
 
     def add(self, mode: FilterMode, sources: Iterable[bytes]) -> None:
@@ -46,9 +59,17 @@ class MergedGroup:
             if sources or not self._excluders or self._excluded:
                 self._state = None
             self._excluders += 1
+            if not sources:
+                return
             counts = self._excluded
+            if counts is _NO_COUNTS:
+                counts = self._excluded = {}
         else:
+            if not sources:
+                return
             counts = self._included
+            if counts is _NO_COUNTS:
+                counts = self._included = {}
         for s in sources:
             n = counts.get(s, 0)
             if not n:
@@ -89,11 +110,13 @@ class MergedGroup:
             if self._excluders:
                 n = self._excluders
                 included = self._included
-                state = FilterMode.EXCLUDE, frozenset(
-                    s for s, c in self._excluded.items() if c == n and s not in included
-                )
+                excluded = frozenset(
+                    s for s, c in self._excluded.items() if c == n and s not in included)
+                state = (FilterMode.EXCLUDE, excluded) if excluded else ANY_SOURCE
+            elif self._included:
+                state = FilterMode.INCLUDE, frozenset(self._included)
             else:
-                state = FilterMode.INCLUDE, frozenset(self._included) if self._included else EMPTY
+                state = NOTHING
             self._state = state
         return state
 
