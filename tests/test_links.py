@@ -30,15 +30,16 @@ def test_link_watcher_follows_state_addresses_and_new_interfaces(
     assert first[1] == {"event": "down", "interface": "d9"}  # does not exist yet
     assert first[0]["event"] == "up"
     assert "10.9.0.1" in first[0]["addresses"]
+    assert "10.9.0.1/24" in first[0]["prefixes"]  # the link's subnet (verify-source-subnet)
 
     lab.set_link("host", "eth0", up=False)  # carrier lost on d1
     watch.wait_event(lambda e: e == {"event": "down", "interface": "d1"}, 5)
     lab.set_link("host", "eth0", up=True)
     watch.wait_event(lambda e: e.get("event") == "up" and e["interface"] == "d1", 5)
 
-    lab.run("router", "ip", "addr", "add", "10.9.9.1/24", "dev", "d1")
+    lab.run("router", "ip", "addr", "add", "10.9.9.1/28", "dev", "d1")
     watch.wait_event(
-        lambda e: e.get("interface") == "d1" and "10.9.9.1" in e.get("addresses", ()), 5
+        lambda e: e.get("interface") == "d1" and "10.9.9.1/28" in e.get("prefixes", ()), 5
     )
     lab.run("router", "ip", "link", "add", "d9", "type", "veth", "peer", "name", "x9")
     lab.run("router", "ip", "link", "set", "x9", "up")

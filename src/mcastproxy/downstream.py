@@ -10,23 +10,43 @@ link are marked stale for the forwarding plan.
 A link comes into being when its interface is first up with an address to speak from, and
 keeps its state across address changes and carrier loss (RFC 9776 §6: a router that loses
 its address stops querying; its memberships time out as usual).
+
+Before the router side sees a message, it is held to the link's validity rules
+(``membership.validity``: TTL / hop limit 1, Router Alert, and with ``verify-source-subnet``
+a source in the link's subnets, which come with the interface's addresses). Who may be
+querier is the router side's (``QuerierPolicy``); the queries it refuses are logged here, for
+the first few senders (spoofed sources must not flood the log), and counted as drops.
+A new configuration's querier policy and specific-query rate reach a link that already runs
+at its next input (they need the time: a link that may no longer leave the querier's role to
+another router takes it at once).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable, Iterator
 
-from mcastproxy.config import Config
+from mcastproxy.actions import Outbox
+from mcastproxy.config import Config, Downstream
 from mcastproxy.drops import Drop
 from mcastproxy.family import Family
 from mcastproxy.forwarding import Forwarding
 from mcastproxy.ledger import Ledger
-from mcastproxy.membership.outputs import GroupChanged, SendQuery, SubscriberChanged
+from mcastproxy.membership.outputs import (
+    GroupChanged,
+    QueriesMerged,
+    QueryRefused,
+    SendQuery,
+    SubscriberChanged,
+)
 from mcastproxy.membership.router import RouterLink
+from mcastproxy.membership.validity import LinkValidity, subnets_of
 from mcastproxy.upstream.merge import InterfaceState
 from mcastproxy.wire.messages import Message
 
 Send = Callable[[str, Family, bytes, object], None]  # (interface, family, destination, message)
+
+MAX_REFUSED_QUERIERS_LOGGED = 64
 
 
 def own_address(addresses: Iterable[bytes], family: Family) -> bytes | None:
@@ -44,35 +64,94 @@ class DownstreamLinks:
     """A ``RouterLink`` per (downstream link, family)."""
 
     def __init__(self, links: dict[tuple[str, Family], RouterLink], ledger: Ledger,
-                 forwarding: Forwarding, send: Send) -> None:
+                 forwarding: Forwarding, send: Send, outbox: Outbox) -> None:
         self.links = links  # shared with the forwarding plan, which asks what links want
         self._ledger = ledger
         self._forwarding = forwarding
         self._send = send
+        self._outbox = outbox
         self.names: frozenset[str] = frozenset()
+        self._settings: dict[str, Downstream] = {}
+        # Each running link with its validity rules: one lookup per message.
+        self._receivers: dict[tuple[str, Family], tuple[RouterLink, LinkValidity]] = {}
+        # What each link is up with: addresses and their prefix lengths (empty: not known).
+        self._addresses: dict[str, tuple[bytes, ...]] = {}
+        self._prefix_lengths: dict[str, tuple[int, ...]] = {}
+        self._retune: set[tuple[str, Family]] = set()  # links due the new configuration
+        self._refused_logged: set[tuple[str, bytes]] = set()
+        self._unverified: set[str] = set()  # links told their subnets cannot be checked
 
     def configure(self, config: Config, families: list[Family]) -> None:
         self._config = config
         self._families = families
         self.names = frozenset(d.interface for d in config.downstream)
+        self._settings = {d.interface: d for d in config.downstream}
+        for name in list(self._addresses):
+            if name in self._settings:
+                self._judge(name)
+        self._retune = {key for key in self.links if key[0] in self._settings}
 
-    def up(self, name: str, addresses: Iterable[bytes], now: float) -> None:
-        """Link ``name`` is up with ``addresses`` (first time: its router side starts)."""
+    def up(self, name: str, addresses: Iterable[bytes], now: float,
+           prefix_lengths: tuple[int, ...] = ()) -> None:
+        """Link ``name`` is up with ``addresses`` (first time: its router side starts), each
+        with its prefix length if known."""
         config = self._config
+        settings = self._settings[name]
+        addresses = tuple(addresses)
+        self._addresses[name] = addresses
+        self._prefix_lengths[name] = prefix_lengths
         for fam in self._families:
             own = own_address(addresses, fam)
             link = self.links.get((name, fam))
             if link is None:
                 proto = config.igmp if fam is Family.V4 else config.mld
                 assert proto is not None
-                fast = next(d.fast_leave for d in config.downstream if d.interface == name)
                 link = self.links[name, fam] = RouterLink(
-                    config.downstream_timers(name), fam, proto.version, own, fast,
-                    ssm_ranges=proto.ssm_ranges)
+                    config.downstream_timers(name), fam, proto.version, own, settings.fast_leave,
+                    ssm_ranges=proto.ssm_ranges, querier=settings.querier_policy(),
+                    specific_query_rate=settings.specific_query_rate)
                 link.start(now)
             else:
+                self._retune_link(name, fam, link, now)
                 link.set_address(own, now)
             self._flush(name, fam, link)
+        self._judge(name)
+        if (settings.verify_source_subnet and not prefix_lengths
+                and Family.V4 in self._families and name not in self._unverified):
+            self._unverified.add(name)  # said once per link
+            self._outbox.log("warning", "verify-source-subnet",
+                             f"verify-source-subnet on {name}: the prefix lengths of its "
+                             "addresses are not known, so its subnets are not checked",
+                             interface=name)
+
+    def _judge(self, name: str) -> None:
+        """The validity rules of link ``name`` (``membership.validity``), for each family."""
+        settings = self._settings[name]
+        lengths = self._prefix_lengths.get(name, ())
+        subnets = None
+        if settings.verify_source_subnet and lengths:
+            subnets = subnets_of(self._addresses.get(name, ()), lengths)
+        for fam in self._families:
+            link = self.links.get((name, fam))
+            if link is not None:
+                self._receivers[name, fam] = (
+                    link, LinkValidity(fam, settings.require_router_alert, subnets))
+
+    def _retune_link(self, name: str, family: Family, link: RouterLink, now: float) -> bool:
+        """Give a running link the querier policy and rate of a new configuration (if it is
+        due them); True if it was."""
+        if (name, family) not in self._retune:
+            return False
+        self._retune.discard((name, family))
+        settings = self._settings[name]
+        link.reconfigure(settings.querier_policy(), settings.specific_query_rate, now)
+        return True
+
+    def prefix_lengths(self, name: str, addresses: tuple[bytes, ...]) -> tuple[int, ...]:
+        """The prefix lengths link ``name`` was last up with, if with these ``addresses``."""
+        if self._addresses.get(name) != addresses:
+            return ()
+        return self._prefix_lengths.get(name, ())
 
     def down(self, name: str, now: float) -> None:
         for fam in self._families:
@@ -82,20 +161,33 @@ class DownstreamLinks:
                 self._flush(name, fam, link)
 
     def receive(self, name: str, family: Family, message: Message, source: bytes,
-                now: float) -> Drop | None:
-        link = self.links.get((name, family))
-        if link is None:
+                now: float, ttl: int | None = None,
+                router_alert: bool | None = None) -> Drop | None:
+        """A message heard on link ``name``; the reason it was dropped, if it was before the
+        router side (which counts its own drops)."""
+        receiver = self._receivers.get((name, family))
+        if receiver is None:
             return Drop.NOT_PROXIED
+        link, validity = receiver
+        if (ttl is not None and ttl != 1) or router_alert is False or validity.subnets is not None:
+            drop = validity.check(message, source, ttl, router_alert)  # else nothing to object
+            if drop is not None:
+                return drop
+        if self._retune:
+            self._retune_link(name, family, link, now)
         link.receive(message, source, now)
         self._flush(name, family, link)
         return None
 
     def due(self, now: float) -> None:
         for (name, fam), link in self.links.items():
+            retuned = bool(self._retune) and self._retune_link(name, fam, link, now)
             deadline = link.next_deadline()
             if deadline is not None and deadline <= now:
                 link.handle_timers(now)
-                self._flush(name, fam, link)
+            elif not retuned:
+                continue
+            self._flush(name, fam, link)
 
     def deadlines(self) -> Iterator[float | None]:
         return (link.next_deadline() for link in self.links.values())
@@ -120,9 +212,28 @@ class DownstreamLinks:
                 if wanted is None:
                     wanted = touched[group] = link.forwarded(group)
                 ledger.subscriber_changed(name, link, group, out.subscriber, wanted)
-            elif isinstance(out, GroupChanged) and out.group not in touched:
-                touched[out.group] = link.forwarded(out.group)
+            elif isinstance(out, GroupChanged):
+                if out.group not in touched:
+                    touched[out.group] = link.forwarded(out.group)
+            elif isinstance(out, QueriesMerged):
+                self._outbox.counts["specific queries merged"] += 1
+            elif isinstance(out, QueryRefused):
+                self._refused(name, family, out)
         flows = self._forwarding.flows_by_group
         for group, wanted in touched.items():
             if ledger.settle(name, group, wanted, group in flows):
                 self._forwarding.stale.add((group, name))
+
+    def _refused(self, name: str, family: Family, out: QueryRefused) -> None:
+        """Log a refused query, once per sender, for the first few senders."""
+        key = (name, out.source)
+        if key in self._refused_logged or len(self._refused_logged) >= MAX_REFUSED_QUERIERS_LOGGED:
+            return
+        self._refused_logged.add(key)
+        sender = str(ipaddress.ip_address(out.source))
+        why = ("the proxy is always querier there (querier: always)"
+               if out.reason is Drop.QUERY_ON_ALWAYS_QUERIER_LINK
+               else "not one of the link's routers")
+        self._outbox.log("warning", "query-refused",
+                         f"{family.protocol.upper()} query on {name} from {sender} dropped: "
+                         f"{why}", interface=name, source=sender, reason=out.reason.key)

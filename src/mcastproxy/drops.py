@@ -73,6 +73,14 @@ class Drop(StrEnum):
     # RFC 9776 §6.4 / RFC 9777 §7.4 (RFC 4604), for a group in the SSM address range:
     SSM_EXCLUDE_MODE = "any-source join to an SSM group"  # an IS_EX or TO_EX record
     SSM_OLDER_VERSION = "older-version message for an SSM group"  # IGMPv1/v2, MLDv1
+    # RFC 9776 §4 (RFC 2236 §2): every IGMP message is sent with TTL 1 and, from IGMPv2 on,
+    # the Router Alert option; RFC 9777 §5, §6.2, §7.4 (RFC 2710 §3): MLD with hop limit 1 and
+    # the Hop-by-Hop Router Alert. Anything else did not come from a neighbour on the link.
+    TTL_NOT_ONE = "IPv4 TTL is not 1"
+    HOP_LIMIT_NOT_ONE = "IPv6 hop limit is not 1"
+    NO_ROUTER_ALERT = "no Router Alert option"
+    # verify-source-subnet (RFC 8652), the first defence of RFC 9776 §9.2-§9.3:
+    SOURCE_NOT_IN_SUBNET = "IGMP source is not in the link's subnets"
 
     # --- the proxy (engine) ---------------------------------------------------------------
     NOT_A_QUERY_ON_UPSTREAM = "not a query, on an upstream"  # RFC 4605 §2
@@ -84,6 +92,9 @@ class Drop(StrEnum):
     HELLO_NOT_ON_UPSTREAM = "PIM hello on an interface that is not an upstream"
     QUERY_NOT_FROM_ROUTER = "query from a router not configured for the upstream"  # draft §7
     HELLO_NOT_FROM_ROUTER = "hello from a router not configured for the upstream"
+    # Who may be querier on a downstream link (RFC 9776 §6.6.2, §9.1; RFC 9777 §7.6.2, §10):
+    QUERY_ON_ALWAYS_QUERIER_LINK = "query on a link where the proxy is always querier"
+    QUERY_NOT_FROM_LINK_ROUTER = "query from a sender not among the link's routers"
 
     @property
     def key(self) -> str:
@@ -107,7 +118,8 @@ _MALFORMED = (
 _INVALID = (
     Drop.UNKNOWN_MESSAGE, Drop.WRONG_FAMILY, Drop.VERSION_INVALID, Drop.SOURCE_INVALID,
     Drop.SOURCE_NOT_LINK_LOCAL, Drop.QUERY_SOURCE_UNSPECIFIED, Drop.NOT_MULTICAST,
-    Drop.UNKNOWN_RECORD_TYPE, Drop.RECORD_INVALID_FOR_VERSION,
+    Drop.UNKNOWN_RECORD_TYPE, Drop.RECORD_INVALID_FOR_VERSION, Drop.TTL_NOT_ONE,
+    Drop.HOP_LIMIT_NOT_ONE, Drop.NO_ROUTER_ALERT, Drop.SOURCE_NOT_IN_SUBNET,
 )
 _STAGE = {
     **dict.fromkeys(_SOCKET, Stage.SOCKET),

@@ -17,7 +17,10 @@ class PacketReceived:
     """An IGMP (``family`` 4) or MLD (``family`` 6) message arrived on ``interface``.
 
     ``payload`` is the IGMP message after the IPv4 header, or the ICMPv6 message; ``source``
-    and ``destination`` are the IP addresses of the packet.
+    and ``destination`` are the IP addresses of the packet. ``ttl`` is its IPv4 TTL or IPv6
+    hop limit, ``router_alert`` whether it carried a Router Alert option asking routers to
+    examine it (IPv4, RFC 2113; IPv6 Hop-by-Hop with the MLD value, RFC 2711): ``None`` is
+    "not known", which the validity rules let pass (``membership.validity``).
     """
 
     interface: str
@@ -25,17 +28,26 @@ class PacketReceived:
     source: bytes
     destination: bytes
     payload: bytes
+    ttl: int | None = None
+    router_alert: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class InterfaceUp:
     """``interface`` exists and is up, with these addresses (IPv4 and IPv6, any order).
 
-    Sent again whenever its addresses change.
+    ``prefix_lengths`` gives the prefix length of each address, in the same order (so the
+    link's subnets, for ``verify-source-subnet``); empty when not known. Sent again whenever
+    its addresses change.
     """
 
     interface: str
     addresses: tuple[bytes, ...]
+    prefix_lengths: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.prefix_lengths and len(self.prefix_lengths) != len(self.addresses):
+            raise ValueError("prefix_lengths has one length per address, or none")
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ LinkEvent = InterfaceUp | InterfaceDown
 class _Link:
     index: int
     up: bool = False
-    addresses: dict[bytes, None] = field(default_factory=dict)  # ordered set
+    addresses: dict[bytes, int] = field(default_factory=dict)  # address -> prefix length
 
 
 class LinkWatcher:
@@ -131,14 +131,15 @@ class LinkWatcher:
         if deleted or flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED):
             link.addresses.pop(packed, None)
         else:
-            link.addresses[packed] = None
+            link.addresses[packed] = int(msg.get("prefixlen", 8 * len(packed)))
         return name
 
     def _report(self, name: str, initial: bool = False) -> None:
         if name not in self.names:
             return
         link = self._links.get(name)
-        state = (True, tuple(link.addresses)) if link is not None and link.up else (False, ())
+        state = ((True, tuple(link.addresses.items())) if link is not None and link.up
+                 else (False, ()))
         if not initial and self._reported.get(name) == state:
             return
         if initial and not state[0] and name not in self._reported:
@@ -146,13 +147,19 @@ class LinkWatcher:
             self.emit(InterfaceDown(name))
             return
         self._reported[name] = state
-        self.emit(InterfaceUp(name, state[1]) if state[0] else InterfaceDown(name))
+        if state[0]:
+            self.emit(InterfaceUp(name, tuple(a for a, _ in state[1]),
+                                  tuple(n for _, n in state[1])))
+        else:
+            self.emit(InterfaceDown(name))
 
 
 def _print(event: LinkEvent) -> None:
     if isinstance(event, InterfaceUp):
         addrs = [str(ipaddress.ip_address(a)) for a in event.addresses]
-        print(json.dumps({"event": "up", "interface": event.interface, "addresses": addrs}))
+        prefixes = [f"{a}/{n}" for a, n in zip(addrs, event.prefix_lengths, strict=True)]
+        print(json.dumps({"event": "up", "interface": event.interface, "addresses": addrs,
+                          "prefixes": prefixes}))
     else:
         print(json.dumps({"event": "down", "interface": event.interface}))
     sys.stdout.flush()

@@ -82,9 +82,9 @@ class World:
                 self.logs.append(a)
         return actions
 
-    def up(self, name: str) -> None:
+    def up(self, name: str, prefix_lengths: tuple[int, ...] = ()) -> None:
         v4, v6 = ADDRESSES[name]
-        self.handle(InterfaceUp(name, (ip(v4), ip(v6))))
+        self.handle(InterfaceUp(name, (ip(v4), ip(v6)), prefix_lengths))
 
     def clear(self) -> None:
         self.sent.clear()
@@ -92,7 +92,10 @@ class World:
         self.logs.clear()
 
     def receive(self, interface: str, source: str, message: Message,
-                destination: str | None = None) -> None:
+                destination: str | None = None, *, ttl: int | None = None,
+                router_alert: bool | None = None) -> None:
+        """``message`` arrives from ``source``; ``ttl`` / ``router_alert`` as the socket says
+        (None: it does not)."""
         src = ip(source)
         if len(src) == 4:
             dst = ip(destination) if destination else V3_ROUTERS[4]
@@ -102,7 +105,7 @@ class World:
             dst = ip(destination) if destination else V3_ROUTERS[6]
             payload = build_mld(message, src, dst)
             family = 6
-        self.handle(PacketReceived(interface, family, src, dst, payload))
+        self.handle(PacketReceived(interface, family, src, dst, payload, ttl, router_alert))
 
     def report(self, interface: str, source: str, *records: GroupRecord) -> None:
         version = 3 if "." in source else 2

@@ -21,6 +21,7 @@ from mcastproxy.membership import (
     Output,
     ProtocolTimers,
     QuerierChanged,
+    QuerierPolicy,
     RouterLink,
     SendQuery,
     SubscriberChanged,
@@ -144,6 +145,8 @@ class Harness:
         start: bool = True,
         now: float = 0.0,
         ssm_ranges=None,
+        querier: QuerierPolicy | None = None,
+        specific_query_rate: float | None = None,
     ) -> None:
         self.flavor = flavor
         if isinstance(own, str):  # "default": the flavor's router 10
@@ -156,6 +159,8 @@ class Harness:
             self.own,
             fast_leave,
             ssm_ranges,
+            querier=querier,
+            specific_query_rate=specific_query_rate,
         )
         self.now = now
         self.log: list[tuple[float, Output]] = []
@@ -197,6 +202,13 @@ class Harness:
         if at is not None:
             self.advance(at)
         self.link.set_address(address, self.now)
+        return [o for _, o in self._collect()]
+
+    def reconfigure(self, querier: QuerierPolicy, specific_query_rate: float | None,
+                    at: float | None = None):
+        if at is not None:
+            self.advance(at)
+        self.link.reconfigure(querier, specific_query_rate, self.now)
         return [o for _, o in self._collect()]
 
     # --- reading the record -------------------------------------------------------------------

@@ -29,7 +29,25 @@ def igmp() -> IgmpSocket:
 
 def test_a_well_formed_packet_is_handed_on(igmp: IgmpSocket) -> None:
     got = igmp.decode(build_ipv4(SRC, ALL_ROUTERS, LEAVE), 7)
-    assert got == Received("d1", 7, SRC, ALL_ROUTERS, LEAVE, 1)
+    assert got == Received("d1", 7, SRC, ALL_ROUTERS, LEAVE, 1, True)
+    assert not igmp.dropped
+
+
+@pytest.mark.parametrize(
+    ("data", "ttl", "router_alert"),
+    [
+        (build_ipv4(SRC, ALL_ROUTERS, LEAVE, ttl=64), 64, True),  # unicast from afar, say
+        (build_ipv4(SRC, ALL_ROUTERS, LEAVE, router_alert=False), 1, False),
+        (build_ipv4(SRC, ALL_ROUTERS, LEAVE, ttl=0, router_alert=False), 0, False),
+        (build_ipv4(SRC, ALL_ROUTERS, LEAVE, ttl=255), 255, True),
+    ],
+)
+def test_the_ttl_and_router_alert_are_handed_on_for_the_engine_to_judge(
+    igmp: IgmpSocket, data: bytes, ttl: int, router_alert: bool
+) -> None:
+    got = igmp.decode(data, 7)
+    assert got is not None
+    assert (got.ttl, got.router_alert) == (ttl, router_alert)
     assert not igmp.dropped
 
 

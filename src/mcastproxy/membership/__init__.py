@@ -2,9 +2,10 @@
 
 ``RouterLink`` is the per-link, per-family state machine (querier election, queries, the
 INCLUDE/EXCLUDE state tables, compatibility modes, explicit tracking of subscribers);
-``ProtocolTimers`` its timers, as the configuration gives them; ``outputs`` what it asks the
-engine to do; ``SSM_RANGES`` the IANA SSM address ranges (RFC 4607) by family, for
-``RouterLink(ssm_ranges=...)``.
+``ProtocolTimers`` its timers, as the configuration gives them; ``QuerierPolicy`` who may be
+querier on the link; ``outputs`` what it asks the engine to do; ``SSM_RANGES`` the IANA SSM
+address ranges (RFC 4607) by family, for ``RouterLink(ssm_ranges=...)``; ``validity`` what an
+IGMP/MLD message must carry in its IP header to be taken.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from mcastproxy.membership.outputs import (
     GroupChanged,
     Output,
     QuerierChanged,
+    QueriesMerged,
+    QueryRefused,
     SendQuery,
     SubscriberChanged,
 )
+from mcastproxy.membership.querier import QuerierMode, QuerierPolicy
 from mcastproxy.membership.router import RouterLink
 from mcastproxy.membership.state import FilterMode, GroupState, SubscriberState
 from mcastproxy.membership.timers import ProtocolTimers
@@ -29,6 +33,10 @@ __all__ = [
     "Output",
     "ProtocolTimers",
     "QuerierChanged",
+    "QuerierMode",
+    "QuerierPolicy",
+    "QueriesMerged",
+    "QueryRefused",
     "RouterLink",
     "SendQuery",
     "SubscriberChanged",

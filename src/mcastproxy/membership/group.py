@@ -226,6 +226,31 @@ class Group:
                     started = True
         return started
 
+    def merge_last_member_queries(
+        self, query_group: bool, query_sources: list[bytes], limit: float
+    ) -> bool:
+        """"Send Q(G)" and "Send Q(G,X)" answered by the link's merged General Query instead
+        (the link's specific-query rate is spent): lower the timers as §6.6.3 does, to
+        ``limit`` (LMQT from that query), and keep no retransmission state of our own. True if
+        there is something to ask."""
+        asked = False
+        if query_group:
+            if self.mode is EXCLUDE and self.group_timer > limit:
+                self.group_timer = limit
+            asked = True
+        t = self.sources
+        for s in query_sources:
+            if t.get(s, OFF) > limit:
+                t[s] = limit
+                asked = True
+        return asked
+
+    def transmissions_left(self) -> int:
+        """How many more rounds of specific queries the group is due."""
+        pending = self.source_queries
+        most = max(pending.values()) if pending else 0
+        return self.query_count if self.query_count > most else most
+
     def query_round(
         self, now: float, lmqt: float
     ) -> tuple[bool | None, list[bytes], list[bytes], bool]:

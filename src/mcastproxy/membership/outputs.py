@@ -1,6 +1,6 @@
 """What a ``RouterLink`` hands back through ``pop_outputs()``: the engine's inputs.
 
-Four small frozen values:
+Six small frozen values:
 
 - ``SendQuery``: transmit this Query on the link.
 - ``GroupChanged``: the link's forwarding state or its tracked subscribers for a group
@@ -8,12 +8,16 @@ Four small frozen values:
 - ``SubscriberChanged``: one subscriber's own state for a group changed (joined, changed
   its filter, left or timed out); ``RouterLink.subscriber()`` gives the new state.
 - ``QuerierChanged``: this router became, or stopped being, the querier of the link.
+- ``QueryRefused``: a query was dropped because its sender may not be querier (for a log).
+- ``QueriesMerged``: a group's specific queries were left to the link's merged General Query,
+  the link's specific-query rate being spent (for a count).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mcastproxy.drops import Drop
 from mcastproxy.family import Family
 from mcastproxy.wire.messages import Query
 
@@ -66,4 +70,23 @@ class QuerierChanged:
     querier: bytes | None
 
 
-Output = SendQuery | GroupChanged | SubscriberChanged | QuerierChanged
+@dataclass(frozen=True, slots=True)
+class QueryRefused:
+    """A query from ``source`` was dropped for ``reason``: the link's querier policy does not
+    let that sender take part (it is counted in ``RouterLink.dropped`` too)."""
+
+    source: bytes
+    reason: Drop
+
+
+@dataclass(frozen=True, slots=True)
+class QueriesMerged:
+    """The specific queries ``group`` was due were not sent: the link's specific-query rate
+    was spent, and its merged General Query asks instead (``RouterLink``)."""
+
+    group: bytes
+
+
+Output = (
+    SendQuery | GroupChanged | SubscriberChanged | QuerierChanged | QueryRefused | QueriesMerged
+)

@@ -12,18 +12,62 @@ The version in use (RFC 9776 §7.3.1, RFC 9777 §8.3.1): the configured querier 
 for [Older Version Querier Present Timeout] whenever an older General Query is heard. Queries
 are built in that version: below IGMPv3 / MLDv2 they have no S flag, QRV, QQIC or sources, and
 an IGMPv1 query has a Max Resp Code of 0.
+
+Who takes part (``QuerierPolicy``). The election trusts every General Query: RFC 9776 §9.1
+(RFC 9777 §10.1) warns that a forged one from a lower address hands the querier's duties to
+the forger, and with QRV 7 and QQIC 31744 it silences the real querier for 7 x 31744 s, about
+2.6 days, while the non-querier ignores leaves and channels flow to nobody. So a link says who
+may be querier: ``ELECT`` runs the election among ``routers`` (empty: any sender, the RFC's
+behaviour), ``ALWAYS`` makes this router the querier whatever it hears, for a link whose only
+other systems are hosts. What a non-querier adopts is bounded by the policy's ceilings.
 """
 
 from __future__ import annotations
 
 from contextlib import suppress
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from mcastproxy.family import Family
 from mcastproxy.membership.group import NEVER, OFF
 from mcastproxy.membership.outputs import Output, QuerierChanged, SendQuery
 from mcastproxy.membership.timers import ProtocolTimers
 from mcastproxy.wire.messages import Query
+
+
+class QuerierMode(StrEnum):
+    """Who may be querier on a link; the value is the configuration's word."""
+
+    ELECT = "elect"  # RFC 9776 §6.6.2: the lowest address among the routers that take part
+    ALWAYS = "always"  # this router, whatever it hears: the link has hosts only
+
+
+@dataclass(frozen=True, slots=True)
+class QuerierPolicy:
+    """Who may be querier on a link, and how far another querier's values are adopted.
+
+    ``mode`` ``ELECT``: the election of RFC 9776 §6.6.2 among the senders in ``routers``
+    (packed addresses of either family; empty: any sender, the RFC's behaviour; once any is
+    listed, a family with none listed has no router to elect but this one). ``ALWAYS``: every
+    query from another address is refused, so this router is always the querier.
+
+    ``max_robustness`` and ``max_query_interval`` are ceilings on the QRV and QQI a
+    non-querier adopts (§4.1.6, §4.1.7), and so on every interval derived from them (Other
+    Querier Present Interval, Group Membership Interval, Last Member Query Count, Older
+    Version Querier Present Timeout). A ceiling never lowers a value below the link's own.
+    The defaults are the RFC's behaviour: no restriction beyond what the wire can carry.
+    """
+
+    mode: QuerierMode = QuerierMode.ELECT
+    routers: frozenset[bytes] = frozenset()
+    max_robustness: int = 7
+    max_query_interval: float = 31744.0
+
+    def refuses(self, source: bytes) -> bool:
+        """Whether a query from ``source`` (not our own address) is refused."""
+        if self.mode is QuerierMode.ALWAYS:
+            return True
+        return bool(self.routers) and source not in self.routers
 
 
 class Querier:
@@ -41,6 +85,7 @@ class Querier:
         "other_querier_until",
         "outputs",
         "own",
+        "policy",
         "started",
         "startup_left",
         "timers",
@@ -55,7 +100,9 @@ class Querier:
         version: int,
         own: bytes | None,
         outputs: list[Output],
+        policy: QuerierPolicy | None = None,
     ) -> None:
+        self.policy = policy if policy is not None else QuerierPolicy()
         self.configured = timers
         self.timers = timers  # in force: the configured ones, or with the querier's QRV/QQI
         self.family = family
@@ -126,6 +173,11 @@ class Querier:
         self._stop(source)
         return was_querier
 
+    def take_over(self, now: float) -> None:
+        """Become the querier at once (the policy no longer lets the current one be)."""
+        if not self.is_querier and self.own is not None and self.started:
+            self._become_querier(now, startup=False)
+
     def handle_timers(self, now: float) -> None:
         if OFF < self.other_querier_until <= now:
             self.other_querier_until = OFF
@@ -169,10 +221,16 @@ class Querier:
         return Query(version, group, max_resp, sources, s_flag, qrv, round(timers.query_interval))
 
     def _adopt_querier_values(self, query: Query) -> None:
-        """§4.1.6, §4.1.7: a non-querier uses the querier's QRV and QQI (0: our own value)."""
+        """§4.1.6, §4.1.7: a non-querier uses the querier's QRV and QQI (0: our own value),
+        each at most the policy's ceiling (or our own value, if that is higher)."""
         configured = self.configured
-        robustness = query.qrv or configured.robustness
-        interval = float(query.qqi) if query.qqi else configured.query_interval
+        policy = self.policy
+        robustness = configured.robustness
+        if query.qrv:
+            robustness = min(query.qrv, max(policy.max_robustness, robustness))
+        interval = configured.query_interval
+        if query.qqi:
+            interval = min(float(query.qqi), max(policy.max_query_interval, interval))
         current = self.timers
         if robustness == current.robustness and interval == current.query_interval:
             return

@@ -25,6 +25,29 @@ any more, by a non-querier not at all (it lowers its timers when it hears the qu
 queries instead, §6.6.1). When the group state forgets something by its own timers (nobody
 answered the queries), the tracked subscribers that claimed it are forgotten too.
 
+Who may be querier is the link's ``QuerierPolicy`` (``querier``): a query from a sender it
+refuses is dropped before it can take part in the election or lower a timer, and said once
+as a ``QueryRefused`` output for the log.
+
+Specific queries are rate-bounded (``specific_query_rate``): every leave the querier answers
+with Q(G) or Q(G,X) costs [Last Member Query Count] rounds of one or more queries (§6.6.3), so
+a flood of leaves for many groups would come back as a flood of queries. A token bucket per
+link, holding one second's worth, pays for each round; a round that finds a token goes out
+whole (a round is never split: the bucket may run short by the rest of it, made up before the
+next). A round that finds none is merged rather than delayed: the group's own queries are not
+sent (``QueriesMerged``), its timers are lowered to LMQT from the link's next merged General
+Query, and that query (Max Response Time [Last Member Query Interval]) goes out at once, or
+at most LMQI later if one went out less than LMQI ago, and again every LMQI until every group
+merged into it has been asked [Last Member Query Count] times. An RFC-conformant host answers
+a General Query with Current-State Records for all its groups (RFC 9776 §5.2, RFC 9777 §6.2;
+an IGMPv2 or MLDv1 host, with a report for each group), so a group that still has members is
+refreshed, and one that has none ends LMQT after the merged query: at most LMQI later than
+its own queries would have ended it. General Queries keep their schedule and take no token.
+So in any t seconds a link sends at most ``rate`` x (1 + t) specific queries (plus the rest
+of one round) and t / LMQI + 1 merged General Queries. The price: hosts report every group
+instead of one, and other routers on the link do not lower their timers on a General Query
+(§6.6.1), so they forward a merged group until their own timers run out.
+
 Timers: every deadline lives in the state it belongs to (a float on the group, the source
 record, the subscription). Two heaps index them for ``next_deadline()`` and
 ``handle_timers()``: one entry per group (its earliest timer) and one per tracked
@@ -66,8 +89,15 @@ from mcastproxy.membership.group import (
     TO_IN,
     Group,
 )
-from mcastproxy.membership.outputs import GroupChanged, Output, SendQuery, SubscriberChanged
-from mcastproxy.membership.querier import Querier
+from mcastproxy.membership.outputs import (
+    GroupChanged,
+    Output,
+    QueriesMerged,
+    QueryRefused,
+    SendQuery,
+    SubscriberChanged,
+)
+from mcastproxy.membership.querier import Querier, QuerierMode, QuerierPolicy
 from mcastproxy.membership.state import FilterMode, GroupState, SubscriberState
 from mcastproxy.membership.timers import ProtocolTimers
 from mcastproxy.membership.tracking import (
@@ -79,6 +109,7 @@ from mcastproxy.membership.tracking import (
 from mcastproxy.wire.messages import Leave, Message, Query, Report
 
 _NEXT_DEADLINE_BUDGET = 64  # stale heap entries next_deadline() drops per heap and call
+_ROUND_SLACK = 1e-6  # merged query rounds are LMQI apart by repeated addition
 
 
 class RouterLink:
@@ -94,6 +125,11 @@ class RouterLink:
     older-version reports and leaves for groups in them are ignored. ``None`` means the IANA
     ranges of RFC 4607 for the family, ``SSM_RANGES[family]`` (232.0.0.0/8; FF3x::/32 for
     every scope x), the default RFC 4604 asks for; an empty collection turns the rule off.
+
+    ``querier`` says who may be querier and bounds what is adopted from another querier
+    (``QuerierPolicy``; default: the RFC's election among any senders, no ceilings).
+    ``specific_query_rate`` bounds the Group-Specific and Group-and-Source-Specific Queries
+    sent, per second (see the module's comment); ``None``: no bound.
     """
 
     def __init__(
@@ -104,6 +140,8 @@ class RouterLink:
         own_address: bytes | None = None,
         fast_leave: bool = False,
         ssm_ranges: Iterable[Network | str] | None = None,
+        querier: QuerierPolicy | None = None,
+        specific_query_rate: float | None = None,
     ) -> None:
         family = Family(family)  # ValueError if it is no family
         self._family = family
@@ -126,8 +164,13 @@ class RouterLink:
         self._changed_groups: dict[bytes, None] = {}
         self._dropped: Counter[Drop] = Counter()
 
-        self._querier = Querier(timers, family, version, own_address, self._outputs)
+        policy = querier if querier is not None else QuerierPolicy()
+        self._querier = Querier(timers, family, version, own_address, self._outputs, policy)
         self._use_timers(timers)
+
+        # One attribute for the bound: past 30 instance attributes CPython stops specializing
+        # attribute access, which the report path would pay for.
+        self._bound = _QueryBound(specific_query_rate)
 
         self._due = NEVER  # no timer can be due before this (a lower bound, maybe stale)
         self._groups: dict[bytes, Group] = {}
@@ -172,6 +215,22 @@ class RouterLink:
             self._stop_queries()
         self._sync_querier()
 
+    def reconfigure(
+        self, querier: QuerierPolicy, specific_query_rate: float | None, now: float
+    ) -> None:
+        """A new querier policy and specific-query rate. If the policy no longer lets the
+        current querier be one, this router takes over at once."""
+        if now >= self._due:
+            self.handle_timers(now)
+        bound = _QueryBound(specific_query_rate)
+        bound.next, bound.until, bound.last = self._bound.next, self._bound.until, self._bound.last
+        self._bound = bound
+        q = self._querier
+        q.policy = querier
+        if not q.is_querier and q.address is not None and querier.refuses(q.address):
+            q.take_over(now)
+        self._sync_querier()
+
     def handle_timers(self, now: float) -> None:
         """Process every timer due at or before ``now``."""
         self._querier.handle_timers(now)
@@ -203,11 +262,16 @@ class RouterLink:
                 sub.scheduled = sub.expires
                 heappush(sheap, (sub.expires, address, host))
 
+        if OFF < self._bound.next <= now:
+            self._merged_round(now)
+
         due = self._querier.next_deadline()
         if heap:
             due = min(due, heap[0][0])
         if sheap:
             due = min(due, sheap[0][0])
+        if self._bound.next != OFF:
+            due = min(due, self._bound.next)
         self._due = due
 
     def next_deadline(self) -> float | None:
@@ -243,6 +307,8 @@ class RouterLink:
             budget -= 1
         if sheap:
             best = min(best, sheap[0][0])
+        if self._bound.next != OFF:
+            best = min(best, self._bound.next)
         return None if best == NEVER else best
 
     def pop_outputs(self) -> list[Output]:
@@ -292,6 +358,15 @@ class RouterLink:
     def timers(self) -> ProtocolTimers:
         """The timers in force: the configured ones, or with the querier's QRV and QQI."""
         return self._querier.timers
+
+    @property
+    def querier_policy(self) -> QuerierPolicy:
+        return self._querier.policy
+
+    @property
+    def specific_query_rate(self) -> float | None:
+        """Specific queries per second at most (a token bucket of one second); None: no bound."""
+        return self._bound.rate
 
     @property
     def ssm_ranges(self) -> tuple[Network, ...]:
@@ -579,6 +654,13 @@ class RouterLink:
             return  # IGMPv1 has no group-specific queries (and ignores leaves)
         if operating < self._full:
             query_sources = []  # no group-and-source-specific queries before IGMPv3 / MLDv2
+        if self._bound.rate is not None and not self._bound.has_token(now):
+            # The rate is spent: the merged General Query asks instead (module comment).
+            start = self._next_merged_round(now)
+            if g.merge_last_member_queries(query_group, query_sources, start + self._lmqt):
+                self._outputs.append(QueriesMerged(g.address))
+                self._join_merged_rounds(start, self._lmqc, now)
+            return
         if not g.start_last_member_queries(query_group, query_sources, now, self._lmqc, self._lmqt):
             return
         self._retransmitting.add(g.address)
@@ -586,7 +668,26 @@ class RouterLink:
             g.retransmit_at = now + self._lmqi
 
     def _query_round(self, g: Group, now: float) -> bool:
-        """Send the group's pending specific queries once; True if retransmissions remain."""
+        """Send the group's pending specific queries once, if the rate allows (else leave
+        the rest to the merged General Query); True if retransmissions remain."""
+        bound = self._bound
+        if bound.rate is None:
+            return self._send_query_round(g, now)
+        if not bound.has_token(now):
+            # Already asked once at LMQT: the merged query makes the retransmissions.
+            rounds = g.transmissions_left()
+            g.stop_queries()
+            self._retransmitting.discard(g.address)
+            if rounds:
+                self._outputs.append(QueriesMerged(g.address))
+                self._join_merged_rounds(self._next_merged_round(now), rounds, now)
+            return False
+        sent = len(self._outputs)
+        remaining = self._send_query_round(g, now)
+        bound.tokens -= len(self._outputs) - sent
+        return remaining
+
+    def _send_query_round(self, g: Group, now: float) -> bool:
         group_query, above, below, remaining = g.query_round(now, self._lmqt)
         if group_query is not None:
             self._outputs.append(
@@ -599,6 +700,42 @@ class RouterLink:
         if not remaining:
             self._retransmitting.discard(g.address)
         return remaining
+
+    # ==== the specific-query rate bound (see the module's comment) ==============================
+
+    def _next_merged_round(self, now: float) -> float:
+        """When the next merged General Query goes out: the one scheduled, or now, or LMQI
+        after the last one (at most one per LMQI)."""
+        bound = self._bound
+        if bound.next != OFF:
+            return bound.next
+        after_last = bound.last + self._lmqi
+        return after_last if after_last > now else now
+
+    def _join_merged_rounds(self, start: float, rounds: int, now: float) -> None:
+        """A group is asked by the merged General Query ``rounds`` times from ``start``."""
+        bound = self._bound
+        bound.until = max(bound.until, start + (rounds - 1) * self._lmqi)
+        if bound.next == OFF:
+            if start <= now:
+                self._merged_round(now)
+            else:
+                bound.next = start
+                self._due = min(self._due, start)
+
+    def _merged_round(self, now: float) -> None:
+        """Send the merged General Query (Max Response Time LMQI); schedule the next round."""
+        bound = self._bound
+        lmqi = self._lmqi
+        query = self._querier.make_query(self._unspecified, lmqi, (), False)
+        self._outputs.append(SendQuery(query))
+        bound.last = now
+        following = now + lmqi
+        if following <= bound.until + _ROUND_SLACK:
+            bound.next = following
+            self._due = min(self._due, following)
+        else:
+            bound.next = bound.until = OFF
 
     def _send_source_query(self, group: bytes, sources: list[bytes], s_flag: bool) -> None:
         sources.sort()
@@ -718,6 +855,7 @@ class RouterLink:
             if g is not None:
                 g.stop_queries()
         self._retransmitting.clear()
+        self._bound.next = self._bound.until = OFF
 
     def _reschedule(self, g: Group) -> None:
         wake = g.next_wake()
@@ -768,6 +906,15 @@ class RouterLink:
             return
         if not self._check_sender(source):
             return
+        policy = self._querier.policy
+        if policy.refuses(source):
+            # RFC 9776 §9.1: a forged query would take over the election (and a forged older
+            # one the version in use); only the senders the policy names take part.
+            reason = (Drop.QUERY_ON_ALWAYS_QUERIER_LINK if policy.mode is QuerierMode.ALWAYS
+                      else Drop.QUERY_NOT_FROM_LINK_ROUTER)
+            self._dropped[reason] += 1
+            self._outputs.append(QueryRefused(source, reason))
+            return
         version = query.version
         if not 1 <= version <= self._full:
             self._dropped[Drop.VERSION_INVALID] += 1
@@ -806,6 +953,35 @@ class RouterLink:
         if g.v2_host != OFF and self._v4:
             return 2
         return self._full
+
+
+class _QueryBound:
+    """The specific-query rate bound of a link (module comment): a token bucket holding one
+    second's worth, and the rounds of the merged General Query (``OFF``: none)."""
+
+    __slots__ = ("last", "next", "rate", "tokens", "tokens_at", "until")
+
+    def __init__(self, rate: float | None) -> None:
+        if rate is not None and (isinstance(rate, bool) or not rate >= 0):
+            raise ValueError(f"specific_query_rate must be a number of at least 0, not {rate!r}")
+        self.rate = None if rate is None else float(rate)
+        self.tokens = 0.0
+        self.tokens_at = OFF  # a bucket never used is full
+        self.next = OFF  # the next merged General Query
+        self.until = OFF  # the last round any merged group is due
+        self.last = OFF  # when the last one went out
+
+    def has_token(self, now: float) -> bool:
+        """Refill the bucket and say if a round may go out."""
+        rate = self.rate
+        if rate is None:
+            return True
+        if rate <= 0:
+            return False
+        tokens = self.tokens + (now - self.tokens_at) * rate
+        self.tokens = tokens if tokens < rate else rate
+        self.tokens_at = now
+        return self.tokens >= 1
 
 
 def _ssm_networks(family: Family, ranges: Iterable[Network | str] | None) -> tuple[Network, ...]:

@@ -37,8 +37,10 @@ NOT_LOOPED_BACK = (
 @dataclass(frozen=True, slots=True)
 class Received:
     """An IGMP message (the IPv4 payload) or an MLD message (the ICMPv6 message) received on
-    ``interface`` (index ``ifindex``), with the packet's addresses (packed) and its TTL /
-    hop limit (None when the kernel did not say)."""
+    ``interface`` (index ``ifindex``), with the packet's addresses (packed), its TTL / hop
+    limit, and whether it carried a Router Alert option asking routers to examine it (IPv4:
+    RFC 2113 value 0; IPv6: a Hop-by-Hop Router Alert with the MLD value 0, RFC 2711); each
+    None when not known."""
 
     interface: str
     ifindex: int
@@ -46,6 +48,7 @@ class Received:
     destination: bytes
     payload: bytes
     ttl: int | None = None
+    router_alert: bool | None = None
 
 
 class Memberships:

@@ -18,6 +18,9 @@ tests/netio/test_reception.py the result):
   too, which their BPF filter drops (``kernel.ipmr``).
 - The kernel's own IGMP reports for the groups ``listen`` joins come back as input
   (looped back, skb->pkt_type PACKET_LOOPBACK), and a BPF filter drops them.
+- Each message is handed on with its IPv4 header's TTL and whether the header holds a Router
+  Alert option (``wire.parse_ipv4``): the engine drops IGMP with a TTL other than 1, and
+  IGMPv2/v3 without Router Alert (RFC 9776 §4, §9).
 - Not received: IGMP without Router Alert to a routable group (IGMPv1 reports, and
   pre-RFC 2236 stacks): ``ip_mr_input`` gives those only to the mroute socket of the
   table the arrival interface looks up, which a downstream interface has none of.
@@ -102,7 +105,8 @@ class IgmpSocket(ListeningSocket):
 
     def decode(self, data: bytes, index: int | None) -> Received | None:
         """The message in ``data`` (an IPv4 packet as a raw socket reads it) that arrived on
-        interface ``index``; None, counted in ``dropped``, if it is not one to hand on."""
+        interface ``index``, with the header's TTL and whether it has a Router Alert option;
+        None, counted in ``dropped``, if it is not one to hand on."""
         try:
             packet = parse_ipv4(data)
         except WireError as e:
@@ -115,7 +119,8 @@ class IgmpSocket(ListeningSocket):
         if name is None or index is None:
             self.dropped[Drop.UNKNOWN_INTERFACE] += 1
             return None
-        return Received(name, index, packet.src, packet.dst, packet.payload, packet.ttl)
+        return Received(name, index, packet.src, packet.dst, packet.payload, packet.ttl,
+                        packet.router_alert)
 
     # -- sending ----------------------------------------------------------------------------
 

@@ -18,6 +18,10 @@ tests/netio/test_reception.py and test_checksum.py):
 - The kernel verifies the ICMPv6 checksum of what a raw ICMPv6 socket receives (rawv6
   checks it for the ICMPv6 protocol, as it computes it on send): a message with a bad
   checksum is discarded in recvmsg and never returned.
+- Each message comes with its hop limit (IPV6_RECVHOPLIMIT) and its Hop-by-Hop Options header
+  if it had one (IPV6_RECVHOPOPTS), from which ``router_alert`` says whether it carried a
+  Router Alert for MLD (RFC 2711 value 0): the engine drops MLD with a hop limit other than 1
+  or without it (RFC 9777 §6.2, §7.4). The kernel has checked the header's option lengths.
 
 Sending: the ICMPv6 message as given, the kernel computing its checksum (a raw ICMPv6 socket
 always does, at offset 2, over the real addresses: the given one is replaced), hop limit 1
@@ -36,7 +40,6 @@ from mcastproxy.drops import Drop
 from mcastproxy.family import Family
 from mcastproxy.netio import sockopts
 from mcastproxy.netio.common import (
-    ANCILLARY_SIZE,
     MAX_PER_RECEIVE,
     NOT_LOOPED_BACK,
     RCVBUF,
@@ -50,6 +53,14 @@ MLD_TYPES = (130, 131, 132, 143)  # query, v1 report, v1 done, v2 report (RFC 97
 ROUTER_GROUPS = (Family.V6.all_v3_routers, Family.V6.all_routers)
 IPV6_HOPLIMIT = 52
 IPV6_RECVHOPLIMIT = 51
+IPV6_RECVHOPOPTS = 53  # the Hop-by-Hop Options header arrives as an IPV6_HOPOPTS message
+OPTION_PAD1 = 0
+OPTION_ROUTER_ALERT = 5  # RFC 2711 §2.1: type 5, length 2, value 0 for MLD
+# Room for the packet information, the hop limit and the largest Hop-by-Hop Options header
+# (2,048 octets), so that the header is never cut off.
+ANCILLARY_SIZE_MLD = (
+    socket.CMSG_SPACE(sockopts.IN6_PKTINFO.size) + socket.CMSG_SPACE(4) + socket.CMSG_SPACE(2048)
+)
 # Hop-by-Hop Options header: next header (the kernel fills it), length 0 (8 octets), Router
 # Alert (type 5, length 2, value 0: MLD, RFC 2711 §2.1), PadN of 2 octets (type 1, length 0).
 HOP_BY_HOP_ROUTER_ALERT = bytes([0, 0, 5, 2, 0, 0, 1, 0])
@@ -70,6 +81,7 @@ class MldSocket(ListeningSocket):
             sockopts.attach_filter(s, NOT_LOOPED_BACK)
             s.setsockopt(socket.IPPROTO_IPV6, sockopts.IPV6_RECVPKTINFO, 1)
             s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPOPTS, 1)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 1)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
@@ -90,12 +102,11 @@ class MldSocket(ListeningSocket):
         map, or without packet information, are dropped and counted in ``dropped``."""
         out: list[Received] = []
         recvmsg = self._sock.recvmsg
-        pktinfo = sockopts.IN6_PKTINFO.unpack
         name_of = self.interfaces.name_of
         inet_pton = socket.inet_pton
         for _ in range(MAX_PER_RECEIVE):
             try:
-                data, ancillary, _flags, addr = recvmsg(65535, ANCILLARY_SIZE)
+                data, ancillary, _flags, addr = recvmsg(65535, ANCILLARY_SIZE_MLD)
             except (BlockingIOError, InterruptedError):
                 # Also what a non-blocking read returns after the kernel discarded a
                 # message with a bad checksum; the socket stays readable if more wait.
@@ -103,14 +114,7 @@ class MldSocket(ListeningSocket):
             except OSError:
                 self.dropped[Drop.RECEIVE_ERROR] += 1
                 break
-            index = destination = hop_limit = None
-            for level, kind, value in ancillary:
-                if level != socket.IPPROTO_IPV6:
-                    continue
-                if kind == sockopts.IPV6_PKTINFO:
-                    destination, index = pktinfo(value[: sockopts.IN6_PKTINFO.size])
-                elif kind == IPV6_HOPLIMIT:
-                    hop_limit = _INT.unpack(value[:4])[0]
+            destination, index, hop_limit, router_alert = read_ancillary(ancillary)
             if not data:
                 self.dropped[Drop.EMPTY] += 1
                 continue
@@ -122,7 +126,7 @@ class MldSocket(ListeningSocket):
                 self.dropped[Drop.UNKNOWN_INTERFACE] += 1
                 continue
             source = inet_pton(socket.AF_INET6, addr[0].partition("%")[0])
-            out.append(Received(name, index, source, destination, data, hop_limit))
+            out.append(Received(name, index, source, destination, data, hop_limit, router_alert))
         return out
 
     # -- sending ----------------------------------------------------------------------------
@@ -146,3 +150,48 @@ class MldSocket(ListeningSocket):
             self.send_errors[e.strerror or str(e)] += 1
             return False
         return True
+
+
+def read_ancillary(
+    ancillary: list[tuple[int, int, bytes]],
+) -> tuple[bytes | None, int | None, int | None, bool]:
+    """(destination, interface index, hop limit, Router Alert for MLD) from what recvmsg gave
+    with a message; None for what it did not give. No Hop-by-Hop Options header: no Router
+    Alert (the socket asks for the header, so its absence means the packet had none)."""
+    destination = index = hop_limit = None
+    router_alert = False
+    for level, kind, value in ancillary:
+        if level != socket.IPPROTO_IPV6:
+            continue
+        if kind == sockopts.IPV6_PKTINFO and len(value) >= sockopts.IN6_PKTINFO.size:
+            destination, index = sockopts.IN6_PKTINFO.unpack(value[: sockopts.IN6_PKTINFO.size])
+        elif kind == IPV6_HOPLIMIT and len(value) >= _INT.size:
+            hop_limit = _INT.unpack(value[: _INT.size])[0]
+        elif kind == sockopts.IPV6_HOPOPTS:
+            router_alert = router_alert or hop_by_hop_router_alert(value)
+    return destination, index, hop_limit, router_alert
+
+
+def hop_by_hop_router_alert(header: bytes) -> bool:
+    """Whether a Hop-by-Hop Options header (RFC 8200 §4.3) holds a Router Alert option with the
+    MLD value 0 (RFC 2711 §2.1). A header cut short or with a bad option length: False."""
+    if len(header) < 2:
+        return False
+    end = (header[1] + 1) * 8  # Hdr Ext Len: 8-octet units after the first 8
+    if end > len(header):
+        return False
+    offset = 2
+    while offset < end:
+        kind = header[offset]
+        if kind == OPTION_PAD1:
+            offset += 1
+            continue
+        if offset + 2 > end:
+            return False
+        length = header[offset + 1]
+        if offset + 2 + length > end:
+            return False
+        if kind == OPTION_ROUTER_ALERT and length == 2 and not any(header[offset + 2 : offset + 4]):
+            return True
+        offset += 2 + length
+    return False
