@@ -3,13 +3,22 @@ through ``mcastproxy check``."""
 
 from __future__ import annotations
 
+import os
 import textwrap
+import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from mcastproxy.cli import main
-from mcastproxy.config import ConfigError, parse_config, parse_duration
+from mcastproxy.config import (
+    MAX_ALIAS_NODES,
+    MAX_FILE_SIZE,
+    ConfigError,
+    parse_config,
+    parse_duration,
+)
 
 GOOD = """
 igmp: {version: 3}
@@ -258,3 +267,233 @@ def test_a_links_timers_must_hold_with_the_global_ones_they_overlay() -> None:
     assert [i.path for i in caught.value.issues] == ["downstream[1].timers"]
     assert "query-response-interval (15s) must be less than query-interval (12s)" in str(
         caught.value)
+
+
+# --- a downstream link's trust: querier, routers, ceilings, rate, validity ---------------------
+
+
+def link(settings: str) -> str:
+    return with_(downstream=f"downstream: [{{interface: d1, {settings}}}]")
+
+
+def test_a_downstream_links_trust_defaults_to_the_access_edges() -> None:
+    d1 = parse_config(with_()).downstream[0]
+    assert (d1.querier, d1.routers, d1.max_robustness, d1.max_query_interval) == (
+        "always", (), 4, 300.0)
+    assert (d1.specific_query_rate, d1.require_router_alert, d1.verify_source_subnet) == (
+        100, None, False)
+    policy = d1.querier_policy()
+    assert (policy.mode.value, policy.routers) == ("always", frozenset())
+
+
+def test_a_downstream_links_trust_is_read() -> None:
+    d1 = parse_config(link(
+        'querier: elect, routers: [10.1.0.2, "fe80::2"], max-robustness: 3, '
+        "max-query-interval: 2m, specific-query-rate: 0, require-router-alert: true, "
+        "verify-source-subnet: true")).downstream[0]
+    assert d1.querier == "elect"
+    assert [str(r) for r in d1.routers] == ["10.1.0.2", "fe80::2"]
+    assert (d1.max_robustness, d1.max_query_interval, d1.specific_query_rate) == (3, 120.0, 0)
+    assert (d1.require_router_alert, d1.verify_source_subnet) == (True, True)
+    policy = d1.querier_policy()
+    assert policy.routers == {bytes([10, 1, 0, 2]), bytes.fromhex("fe80" + "0" * 27 + "2")}
+    assert (policy.max_robustness, policy.max_query_interval) == (3, 120.0)
+    one = parse_config(link("querier: elect, routers: 10.1.0.2")).downstream[0]
+    assert [str(r) for r in one.routers] == ["10.1.0.2"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        ("querier: sometimes", "'always' or 'elect'"),
+        ("querier: always, routers: [10.1.0.2]", "need querier: elect"),
+        ('querier: elect, routers: ["2001:db8::1"]', "not link-local"),
+        ("querier: elect, routers: [224.0.0.1]", "not a unicast address"),
+        ("querier: elect, routers: [0.0.0.0]", "not a unicast address"),
+        ("querier: elect, routers: [router-b]", "not an IP address"),
+        ("querier: elect, routers: [10.1.0.0/24]", "not an IP address"),
+        ("max-robustness: 0", "greater than or equal to 1"),
+        ("max-robustness: 8", "less than or equal to 7"),
+        ("max-robustness: many", "valid integer"),
+        ("max-query-interval: 500ms", "greater than or equal to 1"),
+        ("max-query-interval: 31745s", "less than or equal to 31744"),
+        ("max-query-interval: soon", "not a duration"),
+        ("specific-query-rate: -1", "greater than or equal to 0"),
+        ("specific-query-rate: 1000001", "less than or equal to 1000000"),
+        ("specific-query-rate: 2.5", "valid integer"),
+        ("require-router-alert: maybe", "valid boolean"),
+        ("verify-source-subnet: [d1]", "valid boolean"),
+        ("verify-source-subnets: true", "unknown key"),
+    ],
+)
+def test_a_downstream_links_trust_is_refused_with_the_field_and_reason(
+    settings: str, reason: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(link(settings))
+    issues = caught.value.issues
+    assert len(issues) == 1, issues
+    assert issues[0].path.startswith("downstream[0]"), issues
+    assert reason in issues[0].reason, issues
+
+
+# --- interface names: whatever the kernel would refuse, check refuses -------------------------
+
+NAMES_REFUSED = [
+    ('"d\\0x"', "it holds a NUL"),
+    ("d234567890123456", "16 octets, the kernel's limit is 15"),
+    ("ééééééééé", "18 octets, the kernel's limit is 15"),  # 9 letters
+    ('"d 1"', "white space"),
+    ('"d\\t1"', "white space"),
+    ('"d\\u00a01"', "white space"),  # no-break space: octet 0xa0, a space to the kernel
+    ("dà", "white space"),  # "à" is c3 a0 in UTF-8: the kernel sees the same 0xa0
+    ('"d\\u20031"', "white space"),  # em space
+    ('"d\\x01"', "control character"),
+    ("d/1", "it holds '/'"),
+    ('"d:1"', "it holds ':'"),
+    ("eth%d", "it holds '%'"),
+    ('"."', "names a directory"),
+    ('".."', "names a directory"),
+    ('""', "expected an interface name"),
+    ("7", "expected an interface name"),
+]
+
+
+@pytest.mark.parametrize(("name", "reason"), NAMES_REFUSED)
+def test_interface_names_the_kernel_refuses_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, reason: str,
+) -> None:
+    code, out = run_check(tmp_path, with_(downstream=f"downstream: [{{interface: {name}}}]"),
+                          capsys)
+    assert code == 2
+    assert out.count("\n") == 1, out  # one line
+    assert out.startswith("downstream[0].interface: ")
+    assert reason in out
+
+
+@pytest.mark.parametrize("name", ["d23456789012345", "dééééééé", "eth0.100", "br-lan", "veth@x",
+                                  "ppp+1", "lo"])
+def test_interface_names_the_kernel_takes_are_taken(name: str) -> None:
+    assert parse_config(with_(downstream=f"downstream: [{{interface: {name}}}]")
+                        ).downstream[0].interface == name
+
+
+# --- the file: its size, its encoding, its YAML --------------------------------------------
+
+
+def check_file(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, float]:
+    t0 = time.perf_counter()
+    code = main(["check", "-c", str(path)])
+    took = time.perf_counter() - t0
+    out = capsys.readouterr()
+    return code, (out.out + out.err).replace(f"{path}: ", ""), took
+
+
+def test_a_file_over_16_mib_is_refused_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "big.yaml"
+    with path.open("wb") as f:  # sparse: a hole of 16 MiB, then one more octet
+        f.seek(MAX_FILE_SIZE)
+        f.write(b"#")
+    code, out, took = check_file(path, capsys)
+    assert (code, out) == (2, "larger than 16 MiB: too large for a configuration\n")
+    assert took < 1.0
+
+
+@pytest.mark.parametrize(("data", "offset"), [
+    (b"igmp: {}\n\xff\xfe", 9), (b"\xc3", 0), ("igmp: {}\n# é".encode("latin-1"), 11),
+    ("downstream: [{interface: d1}]".encode("utf-16"), 0),
+])
+def test_a_file_that_is_not_utf8_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: bytes, offset: int,
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(data)
+    code, out, _ = check_file(path, capsys)
+    assert code == 2
+    assert out.startswith("not UTF-8 text: octet 0x")
+    assert out.endswith(f" at offset {offset}\n")
+
+
+def test_a_file_that_is_not_a_regular_file_is_refused_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path):  # a FIFO nobody writes to would block; a directory
+        code, out, took = check_file(path, capsys)
+        assert (code, out) == (2, "cannot read not a regular file\n")  # "cannot read PATH: ..."
+        assert took < 1.0
+
+
+BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{a}: &{a} [{', '.join([f'*{p}'] * 9)}]\n" for p, a in zip("abcdefgh", "bcdefghi",
+                                                                 strict=True))
+
+
+def test_an_alias_bomb_is_refused_at_once_and_small(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert len(BOMB) < 400  # 9 aliases of 9 aliases, 9 deep: 9^9 nodes
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BOMB)
+    tracemalloc.start()
+    try:
+        code, out, took = check_file(path, capsys)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 2
+    assert out.startswith(f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes, at line ")
+    assert took < 1.0
+    assert peak < 8 * 2**20
+
+
+def test_anchors_and_aliases_within_bounds_are_taken() -> None:
+    cfg = parse_config(textwrap.dedent("""
+        igmp: {}
+        downstream: [{interface: d1, <<: &fast {fast-leave: true}}, {interface: d2, <<: *fast}]
+        upstream:
+          candidates:
+            - {interface: u1, records: &iptv [{group: 239.1.0.0/16}, {group: 232.1.0.0/16}]}
+            - {interface: u2, records: *iptv}
+    """))
+    assert [d.fast_leave for d in cfg.downstream] == [True, True]
+    assert cfg.upstream.candidates[0].records == cfg.upstream.candidates[1].records
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("[" * 100_000, "nested more than 16 deep at line 1"),
+    ("[" * 5_000 + "]" * 5_000, "nested more than 16 deep at line 1"),
+    ("".join("  " * i + "- \n" for i in range(50)), "nested more than 16 deep at line 17"),
+    ("a: &a [[[[[[[[1]]]]]]]]\nb: &b [[[[[[[[*a]]]]]]]]\nc: [*b]\n",
+     "nested more than 16 deep, aliases expanded, at line 3"),
+    ("a: &a [*a]\n", "an alias names a node it is in, at line 1"),
+    ("a: &a {b: *a}\n", "an alias names a node it is in, at line 1"),
+    ("a: *nowhere\n", "YAML syntax error at line 1, column 4: found undefined alias"),
+    ("a: \x00\n", "YAML syntax error at character 4: unacceptable character #x0000"),
+    ("1: x\n", "a key is a name: '1' is not, at line 1"),
+    ("? [a]\n: 1\n", "a key is a name: 'a collection' is not, at line 1"),
+    ("igmp: {version: " + "1" * 5000 + "}\n", "cannot be read as YAML: ValueError: Exceeds"),
+    (with_(extra="timers: {query-interval: .inf}"), "timers.query-interval: inf is not a finite"),
+    (with_(upstream="upstream:\n  hold-down: .nan\n  candidates: [{interface: u1}]"),
+     "upstream.hold-down: nan is not a finite number"),
+    ("", "the file must hold a mapping of settings"),
+])
+def test_what_yaml_can_do_to_a_reader_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, reason: str,
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    code, out, took = check_file(path, capsys)
+    assert code == 2
+    assert out.count("\n") == 1, out
+    assert reason in out
+    assert took < 2.0
+
+
+def test_parse_config_takes_utf8_bytes() -> None:
+    assert parse_config(GOOD.encode()) == parse_config(GOOD)
+    with pytest.raises(ConfigError, match="not UTF-8 text: octet 0xe9 at offset 0"):
+        parse_config("é".encode("latin-1"))

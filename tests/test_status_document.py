@@ -1,18 +1,27 @@
 """The status document is built from the engine's snapshot: plain data, detached from the
-engine, with every drop visible by reason and by interface."""
+engine, with every drop visible by reason and by interface; made, encoded and let go of a
+slice at a time, each group whole even while the engine goes on between slices."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import weakref
+from collections.abc import Generator, Iterator
+from types import MappingProxyType
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcastproxy.config import parse_config
 from mcastproxy.drops import Drop
 from mcastproxy.engine import Engine
 from mcastproxy.events import InterfaceUp, NewFlow, PacketReceived
 from mcastproxy.family import Family
-from mcastproxy.status import document
-from mcastproxy.wire import build_igmp
+from mcastproxy.snapshot import release, whole
+from mcastproxy.status import document, document_slices, encode
+from mcastproxy.wire import build_igmp, build_mld
 from mcastproxy.wire.messages import GroupRecord, RecordType, Report
 
 CONFIG = """
@@ -97,3 +106,136 @@ def test_the_snapshot_has_interfaces_and_each_subscribers_expiry() -> None:
     # Joined at 1.0: forgotten one Group Membership Interval later (RFC 9776 §8.4).
     assert sub.expire == 1.0 + link.timers.group_membership_interval
     assert group.expire == sub.expire
+
+
+# --- made, encoded and let go of a slice at a time -----------------------------------------
+
+def joined(groups: int, family: Family = Family.V4) -> Engine:
+    """An engine with ``groups`` groups joined by a host on d1 and one on d2, and a route each."""
+    engine = running() if family is Family.V4 else Engine(parse_config(
+        CONFIG.replace("igmp: {version: 3}", "mld: {version: 2}").replace(
+            "239.1.0.0/16", "ff15::/16")), rng=lambda: 0.5)
+    if family is Family.V6:
+        for name, i in (("u1", 1), ("u2", 2), ("d1", 0xD1), ("d2", 0xD2)):
+            engine.handle(InterfaceUp(name, (ip(f"fe80::{i:x}:1"),)), 0.0)
+    for first in range(0, groups, 50):
+        for link, host in (("d1", "1"), ("d2", "2")):
+            report = Report(3 if family is Family.V4 else 2, tuple(
+                GroupRecord(RecordType.CHANGE_TO_EXCLUDE_MODE, ip(group_of(family, g)))
+                for g in range(first, min(groups, first + 50))))
+            src = f"10.{host}.0.7" if family is Family.V4 else f"fe80::{host}:7"
+            dst = "224.0.0.22" if family is Family.V4 else "ff02::16"
+            payload = (build_igmp(report) if family is Family.V4
+                       else build_mld(report, ip(src), ip(dst)))
+            engine.handle(PacketReceived(link, family, ip(src), ip(dst), payload), 1.0)
+    for g in range(groups):
+        source = "192.0.2.99" if family is Family.V4 else "2001:db8::99"
+        engine.handle(NewFlow("u1", ip(source), ip(group_of(family, g))), 1.5)
+    engine.pop_actions()
+    return engine
+
+
+def group_of(family: Family, g: int) -> str:
+    return f"239.1.{g // 256}.{g % 256}" if family is Family.V4 else f"ff15::{g + 1:x}"
+
+
+@pytest.mark.parametrize("family", list(Family))
+def test_the_document_in_slices_is_the_document_and_encodes_as_json(family: Family) -> None:
+    engine = joined(700, family)
+    snap = engine.snapshot()
+    doc = document(snap, ["d1", "d2"])
+    slices = document_slices(snap, ["d1", "d2"])
+    assert sum(1 for _ in _steps(slices)) > 10  # made in many slices
+    assert whole(document_slices(snap, ["d1", "d2"])) == doc
+    pieces = list(encode(doc))
+    assert len(pieces) > 10
+    assert "".join(pieces) == json.dumps(doc)
+    assert max(len(p) for p in pieces) < 20_000
+    # Addresses read as ipaddress writes them.
+    link = doc["downstream"][f"d1/{family.protocol}"]["groups"]
+    assert str(ipaddress.ip_address(ip(group_of(family, 699)))) in link
+
+
+def _steps(slices: Generator[None, None, object]) -> Iterator[None]:
+    yield from slices
+
+
+LEAVES: list[object] = [None, True, 0, -7, 1.5, "", "é\u2028\"", [], {}, [1, [2]], {"k": {"v": []}}]
+
+
+@st.composite
+def json_values(draw: st.DrawFn, depth: int = 0) -> object:
+    """Nested containers, some wider than a piece holds, of small values."""
+    if depth == 3 or draw(st.integers(0, 3)) == 0:
+        return draw(st.sampled_from(LEAVES) | st.text(max_size=3) | st.integers())
+    width = draw(st.sampled_from([0, 1, 2, 63, 64, 65, 130]))
+    items = [draw(json_values(depth + 1)) if i < 3 else LEAVES[i % len(LEAVES)]
+             for i in range(width)]
+    if draw(st.booleans()):
+        return items
+    return {f"k{i}": item for i, item in enumerate(items)}
+
+
+@given(json_values())
+@settings(deadline=None)
+def test_encode_joins_into_json_dumps(value: object) -> None:
+    assert "".join(encode(value)) == json.dumps(value)
+
+
+class Leaf:
+    """Something a weak reference can follow, to see that it is freed."""
+
+
+def test_release_lets_go_of_everything_a_slice_at_a_time() -> None:
+    leaves = [Leaf() for _ in range(3000)]
+    refs = [weakref.ref(leaf) for leaf in leaves]
+    doc = {"top": {"mid": {"groups": {str(i): {"x": [leaf]} for i, leaf in enumerate(leaves)}},
+                   "routes": [{"leaf": leaf} for leaf in leaves]},
+           "tuple": tuple(leaves), "frozen": MappingProxyType({"a": (leaves[0],)})}
+    del leaves
+    parts = release(doc)
+    del doc
+    steps = 0
+    for _ in parts:
+        steps += 1
+    assert steps > 20  # a few hundred at a time
+    assert all(ref() is None for ref in refs)
+
+
+def test_a_snapshot_in_slices_is_the_snapshot_when_nothing_happens() -> None:
+    engine = joined(300)
+    sliced = engine.snapshot_slices()  # type: ignore[attr-defined]
+    assert sum(1 for _ in _steps(sliced)) > 10
+    assert whole(engine.snapshot_slices()) == engine.snapshot()  # type: ignore[attr-defined]
+
+
+def test_a_snapshot_in_slices_while_the_engine_goes_on_holds_each_group_whole() -> None:
+    engine = joined(300)
+    slices = engine.snapshot_slices()  # type: ignore[attr-defined]
+    now, step = 2.0, 0
+    while True:
+        try:
+            next(slices)
+        except StopIteration as done:
+            snap = done.value
+            break
+        # Between two slices: a group left on d1, a new one joined, a route for it.
+        leave = Report(3, (GroupRecord(RecordType.CHANGE_TO_INCLUDE_MODE,
+                                       ip(group_of(Family.V4, step % 300))),))
+        join = Report(3, (GroupRecord(RecordType.CHANGE_TO_EXCLUDE_MODE,
+                                      ip(f"239.9.{step // 256}.{step % 256}")),))
+        for report in (leave, join):
+            engine.handle(PacketReceived("d1", 4, ip("10.1.0.7"), ip("224.0.0.22"),
+                                         build_igmp(report)), now)
+        engine.handle(NewFlow("u1", ip("192.0.2.99"), ip(f"239.9.{step // 256}.{step % 256}")),
+                      now)
+        engine.pop_actions()
+        now, step = now + 0.01, step + 1
+    assert step > 10
+    link = snap.link("d1", Family.V4)
+    assert link is not None
+    for g in link.groups:  # each as it was at one moment: joined by its host, fed by u1
+        assert [s.address for s in g.subscribers] == [ip("10.1.0.7")]
+        assert g.upstreams == ("u1",)
+    assert len({f.group for f in snap.flows}) == len(snap.flows)
+    json.dumps(document(snap, ["d1", "d2"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import json
 import sys
@@ -50,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the proxy in the foreground, logging to stderr")
     run.add_argument("-c", "--config", required=True, metavar="FILE")
     run.add_argument("--status-socket", default=None, metavar="PATH",
-                     help="UNIX socket for `mcastproxy status` (default /run/mcastproxy.sock)")
+                     help="UNIX socket for `mcastproxy status` (default "
+                          "/run/mcastproxy/mcastproxy.sock)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=cmd_run)
 
@@ -83,7 +85,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         state = asyncio.run(daemon.query_status(path))
     except OSError as exc:
-        print(f"mcastproxy status: no running proxy at {path}: {exc.strerror}", file=sys.stderr)
+        print(f"mcastproxy status: {_no_answer(path, exc)}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(state, indent=2))
@@ -121,6 +123,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     if engine.get("resets"):
         print(f"engine resets: {engine['resets']} (last: {engine['last-error']})")
     return 0
+
+
+def _no_answer(path: Path, exc: OSError) -> str:
+    why = exc.strerror or str(exc)
+    if exc.errno == errno.EPROTO:  # connected, but no whole answer
+        return f"no answer from the proxy at {path}: {why}"
+    return f"no running proxy at {path}: {why}"
 
 
 def _load(path: str) -> Config | None:
@@ -193,8 +202,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         try:
             state = asyncio.run(daemon.query_status(path))
         except OSError as exc:
-            print(f"mcastproxy explain: no running proxy at {path}: {exc.strerror}",
-                  file=sys.stderr)
+            print(f"mcastproxy explain: {_no_answer(path, exc)}", file=sys.stderr)
             return 1
         for name, up in state["upstreams"].items():
             liveness[name] = up.get("liveness", {"usable": up["usable"]})

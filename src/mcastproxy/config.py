@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
+import math
+import stat
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +41,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from mcastproxy.family import Family
+from mcastproxy.membership.querier import QuerierMode, QuerierPolicy
 from mcastproxy.membership.timers import FROM_FILE, ProtocolTimers, parse_duration
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -117,11 +122,38 @@ GroupPrefix = Annotated[Network, BeforeValidator(_group_prefix)]
 UnicastPrefix = Annotated[Network, BeforeValidator(_unicast_prefix)]
 
 
+# What Linux's dev_valid_name (net/core/dev.c) takes for white space: its isspace, octet by
+# octet, in the kernel's Latin-1 ctype table (so 0xa0, inside UTF-8 "\u00a0" or "à", too).
+_KERNEL_SPACE = frozenset(b"\t\n\v\f\r \xa0")
+
+
 def _interface_name(value: Any) -> str:
+    """A name Linux can give a network device, checked as the kernel checks it
+    (``dev_valid_name``): 1 to 15 octets of UTF-8 (IFNAMSIZ, 16, counts the NUL that ends
+    it), not ``.`` or ``..``, no ``/``, ``:`` or white space (the kernel's, octet by octet, or
+    Unicode's). Also refused: ``%`` (the kernel takes a name with it for a pattern to number,
+    ``dev_alloc_name``, so no device bears one) and control characters (NUL ends the name
+    early; the others would be written raw in logs)."""
     if not isinstance(value, str) or not value:
         raise ValueError("expected an interface name")
-    if len(value) >= IFNAMSIZ or any(c in value for c in "/: \t\n") or value in (".", ".."):
-        raise ValueError(f"{value!r} is not a valid Linux interface name")
+    bad = f"{value!r} is not a valid Linux interface name"
+    try:
+        octets = value.encode()
+    except UnicodeEncodeError:
+        raise ValueError(f"{bad}: not UTF-8 text") from None
+    if len(octets) >= IFNAMSIZ:
+        raise ValueError(f"{bad}: {len(octets)} octets, the kernel's limit is {IFNAMSIZ - 1}")
+    if value in (".", ".."):
+        raise ValueError(f"{bad}: {value} names a directory")
+    if "\0" in value:
+        raise ValueError(f"{bad}: it holds a NUL")
+    for c in "/:%":
+        if c in value:
+            raise ValueError(f"{bad}: it holds {c!r}")
+    if any(o in _KERNEL_SPACE for o in octets) or any(c.isspace() for c in value):
+        raise ValueError(f"{bad}: it holds white space")
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError(f"{bad}: it holds a control character")
     return value
 
 
@@ -177,13 +209,69 @@ class MldSettings(_Model):
     ] = None
 
 
+def _link_router(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """A router on a downstream link: a unicast address; for MLD, link-local, where MLD
+    queries come from (RFC 9777 §5.1.14)."""
+    try:
+        address = ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+    if address.is_multicast or address.is_unspecified:
+        raise ValueError(f"{address} is not a unicast address")
+    if address.version == 6 and not address.is_link_local:
+        raise ValueError(f"{address} is not link-local: MLD queries come from link-local "
+                         "addresses (RFC 9777 §5.1.14)")
+    return address
+
+
+LinkRouter = Annotated[ipaddress.IPv4Address | ipaddress.IPv6Address,
+                       BeforeValidator(_link_router)]
+
+
 class Downstream(_Model):
+    """A downstream link. What it trusts (README, "Security"):
+
+    ``querier``: ``always`` (the default, a link with hosts only): the proxy is its querier
+    and drops every query from another address, so that no host can take the querier's role
+    (RFC 9776 §9.1); ``elect``: the election of RFC 9776 §6.6.2 among ``routers`` (none
+    listed: any sender, the RFC's behaviour). ``max-robustness`` and ``max-query-interval``
+    bound the QRV and QQI adopted from another querier (§4.1.6, §4.1.7; never below the link's
+    own). ``specific-query-rate``: Group-Specific and Group-and-Source-Specific Queries per
+    second, beyond which the last-member queries are merged into one General Query.
+    ``require-router-alert`` and ``verify-source-subnet`` (RFC 8652) relax or tighten the
+    validity rules (``membership.validity``).
+    """
+
     interface: InterfaceName
     fast_leave: bool = False
     # The link's own timers, each validated alone; those it sets (``timers_set``) overlay the
     # global ones (``Config.downstream_timers``).
     timers: ProtocolTimers | None = None
+    querier: Literal["always", "elect"] = QuerierMode.ALWAYS.value
+    routers: tuple[LinkRouter, ...] = ()
+    max_robustness: int = Field(4, ge=1, le=7)
+    max_query_interval: Duration = Field(300.0, ge=1, le=31744)
+    specific_query_rate: int = Field(100, ge=0, le=1_000_000)
+    require_router_alert: bool | None = None
+    verify_source_subnet: bool = False
     _timers_set: frozenset[str] = PrivateAttr(frozenset())
+
+    @field_validator("routers", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _routers_take_part_in_an_election(self) -> Downstream:
+        if self.routers and self.querier == "always":
+            raise ValueError("routers are the senders that take part in the querier "
+                             "election: they need querier: elect")
+        return self
+
+    def querier_policy(self) -> QuerierPolicy:
+        """Who may be querier on the link, as the router side takes it."""
+        return QuerierPolicy(QuerierMode(self.querier), frozenset(r.packed for r in self.routers),
+                             self.max_robustness, self.max_query_interval)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -389,6 +477,10 @@ def _path(loc: Iterable[int | str]) -> str:
             out += f"[{part}]"
         elif not part.startswith("function-") and part not in ("ProtocolTimers",
                                                                 "constrained-str"):
+            # A key from the file is shown quoted when it could break the one-line refusal
+            # (a newline, a control character) or would be invisible (empty, blank).
+            if not part.strip() or not all(c.isprintable() and c not in " \t" for c in part):
+                part = json.dumps(part)
             out += f".{part}" if out else str(part)
     return out
 
@@ -457,24 +549,40 @@ def _cross_checks(config: Config) -> list[ConfigIssue]:
     return issues
 
 
-def parse_config(text: str, source: str = "<config>") -> Config:
-    """Validate YAML ``text``; raise ConfigError listing every problem."""
-    try:
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([ConfigIssue("", f"YAML syntax error at {where}: {problem}")]) from None
+# What a file may cost to read. A configuration of thousands of records is a few hundred KiB.
+MAX_FILE_SIZE = 16 * 2**20  # octets
+# Collections within collections: the file's deepest are the fields of a record, six down.
+# libyaml builds its nodes recursively in C, so that a deep enough file would crash it.
+MAX_NESTING = 16
+# Anchors and aliases are allowed (a list of records or routers written once, used by several
+# candidates) but bounded. An alias stands for its anchor's whole node without it being written
+# again, so a few hundred octets of aliases of aliases can stand for billions of nodes (the
+# "billion laughs"), which validation would walk one by one. Bounding the number of aliases
+# would not do (nine aliases of nine aliases, nine deep, are 81 aliases for 9^9 nodes):
+# what is bounded is the nodes they add, counted as if every alias were written out.
+MAX_ALIAS_NODES = 10_000
+_MERGE = "tag:yaml.org,2002:merge"  # ``<<: *defaults``
+
+
+def parse_config(text: str | bytes, source: str = "<config>") -> Config:
+    """Validate YAML ``text`` (UTF-8 if ``bytes``); raise ConfigError listing every
+    problem. Raises nothing else, whatever the input."""
+    data = _read_yaml(text, source)
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue("", "the file must hold a mapping of settings")])
+    issues = _check_numbers(data)
+    if issues:
+        raise ConfigError(issues)
     try:
         config = Config.model_validate(data, context=FROM_FILE)
+        issues = _cross_checks(config)
     except ValidationError as exc:
         raise ConfigError(
             ConfigIssue(_path(e["loc"]), _reason(e)) for e in exc.errors(include_url=False)
         ) from None
-    issues = _cross_checks(config)
+    except (ValueError, TypeError, LookupError, AttributeError, RecursionError) as exc:
+        # A validator that did not expect what it got: still a refusal, not a traceback.
+        raise ConfigError([ConfigIssue("", f"cannot be validated: {_one_line(exc)}")]) from None
     if issues:
         raise ConfigError(issues)
     return config
@@ -483,7 +591,162 @@ def parse_config(text: str, source: str = "<config>") -> Config:
 def load_config(path: str | Path) -> Config:
     """Read and validate the file at ``path``; raise ConfigError on any problem."""
     try:
-        text = Path(path).read_text()
+        # Not a FIFO (reading one would block), and not more than a configuration may hold.
+        info = Path(path).stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError([ConfigIssue("", f"cannot read {path}: not a regular file")])
+        if info.st_size > MAX_FILE_SIZE:
+            raise ConfigError([_too_large()])
+        with Path(path).open("rb") as file:
+            data = file.read(info.st_size + 1)
+            if len(data) > info.st_size:  # it grew, or does not tell its size (/proc)
+                data += file.read(MAX_FILE_SIZE + 1 - len(data))
     except OSError as exc:
-        raise ConfigError([ConfigIssue("", f"cannot read {path}: {exc.strerror}")]) from None
-    return parse_config(text, str(path))
+        why = exc.strerror or _one_line(exc)
+        raise ConfigError([ConfigIssue("", f"cannot read {path}: {why}")]) from None
+    return parse_config(data, str(path))
+
+
+def _too_large() -> ConfigIssue:
+    return ConfigIssue("", f"larger than {MAX_FILE_SIZE // 2**20} MiB: too large for a "
+                           "configuration")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _read_yaml(text: str | bytes, source: str) -> Any:
+    """The data of YAML ``text``, refused (ConfigError) if it is too large, not UTF-8, not
+    YAML, nested too deep, or expands its aliases beyond ``MAX_ALIAS_NODES``."""
+    if len(text) > MAX_FILE_SIZE:
+        raise ConfigError([_too_large()])
+    if not isinstance(text, str):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            octet = exc.object[exc.start]
+            raise ConfigError([ConfigIssue("", f"not UTF-8 text: octet 0x{octet:02x} at offset "
+                                               f"{exc.start}")]) from None
+    try:
+        _check_nesting(text)  # before libyaml builds nodes, recursively
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_nodes(node)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc).split("\n  in ")[0]
+        if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not take
+            where = f"character {exc.position + 1}"
+        problem = " ".join(problem.split())
+        raise ConfigError([ConfigIssue("", f"YAML syntax error at {where}: {problem}")]) from None
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+        # An integer of 5,000 digits (ValueError), text that is not Unicode (UnicodeError)...
+        raise ConfigError([ConfigIssue("", f"cannot be read as YAML: {_one_line(exc)}")]
+                          ) from None
+
+
+def _check_nesting(text: str) -> None:
+    """Refuse collections nested deeper than ``MAX_NESTING``, reading parser events only
+    (libyaml's parser keeps its own stack) and stopping at the first too deep."""
+    loader = _Loader(text)
+    try:
+        depth = 0
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_NESTING:
+                    mark = event.start_mark
+                    raise ConfigError([ConfigIssue("", f"nested more than {MAX_NESTING} deep at "
+                                                       f"line {mark.line + 1}")])
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    finally:
+        loader.dispose()
+
+
+def _check_nodes(root: yaml.Node) -> None:
+    """Refuse what the YAML's nodes would become once every alias is expanded: more than
+    ``MAX_ALIAS_NODES`` nodes added by aliases, collections nested more than ``MAX_NESTING``
+    deep, an alias inside the node it names; and mapping keys that are not names (strings).
+    Each node is visited once (an alias is the node it names), depth first, with no
+    recursion."""
+    size: dict[int, int] = {}  # node -> nodes it stands for, aliases expanded
+    depth: dict[int, int] = {}  # node -> collections nested in it, itself included
+    open_: set[int] = set()  # nodes whose children are being visited
+    written = 0
+    todo: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while todo:
+        node, children_done = todo.pop()
+        key = id(node)
+        children = _children(node)
+        if children_done:
+            open_.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            depth[key] = (1 + max((depth[id(c)] for c in children), default=0)
+                          if isinstance(node, yaml.CollectionNode) else 0)
+            if depth[key] > MAX_NESTING:
+                raise ConfigError([ConfigIssue("", f"nested more than {MAX_NESTING} deep, "
+                                                   f"aliases expanded, {_at(node)}")])
+            if size[key] - written > MAX_ALIAS_NODES:
+                raise ConfigError([ConfigIssue("", f"aliases expand to more than "
+                                                   f"{MAX_ALIAS_NODES:,} nodes, {_at(node)}")])
+            continue
+        if key in size:
+            continue
+        written += 1
+        open_.add(key)
+        todo.append((node, True))
+        if isinstance(node, yaml.MappingNode):
+            for k, _ in node.value:
+                if not (isinstance(k, yaml.ScalarNode) and k.tag in (
+                        "tag:yaml.org,2002:str", _MERGE)):
+                    name = k.value if isinstance(k, yaml.ScalarNode) else "a collection"
+                    raise ConfigError([ConfigIssue("", f"a key is a name: {name!r} is not, "
+                                                       f"{_at(k)}")])
+        for child in children:
+            if id(child) in open_:
+                raise ConfigError([ConfigIssue("", f"an alias names a node it is in, "
+                                                   f"{_at(child)}")])
+            if id(child) not in size:
+                todo.append((child, False))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _at(node: yaml.Node) -> str:
+    return f"at line {node.start_mark.line + 1}"
+
+
+def _check_numbers(data: Any) -> list[ConfigIssue]:
+    """Numbers that are not finite (``.inf``, ``.nan``, ``1e999``): no setting takes one."""
+    issues = []
+    seen: set[int] = set()
+    todo: list[tuple[str, Any]] = [("", data)]
+    while todo:
+        path, value = todo.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            issues.append(ConfigIssue(path, f"{value} is not a finite number"))
+        elif isinstance(value, dict | list) and id(value) not in seen:
+            seen.add(id(value))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            todo += ((f"{path}[{k}]" if isinstance(k, int) else f"{path}.{k}" if path else
+                      str(k), v) for k, v in items)
+    return sorted(issues, key=lambda i: i.path)

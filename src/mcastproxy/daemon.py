@@ -14,24 +14,47 @@ in-memory ones, so the loop below runs as it does in production, without root.
 
 Signals: SIGHUP reloads the configuration (a bad file is refused with the reason and the old
 one stays); SIGTERM and SIGINT stop, removing everything the daemon added to the kernel.
-A status server on a UNIX socket answers ``mcastproxy status``.
+A reload applies wholly or not at all: every step it takes (the kernel's interfaces, the
+interface map, the engine, netlink) is undone if a later one fails, whatever the error.
+
+A status server on a UNIX socket answers ``mcastproxy status``. The socket is created 0600 (it
+shows every subscriber), and its path is claimed before the kernel is touched: held by another
+proxy (``PATH.lock``) or answered on by another process, the start is refused; a socket left by
+a crash is replaced. The answer is made, written and let go of a slice at a time (the engine's
+``snapshot_slices``, ``status.document_slices``, ``status.encode``, ``snapshot.release``), the
+loop given a turn every ``STATUS_SLICE`` seconds, so that reports are handled while it is made,
+at any scale. Automatic garbage collection waits until the answer is let go of: a full
+collection of a large engine's heap would hold the loop for most of a second, and the answer's
+objects, freed by their counts, need none.
+
+Log lines of the engine's events are rate-limited per event name (``LogLimiter``): a host that
+floods or spoofs gets ten lines per event in ten seconds, then one saying how many were not
+written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
+import functools
+import gc
 import ipaddress
+import itertools
 import json
 import logging
 import os
 import random
 import signal
+import socket
+import stat
+import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from mcastproxy.actions import Action, DeleteRoute, Log, SendPacket, SetRoute
 from mcastproxy.config import Config, ConfigError, load_config
@@ -53,10 +76,21 @@ from mcastproxy.kernel import KernelError, MulticastRouter, MulticastRouting, Ro
 from mcastproxy.links import LinkEvent, LinkWatcher
 from mcastproxy.netio import IgmpSocket, InterfaceMap, MldSocket, Received
 from mcastproxy.netio.pim import PimListener
-from mcastproxy.status import document
+from mcastproxy.snapshot import release, whole
+from mcastproxy.status import document_slices, encode
 
-DEFAULT_STATUS_SOCKET = Path("/run/mcastproxy.sock")
+# The systemd unit's RuntimeDirectory (contrib/mcastproxy.service): one path for both.
+DEFAULT_STATUS_SOCKET = Path("/run/mcastproxy/mcastproxy.sock")
+# A status socket's missing directory is made (0755) where its parent is one of these;
+# anywhere else, a missing directory is more likely a mistake, and refused.
+RUNTIME_DIRECTORIES = (Path("/run"), Path("/var/run"))
+# While status is answered, the loop gets a turn once this long has gone into it (and one
+# slice more: about a millisecond at the most, with 50,000 groups).
+STATUS_SLICE = 0.001
+STATUS_TIMEOUT = 60.0  # an answer not taken by then is dropped
+STATUS_WRITE = 1 << 16  # octets of the answer handed to the socket at once
 log = logging.getLogger("mcastproxy")
+T = TypeVar("T")
 
 
 def _text(address: bytes) -> str:
@@ -80,6 +114,48 @@ class FieldsFormatter(logging.Formatter):
 def _value(value: object) -> str:
     text = str(value)
     return json.dumps(text) if not text or any(c in text for c in ' "=\n') else text
+
+
+class LogLimiter:
+    """At most ``burst`` log lines per ``period`` seconds for each event name, so that hosts
+    that flood or spoof cannot flood the log: a token bucket per name, holding ``burst``
+    tokens and refilled at ``burst / period`` a second. A line with no token is not written
+    but counted; ``period`` seconds after the first of them, ``due`` gives the count, for one
+    line that says it. Times are the caller's clock."""
+
+    def __init__(self, burst: int = 10, period: float = 10.0) -> None:
+        if burst < 1 or period <= 0:
+            raise ValueError("a log limit needs a burst of at least 1 and a period")
+        self.burst = burst
+        self.period = period
+        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, when counted)
+        self._suppressed: dict[str, tuple[int, float]] = {}  # name -> (lines, since)
+
+    def allow(self, name: str, now: float) -> bool:
+        """Whether a line of event ``name`` may be written at ``now`` (it is counted if not)."""
+        tokens, then = self._buckets.get(name, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.burst / self.period)
+        if tokens >= 1.0:
+            self._buckets[name] = (tokens - 1.0, now)
+            return True
+        self._buckets[name] = (tokens, now)
+        lines, since = self._suppressed.get(name, (0, now))
+        self._suppressed[name] = (lines + 1, since)
+        return False
+
+    def next_deadline(self) -> float | None:
+        """When ``due`` next has something to say; None when no line waits to be told of."""
+        return min((since + self.period for _, since in self._suppressed.values()),
+                   default=None)
+
+    def due(self, now: float) -> list[tuple[str, int, float]]:
+        """(name, lines not written, since when) for each name whose first unwritten line is
+        ``period`` old at ``now`` (all of them with ``now`` infinite); then forgotten."""
+        out = [(name, lines, since) for name, (lines, since) in self._suppressed.items()
+               if since + self.period <= now]
+        for name, _, _ in out:
+            del self._suppressed[name]
+        return out
 
 
 # --- what the daemon runs on -----------------------------------------------------------------
@@ -169,7 +245,8 @@ class Daemon:
     """One running proxy: ``await Daemon(path, config).run()`` until stopped.
 
     ``platform`` gives its I/O (the system's by default); ``engine``, one made from ``config``
-    if not given. ``ready`` is set once it runs (signals handled, status served).
+    if not given; ``log_limit``, how many lines of each engine event it logs (10 in 10 s by
+    default). ``ready`` is set once it runs (signals handled, status served).
     """
 
     def __init__(
@@ -180,12 +257,14 @@ class Daemon:
         status_socket: Path | None = None,
         platform: Platform | None = None,
         engine: Engine | None = None,
+        log_limit: LogLimiter | None = None,
     ) -> None:
         self.config_path = config_path
         self.config = config
         self.status_socket = status_socket
         self.platform = platform if platform is not None else Platform()
         self.engine = engine if engine is not None else Engine(config, rng=random.random)
+        self.log_limit = log_limit if log_limit is not None else LogLimiter()
         self.interfaces = self.platform.interfaces()
         self.sockets: dict[Family, PacketSocket] = {}
         self.routers: dict[Family, MulticastRouting] = {}
@@ -198,15 +277,41 @@ class Daemon:
         self._deadline: float | None = None
         self._links: LinkWatching | None = None
         self._status: asyncio.AbstractServer | None = None
+        self._status_listener: socket.socket | None = None
+        self._status_inode: int | None = None  # of the socket file this daemon made
+        self._status_lock_file: int | None = None  # held while this daemon runs
+        self._status_lock = asyncio.Lock()  # one answer made at a time
+        self._collection_paused = 0  # answers under way with garbage collection waiting
+        self._collection_was_on = True
         self._sampler: asyncio.TimerHandle | None = None
+        self._log_flush: asyncio.TimerHandle | None = None
         self._signals: list[signal.Signals] = []
+        self._reload_waiting = False  # a SIGHUP came before the start was done
 
     # --- life cycle -----------------------------------------------------------------------
 
     async def run(self) -> int:
-        """Run until SIGTERM/SIGINT; 0 on a clean stop, 1 if the kernel refused to start."""
+        """Run until SIGTERM/SIGINT; 0 on a clean stop, 1 if it cannot start (the kernel
+        refused, or the status socket is another proxy's or cannot be made)."""
         self._loop = asyncio.get_running_loop()
         try:
+            # Signals first: the status socket appearing tells that SIGHUP is safe to send
+            # (a reload asked for before the start is done waits for it).
+            for sig, handler in ((signal.SIGHUP, self._on_sighup), (signal.SIGTERM, self.stop),
+                                 (signal.SIGINT, self.stop)):
+                self._loop.add_signal_handler(sig, handler)
+                self._signals.append(sig)
+            if self.status_socket is not None:
+                # Before the kernel: a second proxy must not touch a running one's tables.
+                try:
+                    self._claim_status_socket(self.status_socket)
+                except OSError as exc:
+                    log.error("cannot start: status socket %s: %s", self.status_socket,
+                              exc.strerror or exc)
+                    return 1
+                except StatusSocketError as exc:
+                    log.error("cannot start: %s", exc)
+                    return 1
             try:
                 self._start()
             except KernelError as exc:
@@ -217,20 +322,30 @@ class Daemon:
                 return 1
             self._links = self.platform.links(self._names(), self._link_event)
             await self._links.start()
-            # Signals first: the status socket appearing tells that SIGHUP is safe to send.
-            for sig, handler in ((signal.SIGHUP, self.reload), (signal.SIGTERM, self.stop),
-                                 (signal.SIGINT, self.stop)):
-                self._loop.add_signal_handler(sig, handler)
-                self._signals.append(sig)
             if self.status_socket is not None:
-                await self._serve_status()
+                try:
+                    await self._serve_status(self.status_socket)
+                except OSError as exc:
+                    log.error("cannot start: status socket %s: %s", self.status_socket,
+                              exc.strerror or exc)
+                    return 1
             self._arm_sampler()
             log.info("running: %s", self._summary())
             self.ready.set()
+            if self._reload_waiting:
+                self._reload_waiting = False
+                self.reload()
             await self._stopping.wait()
         finally:
             await self._shutdown()
         return 0
+
+    def _on_sighup(self) -> None:
+        if self.ready.is_set():
+            self.reload()
+        elif not self._reload_waiting:
+            self._reload_waiting = True
+            log.info("reload asked for while starting: done once started")
 
     def _start(self) -> None:
         cfg = self.config
@@ -272,18 +387,20 @@ class Daemon:
             # Leave upstream what was joined (upstream.leave-on-stop) while the sockets are
             # still open.
             self._handle(Shutdown(), arm=False)
-        if self._status is not None:
-            self._status.close()
-            self._status = None
-            with contextlib.suppress(OSError):
-                self.status_socket.unlink()  # type: ignore[union-attr]
+        self._close_status()
+        if self._log_flush is not None:
+            self._log_flush.cancel()
+            self._log_flush = None
+        self._log_suppressed(float("inf"))  # said now, not never
         for sig in self._signals:
             loop.remove_signal_handler(sig)
         self._signals.clear()
         if self._links is not None:
             await self._links.close()
             self._links = None
-        for sock in (*self.sockets.values(), *self.hellos.values()):
+        opened: list[PacketSocket | HelloSocket] = [*self.sockets.values(),
+                                                    *self.hellos.values()]
+        for sock in opened:
             with contextlib.suppress(Exception):
                 loop.remove_reader(sock.fileno())
             sock.close()
@@ -316,76 +433,127 @@ class Daemon:
     # --- configuration reload -------------------------------------------------------------
 
     def reload(self) -> None:
-        """SIGHUP: apply the file if it is good; otherwise say why and keep the old one."""
+        """SIGHUP: apply the file if it is good; otherwise say why and keep the old one.
+
+        Never raises: whatever fails, the running configuration stays whole."""
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
             for issue in exc.issues:
                 log.error("reload refused, keeping the running configuration: %s", issue)
             return
+        except Exception as exc:  # the loader's own fault: the file is refused all the same
+            self.errors["reload"] += 1
+            log.exception("reload refused, keeping the running configuration: reading %s "
+                          "failed: %s", self.config_path, _why(exc))
+            return
         old = self.config
         if (new.igmp is None) != (old.igmp is None) or (new.mld is None) != (old.mld is None):
             log.error("reload refused: turning IGMP or MLD on or off needs a restart")
             return
         try:
-            self._reroute_interfaces(old, new)
-        except (KernelError, OSError, ValueError) as exc:
+            self._apply_config(old, new)
+        except Exception as exc:
             self.errors["reload"] += 1
-            log.error("reload refused, keeping the running configuration: %s", exc)
+            log.error("reload refused, keeping the running configuration: %s", _why(exc))
             return
-        self.config = new
-        for name in sorted(_roles(new)):
-            self.interfaces.refresh(name)
+        self._reroute_removed(old, new)
+        log.info("configuration reloaded from %s: %s", self.config_path, self._summary())
+
+    def _apply_config(self, old: Config, new: Config) -> None:
+        """Move from ``old`` to ``new``: the kernel's interfaces, the interface map, the
+        engine, the sockets and netlink. If any step raises, those done are undone in reverse
+        and the error raised: nothing of ``new`` is left."""
+        undo: list[Callable[[], object]] = []
+        old_names = self._names()
+        try:
+            self._reroute_interfaces(old, new, undo)
+            for name in sorted(_roles(new).keys() - _roles(old).keys()):
+                undo.append(functools.partial(self.interfaces.remove, name))
+            for name in sorted(_roles(new)):
+                self.interfaces.refresh(name)
+            undo.append(lambda: setattr(self, "config", old))
+            self.config = new
+            # If the engine fails on the new configuration, it resets itself: it is given the
+            # old one back, on which the rest of the daemon stays.
+            undo.append(lambda: self.engine.config is old or self._handle(ConfigChanged(old)))
+            if not self._handle(ConfigChanged(new)):
+                raise RuntimeError(f"the engine failed on the new configuration "
+                                   f"({self.engine.last_error}); it was reset")
+            if self._links is not None:
+                undo.append(functools.partial(self._links.watch, old_names))
+                self._links.watch(self._names())
+        except BaseException:
+            for step in reversed(undo):
+                try:
+                    step()
+                except Exception as exc:  # undo the rest all the same
+                    self.errors["reload undo"] += 1
+                    log.warning("undoing a refused reload: %s", _why(exc))
+            raise
         old_down = {d.interface for d in old.downstream}
         for name in sorted({d.interface for d in new.downstream} - old_down):
             self._listen(name)
-        self._handle(ConfigChanged(new))
         self._arm_sampler()
-        if self._links is not None:
-            self._links.watch(self._names())
-        log.info("configuration reloaded from %s: %s", self.config_path, self._summary())
 
-    def _reroute_interfaces(self, old: Config, new: Config) -> None:
-        """Give the routers the interfaces ``new`` adds, or none of them if the kernel refuses
-        one (then raise); then take away those it drops."""
+    def _reroute_interfaces(self, old: Config, new: Config,
+                            undo: list[Callable[[], object]]) -> None:
+        """Give the routers the interfaces ``new`` adds and moves (an upstream that becomes
+        downstream, say), putting on ``undo`` how to take each back."""
         was, now = _roles(old), _roles(new)
         moved = sorted(n for n in was.keys() & now.keys() if was[n] != now[n])
-        undo: list[Callable[[], object]] = []
-        try:
-            for router in self.routers.values():
-                for name in moved:
-                    router.remove_interface(name)
-                    undo.append(lambda r=router, n=name: r.add_interface(n, was[n]))
-                for name in [*sorted(now.keys() - was.keys()), *moved]:
+        for router in self.routers.values():
+            for name in moved:
+                router.remove_interface(name)
+                undo.append(functools.partial(router.add_interface, name, was[name]))
+            for name in [*sorted(now.keys() - was.keys()), *moved]:
+                try:
                     router.add_interface(name, now[name])
-                    undo.append(lambda r=router, n=name: r.remove_interface(n))
-        except BaseException:
-            for step in reversed(undo):
-                with contextlib.suppress(KernelError, OSError, ValueError):
-                    step()
-            raise
+                except BaseException:
+                    # The router held no such interface before: take back whatever of it a
+                    # refusal half-way left (a downstream's VIFs in some tables, say).
+                    try:
+                        router.remove_interface(name)
+                    except ValueError:  # nothing was left: "not an interface"
+                        pass
+                    except Exception as exc:
+                        self.errors["reload undo"] += 1
+                        log.warning("undoing a refused reload: %s", _why(exc))
+                    raise
+                undo.append(functools.partial(router.remove_interface, name))
+
+    def _reroute_removed(self, old: Config, new: Config) -> None:
+        """Take from the routers the interfaces ``new`` drops, once the engine has deleted
+        their routes. A failure leaves a VIF that routes nothing: counted, not undone."""
+        was, now = _roles(old), _roles(new)
         for router in self.routers.values():
             for name in sorted(was.keys() - now.keys()):
                 try:
                     router.remove_interface(name)
-                except (KernelError, OSError, ValueError) as exc:
+                except Exception as exc:
                     self.errors["remove interface"] += 1
-                    log.warning("removing %s from the IPv%d routing: %s", name, router.family, exc)
+                    log.warning("removing %s from the IPv%d routing: %s", name, router.family,
+                                _why(exc))
 
     # --- inputs ---------------------------------------------------------------------------
 
     def _now(self) -> float:
         return self._loop.time()  # type: ignore[union-attr]
 
-    def _handle(self, event: Event, *, arm: bool = True) -> None:
+    def _handle(self, event: Event, *, arm: bool = True) -> bool:
+        """Hand ``event`` to the engine and apply what it asks; False if the engine failed
+        on it (and reset itself)."""
+        handled = True
         try:
             self.engine.handle(event, self._now())
         except Exception:  # the engine must never take the daemon down with it
+            handled = False
             self.errors["engine"] += 1
             log.exception("engine failed on %r", event)
         self._apply(self.engine.pop_actions())
         if arm:
             self._arm_timer()
+        return handled
 
     def _on_packets(self, sock: PacketSocket) -> None:
         # A burst is handled packet by packet, each at once (no added latency), and the
@@ -393,7 +561,7 @@ class Daemon:
         family = sock.family
         for rx in sock.receive():
             self._handle(PacketReceived(rx.interface, family, rx.source, rx.destination,
-                                        rx.payload), arm=False)
+                                        rx.payload, rx.ttl, rx.router_alert), arm=False)
         self._arm_timer()
 
     def _on_hellos(self, pim: HelloSocket) -> None:
@@ -440,7 +608,7 @@ class Daemon:
                 continue
             try:
                 sock.listen(name)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 self.errors["listen"] += 1
                 log.warning("cannot listen on %s: %s", name, exc)
 
@@ -510,50 +678,274 @@ class Daemon:
                                      action.oifs)
                 except (KernelError, OSError, ValueError) as exc:
                     self.errors["set route"] += 1
-                    log.warning("route (%s, %s) in %s: %s", _text(action.source),
-                                _text(action.group), action.table, exc)
+                    self._log(logging.WARNING, "route-refused", f"route ({_text(action.source)}, "
+                              f"{_text(action.group)}) in {action.table}: {exc}", {})
             elif isinstance(action, DeleteRoute):
                 router = self.routers[BY_LENGTH[len(action.group)]]
                 try:
                     router.delete_route(action.table, action.source, action.group)
                 except (KernelError, OSError, ValueError) as exc:
                     self.errors["delete route"] += 1
-                    log.warning("delete (%s, %s) in %s: %s", _text(action.source),
-                                _text(action.group), action.table, exc)
+                    self._log(logging.WARNING, "route-delete-refused",
+                              f"delete ({_text(action.source)}, {_text(action.group)}) in "
+                              f"{action.table}: {exc}", {})
             elif isinstance(action, Log):
                 level = logging.getLevelName(action.level.upper())
-                # The event's name and fields ride on the record (``FieldsFormatter``).
-                log.log(level if isinstance(level, int) else logging.INFO, "%s", action.message,
-                        extra={"event": action.event, "fields": action.fields})
+                self._log(level if isinstance(level, int) else logging.INFO, action.event,
+                          action.message, action.fields)
+
+    def _log(self, level: int, event: str, message: str, fields: Mapping[str, Any]) -> None:
+        """A line of ``event``, if its rate allows (``log_limit``). The event's name and
+        fields ride on the record (``FieldsFormatter``)."""
+        if not log.isEnabledFor(level):
+            return
+        if self.log_limit.allow(event, self._now()):
+            log.log(level, "%s", message, extra={"event": event, "fields": fields})
+        elif self._log_flush is None and self._loop is not None:
+            deadline = self.log_limit.next_deadline()
+            if deadline is not None:
+                self._log_flush = self._loop.call_at(deadline, self._on_log_flush)
+
+    def _on_log_flush(self) -> None:
+        self._log_flush = None
+        self._log_suppressed(self._now())
+        deadline = self.log_limit.next_deadline()
+        if deadline is not None and self._loop is not None:
+            self._log_flush = self._loop.call_at(deadline, self._on_log_flush)
+
+    def _log_suppressed(self, now: float) -> None:
+        """One line per event name that had lines not written, saying how many."""
+        for event, lines, since in self.log_limit.due(now):
+            took = min(now, self._now()) - since
+            log.warning("%d more %s lines not written in %.0f s (at most %d in %.0f s)",
+                        lines, event, took, self.log_limit.burst, self.log_limit.period,
+                        extra={"event": event, "fields": {"suppressed": lines}})
 
     # --- status -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         """What ``mcastproxy status`` shows: the engine's snapshot (``status.document``),
-        the sockets' drops, and the daemon's own errors."""
+        the sockets' drops, and the daemon's own errors; made in one go."""
+        return whole(self._status_slices())
+
+    def _status_slices(self) -> Generator[None, None, dict[str, Any]]:
+        """``status()`` a slice at a time (the engine may handle events in between)."""
+        links = [d.interface for d in self.config.downstream]
         socket_drops: Counter[Drop] = Counter()
         for sock in self.sockets.values():
             socket_drops.update(sock.dropped)
-        doc = document(self.engine.snapshot(), [d.interface for d in self.config.downstream],
-                       socket_drops)
+        snap = yield from self.engine.snapshot_slices()
+        doc = yield from document_slices(snap, links, socket_drops)
+        parts = release(snap)  # the snapshot is let go of in slices too
+        del snap
+        yield from parts
         return {"pid": os.getpid(), "config": str(self.config_path), **doc,
                 "errors": dict(self.errors)}
 
-    async def _serve_status(self) -> None:
-        path = self.status_socket
-        assert path is not None
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
 
-        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One ``mcastproxy status``: the document made and written a slice at a time, the
+        loop handling reports in between; dropped if the client hangs up."""
+        hangup = asyncio.ensure_future(reader.read(1))  # b"" (or an error) when it hangs up
+
+        def gone() -> bool:
+            return hangup.done() and (hangup.cancelled() or hangup.exception() is not None
+                                      or not hangup.result())
+
+        try:
+            with self._collection_waiting():
+                async with asyncio.timeout(STATUS_TIMEOUT):
+                    async with self._status_lock:
+                        doc = await self._paced(self._status_slices(), gone)
+                    if doc is not None:
+                        await self._write_paced(writer, encode(doc), gone)
+                        parts = release(doc)
+                        del doc
+                        await self._paced(parts, lambda: False)
+        except (OSError, TimeoutError) as exc:
+            log.debug("status answer abandoned: %s", _why(exc))
+        except Exception:  # status must never take the daemon down
+            self.errors["status"] += 1
+            log.exception("status answer failed")
+        finally:
+            hangup.cancel()
+            writer.close()
+
+    async def _paced(self, slices: Generator[None, None, T], gone: Callable[[], bool],
+                     ) -> T | None:
+        """Run ``slices`` to its end, giving the loop a turn every ``STATUS_SLICE`` seconds;
+        its value, or None if ``gone()`` said to stop."""
+        turn = time.perf_counter() + STATUS_SLICE
+        while True:
             try:
-                writer.write(json.dumps(self.status()).encode() + b"\n")
-                await writer.drain()
-            finally:
-                writer.close()
+                next(slices)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            if time.perf_counter() >= turn:
+                await asyncio.sleep(0)
+                if gone():
+                    slices.close()
+                    return None
+                turn = time.perf_counter() + STATUS_SLICE
 
-        self._status = await asyncio.start_unix_server(answer, path=str(path))
-        path.chmod(0o600)
+    async def _write_paced(self, writer: asyncio.StreamWriter, pieces: Iterator[str],
+                           gone: Callable[[], bool]) -> None:
+        """Write the text of ``pieces`` and a newline, ``STATUS_WRITE`` octets at a time,
+        as the client takes them, giving the loop a turn every ``STATUS_SLICE`` seconds."""
+        buffered: list[bytes] = []
+        size = 0
+        turn = time.perf_counter() + STATUS_SLICE
+        for piece in itertools.chain(pieces, ["\n"]):
+            data = piece.encode()
+            buffered.append(data)
+            size += len(data)
+            if size >= STATUS_WRITE:
+                writer.write(b"".join(buffered))
+                buffered, size = [], 0
+                await writer.drain()
+            if time.perf_counter() >= turn:
+                await asyncio.sleep(0)
+                if gone():
+                    return
+                turn = time.perf_counter() + STATUS_SLICE
+        writer.write(b"".join(buffered))
+        await writer.drain()
+
+    @contextlib.contextmanager
+    def _collection_waiting(self) -> Iterator[None]:
+        """Automatic garbage collection waits while status answers are made: one full
+        collection of a large engine's heap would hold the loop for most of a second, and
+        the answer's own objects, freed by their counts at the end, would bring one on."""
+        if self._collection_paused == 0:
+            self._collection_was_on = gc.isenabled()
+            gc.disable()
+        self._collection_paused += 1
+        try:
+            yield
+        finally:
+            self._collection_paused -= 1
+            if self._collection_paused == 0 and self._collection_was_on:
+                gc.enable()
+
+    def _claim_status_socket(self, path: Path) -> None:
+        """Make the status socket's ``path`` this proxy's, before the kernel is touched:
+        refused (``StatusSocketError``) if another proxy holds it or a live process answers
+        there; a stale socket file left by a crash is removed. Proxies hold a lock on
+        ``PATH.lock`` while they run (the kernel lets go of it when they end, however they
+        end), so that two started at once do not both take the path. The directory is made
+        where it belongs in /run (``RUNTIME_DIRECTORIES``)."""
+        directory = path.parent
+        if not directory.is_dir():
+            if directory.exists() or directory.parent not in RUNTIME_DIRECTORIES:
+                raise StatusSocketError(f"cannot serve status at {path}: no directory "
+                                        f"{directory}")
+            with contextlib.suppress(FileExistsError):
+                directory.mkdir(mode=0o755)
+                directory.chmod(0o755)  # whatever the umask
+        lock_path = path.with_name(path.name + ".lock")
+        lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            raise StatusSocketError(f"another mcastproxy is running: it holds {lock_path}"
+                                    ) from None
+        except BaseException:
+            os.close(lock)
+            raise
+        self._status_lock_file = lock
+        _remove_stale_socket(path)
+
+    async def _serve_status(self, path: Path) -> None:
+        """Listen at ``path`` (claimed), the socket created 0600."""
+        self._status_listener = _bind_status_socket(path)
+        self._status_inode = os.lstat(path).st_ino
+        self._status = await asyncio.start_unix_server(self._answer, sock=self._status_listener)
+
+    def _close_status(self) -> None:
+        """Stop serving status; remove the socket file if it is still the one made here,
+        and let go of the path."""
+        if self._status is not None:
+            self._status.close()
+            self._status = None
+        if self._status_listener is not None:
+            path = self.status_socket
+            assert path is not None
+            with contextlib.suppress(OSError):
+                if os.lstat(path).st_ino == self._status_inode:
+                    path.unlink()
+            self._status_listener.close()
+            self._status_listener = None
+            self._status_inode = None
+        if self._status_lock_file is not None:
+            # The lock file stays: removing it would let a proxy that opened it a moment
+            # ago lock a file nobody else sees.
+            os.close(self._status_lock_file)
+            self._status_lock_file = None
+
+
+class StatusSocketError(Exception):
+    """The status socket's path cannot be this proxy's (another answers there, say)."""
+
+
+def _why(exc: BaseException) -> str:
+    """An error as one line: its message, or its type when it has none."""
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """Remove a socket file at ``path`` that nobody listens on; refuse
+    (``StatusSocketError``) one a process answers on, or a file that is not a socket."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise StatusSocketError(f"cannot serve status at {path}: it exists and is not a socket")
+    if _answers(path):
+        raise StatusSocketError(f"another process answers on {path}: is another mcastproxy "
+                                "running?")
+    log.info("removing the stale status socket %s (nobody answers there)", path)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _bind_status_socket(path: Path) -> socket.socket:
+    """A UNIX stream socket listening at ``path``, its file created 0600."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        # Created 0600, not chmod-ed a moment later. The umask is the process's, but this
+        # one only takes rights away, for the moment bind() takes.
+        umask = os.umask(0o177)
+        try:
+            listener.bind(str(path))
+        finally:
+            os.umask(umask)
+        listener.listen(16)
+        listener.setblocking(False)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
+
+
+def _answers(path: Path) -> bool:
+    """Whether a process listens on the UNIX socket at ``path`` (one that cannot be asked,
+    for want of rights, counts as listening)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    except BlockingIOError:  # listening, its backlog full
+        return True
+    except OSError as exc:
+        return exc.errno != errno.ECONNREFUSED
+    finally:
+        probe.close()
+    return True
 
 
 def _roles(config: Config) -> dict[str, Role]:
@@ -574,7 +966,17 @@ def run(config_path: Path, *, status_socket: Path | None = DEFAULT_STATUS_SOCKET
 
 
 async def query_status(path: Path) -> dict[str, Any]:
+    """The status of the proxy serving at ``path``; OSError if none answers whole."""
     reader, writer = await asyncio.open_unix_connection(str(path))
-    data = await reader.read()
-    writer.close()
-    return json.loads(data)  # type: ignore[no-any-return]
+    try:
+        data = await reader.read()
+    finally:
+        writer.close()
+    try:
+        state = json.loads(data)
+    except ValueError:
+        raise OSError(errno.EPROTO, "the proxy's answer was cut short" if data else
+                      "the proxy closed without answering") from None
+    if not isinstance(state, dict):
+        raise OSError(errno.EPROTO, "the proxy's answer is not a status")
+    return state

@@ -57,9 +57,11 @@ from mcastproxy.flowwatch import FlowWatch, Health
 from mcastproxy.forwarding import Forwarding, Route
 from mcastproxy.ledger import Avoid, Ledger
 from mcastproxy.membership.router import RouterLink
+from mcastproxy.membership.validity import check_upstream_query
 from mcastproxy.moves import Moves
-from mcastproxy.snapshot import EngineSnapshot
+from mcastproxy.snapshot import EngineSnapshot, Slices
 from mcastproxy.snapshot import take as take_snapshot
+from mcastproxy.snapshot import take_slices as take_snapshot_slices
 from mcastproxy.takeover import Takeover
 from mcastproxy.upstream.merge import InterfaceState
 from mcastproxy.upstreams import Upstreams
@@ -91,7 +93,7 @@ class Engine:
         cands = self._candidates = Candidates(config, addresses)
         ledger = self._ledger = Ledger(cands, avoid)
         fwd = self._forwarding = Forwarding(links, ledger, cands, outbox, FlowWatch({}, {}))
-        self._downstream = DownstreamLinks(links, ledger, fwd, self._send)
+        self._downstream = DownstreamLinks(links, ledger, fwd, self._send, outbox)
         moves = self._moves = Moves(ledger, cands, outbox, lambda: self._downstream.names,
                                     fwd.refresh, fwd.delivering)
         fwd.bridged, fwd.end_bridges = moves.bridges, moves.end
@@ -187,11 +189,22 @@ class Engine:
             self._candidates.unusable, self._moves.bridges, self.dropped, self._outbox.counts,
             self.resets, self.last_error)
 
+    def snapshot_slices(self) -> Slices:
+        """``snapshot()`` a slice at a time, for a caller that handles events in between (the
+        status server): the snapshot is the generator's return value."""
+        return take_snapshot_slices(
+            self._config, self._addresses, self._downstream.links, self._upstreams.hosts,
+            self._ledger, self._forwarding,
+            self._takeover.liveness if self._takeover.started else None,
+            self._candidates.unusable, self._moves.bridges, self.dropped, self._outbox.counts,
+            self.resets, self.last_error)
+
     def _reset(self, exc: Exception, now: float) -> None:
         """Handling an event failed half-way: start again from the configuration, as a
         router restart would, rather than go on from a state nobody can vouch for."""
         routes = list(self._forwarding.routes)
         up = dict(self._addresses)
+        downstream = self._downstream  # what it knew of the links' subnets is kept
         self._outbox.pop()  # the failed event's actions: none of them is trustworthy
         self.resets += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
@@ -207,7 +220,8 @@ class Engine:
         self._started = True
         try:
             for name, addresses in up.items():
-                self._interface_up(InterfaceUp(name, addresses), now)
+                lengths = downstream.prefix_lengths(name, addresses)
+                self._interface_up(InterfaceUp(name, addresses, lengths), now)
             self._settle(now)
         except Exception:  # a second fault must not hide the first: counted, not raised
             self._outbox.counts["engine reset failed"] += 1
@@ -287,7 +301,10 @@ class Engine:
         if ev.interface in self._candidates.names:
             # RFC 4605 §2: the router side never runs on an upstream; only queries matter.
             if isinstance(msg, Query) and (ev.interface, family) in self._upstreams.hosts:
-                drop = self._takeover.signal(ev.interface, ev.source, "query", now)
+                # An invalid query (membership.validity) is no evidence of life either.
+                drop = check_upstream_query(family, ev.source, ev.ttl, ev.router_alert)
+                if drop is None:
+                    drop = self._takeover.signal(ev.interface, ev.source, "query", now)
                 if drop is not None:
                     self._drops.add(ev.interface, drop)  # not from its routers: no effect
                     return
@@ -295,7 +312,8 @@ class Engine:
             else:
                 self._drops.add(ev.interface, Drop.NOT_A_QUERY_ON_UPSTREAM)
             return
-        drop = self._downstream.receive(ev.interface, family, msg, ev.source, now)
+        drop = self._downstream.receive(ev.interface, family, msg, ev.source, now, ev.ttl,
+                                        ev.router_alert)
         if drop is not None:
             self._drops.add(ev.interface, drop)
 
@@ -317,7 +335,7 @@ class Engine:
         was_up = ev.interface in self._addresses
         self._addresses[ev.interface] = ev.addresses
         if ev.interface in self._downstream.names:
-            self._downstream.up(ev.interface, ev.addresses, now)
+            self._downstream.up(ev.interface, ev.addresses, now, ev.prefix_lengths)
         elif ev.interface in self._candidates.names:
             # The §4.4 fallback compares candidate addresses: compile them in.
             self._candidates.readdress(self._selector_addresses())

@@ -44,7 +44,8 @@ async def running(net: FakeNetwork, workdir: Path, config: str,
     path = workdir / "mcastproxy.yaml"
     path.write_text(config)
     kwargs.setdefault("status_socket", workdir / "status.sock")
-    daemon = Daemon(path, parse_config(config), platform=net.platform(), **kwargs)
+    kwargs.setdefault("platform", net.platform())
+    daemon = Daemon(path, parse_config(config), **kwargs)
     task = asyncio.create_task(daemon.run())
     try:
         await until(lambda: daemon.ready.is_set() or task.done(), what="the daemon is ready")
