@@ -479,9 +479,9 @@ def _path(loc: Iterable[int | str]) -> str:
                                                                 "constrained-str"):
             # A key from the file is shown quoted when it could break the one-line refusal
             # (a newline, a control character) or would be invisible (empty, blank).
-            if not part.strip() or not all(c.isprintable() and c not in " \t" for c in part):
-                part = json.dumps(part)
-            out += f".{part}" if out else str(part)
+            plain = part.strip() and all(c.isprintable() and c not in " \t" for c in part)
+            name = part if plain else json.dumps(part)
+            out += f".{name}" if out else name
     return out
 
 
