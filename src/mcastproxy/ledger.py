@@ -35,6 +35,7 @@ from mcastproxy.subscriptions import NOTHING, Choice, Shares, split
 from mcastproxy.upstream.merge import EMPTY, InterfaceState, MergedGroup
 
 Subscriber = bytes | None  # None: the anonymous share of a link
+SHARED_RESULTS = 4096  # distinct split results kept for sharing
 Avoid = dict[bytes, dict[bytes | None, frozenset[str]]]  # per-channel takeover marks
 
 
@@ -96,6 +97,7 @@ class Ledger:
         self.link_groups: dict[tuple[str, bytes], LinkGroup] = {}
         self.upstream_groups: dict[tuple[str, bytes], MergedGroup] = {}
         self.dirty: set[tuple[str, bytes]] = set()  # (upstream, group) merges changed
+        self._results: dict[object, tuple[Shares, Choice]] = {}  # see ``_shared``
 
     # --- from the router side ---------------------------------------------------------------
 
@@ -167,17 +169,29 @@ class Ledger:
         """Split ``subscriber``'s ``state`` among the upstreams selection picks, and add the
         parts to the merges (``previous``: selections that may stand)."""
         c = self._candidates
-        shares, choice = split(
+        shares, choice = self._shared(*split(
             c.selector, subscriber, group, state, c.unusable, previous, c.still_good,
             self._avoid.get(group) if c.takeover else None,
             c.resilient.match if c.resilient else None,
-        )
+        ))
         share = lg.members[subscriber] = Share(state, shares, choice)
         for upstream, part in shares.items():
             lg.by_upstream.setdefault(upstream, MergedGroup()).add(*part)
             self._upstream_merge(upstream, group).add(*part)
             self.dirty.add((upstream, group))
         return share
+
+    def _shared(self, shares: Shares, choice: Choice) -> tuple[Shares, Choice]:
+        """One object for every equal (shares, choice) result: thousands of subscribers of a
+        channel split alike (a few hundred octets each otherwise). Results are never changed
+        in place, so sharing them is safe; the table is bounded."""
+        key = (tuple(shares.items()), choice.any_source, tuple(choice.by_source.items()))
+        found = self._results.get(key)
+        if found is None:
+            if len(self._results) >= SHARED_RESULTS:
+                self._results.clear()
+            found = self._results[key] = (shares, choice)
+        return found
 
     def unshare(self, group: bytes, lg: LinkGroup, share: Share) -> None:
         """Take ``share``'s parts back from the merges."""

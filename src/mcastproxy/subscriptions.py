@@ -27,11 +27,13 @@ from mcastproxy.selection import Selector
 from mcastproxy.upstream.merge import EMPTY, InterfaceState, merge
 
 Shares = dict[str, InterfaceState]
-"""Upstream name -> the (filter mode, sources) this subscription asks of it."""
+"""Upstream name -> the (filter mode, sources) this subscription asks of it. Never changed
+after ``split``: equal shares are shared between subscriptions."""
 
 
 class Choice:
-    """The upstream selections one subscription was given, kept across reloads."""
+    """The upstream selections one subscription was given, kept across reloads. Filled in
+    by ``split`` and never changed after: equal choices are shared between subscriptions."""
 
     __slots__ = ("any_source", "by_source")
 
