@@ -122,11 +122,12 @@ class Engine:
         if not self._started:
             self._takeover.start(self._config, now)
             self._started = True
+        config = self._config  # the one in force before the event (a reload may fail)
         try:
             self._dispatch(event, now)
             self._settle(now)
         except Exception as exc:
-            self._reset(exc, now)
+            self._reset(exc, now, config)
             raise
 
     def _settle(self, now: float) -> None:
@@ -199,9 +200,10 @@ class Engine:
             self._candidates.unusable, self._moves.bridges, self.dropped, self._outbox.counts,
             self.resets, self.last_error)
 
-    def _reset(self, exc: Exception, now: float) -> None:
-        """Handling an event failed half-way: start again from the configuration, as a
-        router restart would, rather than go on from a state nobody can vouch for."""
+    def _reset(self, exc: Exception, now: float, config: Config) -> None:
+        """Handling an event failed half-way: start again from ``config`` (the one in force
+        before the event: a reload that fails is not half taken), as a router restart would,
+        rather than go on from a state nobody can vouch for."""
         routes = list(self._forwarding.routes)
         up = dict(self._addresses)
         downstream = self._downstream  # what it knew of the links' subnets is kept
@@ -209,7 +211,7 @@ class Engine:
         self.resets += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
         self._outbox.counts["engine reset"] += 1
-        self._build(self._config, None)
+        self._build(config, None)
         for upstream, source, group in routes:
             self._outbox.append(DeleteRoute(upstream, source, group))
         self._outbox.log("error", "engine-reset",

@@ -9,6 +9,7 @@ from harness import T, World, ip
 from mcastproxy.actions import DeleteRoute, Log, SendPacket
 from mcastproxy.config import parse_config
 from mcastproxy.engine import Engine
+from mcastproxy.events import ConfigChanged
 from mcastproxy.family import Family
 from mcastproxy.wire.messages import Query
 
@@ -94,3 +95,24 @@ def test_an_event_that_is_not_one_is_refused_without_a_reset() -> None:
     with pytest.raises(TypeError, match="not an engine event"):
         w.engine.handle("joined", 0.0)  # type: ignore[arg-type]
     assert w.engine.snapshot().resets == 0
+
+
+@pytest.mark.parametrize("v", [4, 6], ids=["igmp", "mld"])
+def test_a_reload_that_fails_half_way_leaves_the_old_configuration_in_force(v: int) -> None:
+    h1, _, g1, _, _ = CASES[v]
+    rng = FaultyRng()
+    w = World(Engine(parse_config(CONFIG), rng=rng))
+    for name in ("u1", "u2", "d1", "d2"):
+        w.up(name)
+    w.join("d1", h1, g1)
+    w.run_for(5)
+    # The new configuration has no u1: g1 moves to u2, whose join draws a report delay,
+    # which fails half-way through the reload.
+    without_u1 = CONFIG.partition("    - interface: u1")[0]
+    moved = parse_config(without_u1 + "    - interface: u2\n")
+    rng.armed = True
+    with pytest.raises(RuntimeError, match="injected fault"):
+        w.handle(ConfigChanged(moved))
+    assert w.engine.config is not moved
+    assert w.engine.config.upstream.candidates[0].records  # the old one, whole
+    assert w.engine.snapshot().resets == 1
