@@ -67,9 +67,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     import logging  # noqa: PLC0415 - only the daemon logs
 
     from mcastproxy import daemon  # noqa: PLC0415 - the daemon pulls in the I/O layers
+    from mcastproxy.logs import FieldsFormatter  # noqa: PLC0415 - only the daemon logs
 
     handler = logging.StreamHandler()
-    handler.setFormatter(daemon.FieldsFormatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(FieldsFormatter("%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     logging.getLogger("pyroute2").setLevel(logging.WARNING)  # its debug is netlink dumps
     sock = Path(args.status_socket) if args.status_socket else daemon.DEFAULT_STATUS_SOCKET

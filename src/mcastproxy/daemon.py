@@ -48,13 +48,11 @@ import os
 import random
 import signal
 import socket
-import stat
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from mcastproxy.actions import Action, DeleteRoute, Log, SendPacket, SetRoute
 from mcastproxy.config import Config, ConfigError, load_config
@@ -72,12 +70,18 @@ from mcastproxy.events import (
     TimerExpired,
 )
 from mcastproxy.family import BY_LENGTH, BY_VERSION, Family
-from mcastproxy.kernel import KernelError, MulticastRouter, MulticastRouting, Role, UpcallKind
-from mcastproxy.links import LinkEvent, LinkWatcher
-from mcastproxy.netio import IgmpSocket, InterfaceMap, MldSocket, Received
-from mcastproxy.netio.pim import PimListener
+from mcastproxy.kernel import KernelError, MulticastRouting, Role, UpcallKind
+from mcastproxy.links import LinkEvent
+from mcastproxy.logs import LogLimiter
+from mcastproxy.platform import HelloSocket, LinkWatching, PacketSocket, Platform
 from mcastproxy.snapshot import release, whole
 from mcastproxy.status import document_slices, encode
+from mcastproxy.statussocket import (
+    StatusSocketError,
+    bind_status_socket,
+    remove_stale_socket,
+    why,
+)
 
 # The systemd unit's RuntimeDirectory (contrib/mcastproxy.service): one path for both.
 DEFAULT_STATUS_SOCKET = Path("/run/mcastproxy/mcastproxy.sock")
@@ -95,150 +99,6 @@ T = TypeVar("T")
 
 def _text(address: bytes) -> str:
     return str(ipaddress.ip_address(address))
-
-
-class FieldsFormatter(logging.Formatter):
-    """Log lines with the engine's event name and fields after the message, as
-    ``key=value`` pairs (``event=upstream-join upstream=u1 group=239.1.1.1``), so that a log
-    shipper can take them without parsing the prose."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        event = getattr(record, "event", None)
-        if event is None:
-            return line
-        pairs = {"event": event, **getattr(record, "fields", {})}
-        return line + " " + " ".join(f"{k}={_value(v)}" for k, v in pairs.items())
-
-
-def _value(value: object) -> str:
-    text = str(value)
-    return json.dumps(text) if not text or any(c in text for c in ' "=\n') else text
-
-
-class LogLimiter:
-    """At most ``burst`` log lines per ``period`` seconds for each event name, so that hosts
-    that flood or spoof cannot flood the log: a token bucket per name, holding ``burst``
-    tokens and refilled at ``burst / period`` a second. A line with no token is not written
-    but counted; ``period`` seconds after the first of them, ``due`` gives the count, for one
-    line that says it. Times are the caller's clock."""
-
-    def __init__(self, burst: int = 10, period: float = 10.0) -> None:
-        if burst < 1 or period <= 0:
-            raise ValueError("a log limit needs a burst of at least 1 and a period")
-        self.burst = burst
-        self.period = period
-        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, when counted)
-        self._suppressed: dict[str, tuple[int, float]] = {}  # name -> (lines, since)
-
-    def allow(self, name: str, now: float) -> bool:
-        """Whether a line of event ``name`` may be written at ``now`` (it is counted if not)."""
-        tokens, then = self._buckets.get(name, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - then) * self.burst / self.period)
-        if tokens >= 1.0:
-            self._buckets[name] = (tokens - 1.0, now)
-            return True
-        self._buckets[name] = (tokens, now)
-        lines, since = self._suppressed.get(name, (0, now))
-        self._suppressed[name] = (lines + 1, since)
-        return False
-
-    def next_deadline(self) -> float | None:
-        """When ``due`` next has something to say; None when no line waits to be told of."""
-        return min((since + self.period for _, since in self._suppressed.values()),
-                   default=None)
-
-    def due(self, now: float) -> list[tuple[str, int, float]]:
-        """(name, lines not written, since when) for each name whose first unwritten line is
-        ``period`` old at ``now`` (all of them with ``now`` infinite); then forgotten."""
-        out = [(name, lines, since) for name, (lines, since) in self._suppressed.items()
-               if since + self.period <= now]
-        for name, _, _ in out:
-            del self._suppressed[name]
-        return out
-
-
-# --- what the daemon runs on -----------------------------------------------------------------
-
-
-class PacketSocket(Protocol):
-    """IGMP (``netio.IgmpSocket``) or MLD (``netio.MldSocket``) in and out, for every
-    interface of one family."""
-
-    @property
-    def family(self) -> Family: ...
-
-    @property
-    def dropped(self) -> Mapping[Drop, int]:
-        """Packets received and not returned, by reason."""
-        ...
-
-    def fileno(self) -> int: ...
-
-    def receive(self) -> list[Received]:
-        """What is queued now, without blocking; never raises on bad input."""
-        ...
-
-    def send(self, interface: str, destination: bytes, payload: bytes) -> bool: ...
-
-    def listen(self, interface: str) -> None:
-        """Receive reports and leaves on this downstream (again if it came back)."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class HelloSocket(Protocol):
-    """PIM Hellos of one family (``netio.pim.PimListener``): (interface, source) of each."""
-
-    @property
-    def dropped(self) -> Mapping[Drop, int]: ...
-
-    def fileno(self) -> int: ...
-
-    def receive(self) -> list[tuple[str, bytes]]: ...
-
-    def listen(self, interface: str) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class LinkWatching(Protocol):
-    """Reports the configured interfaces' state as ``InterfaceUp``/``InterfaceDown``
-    (``links.LinkWatcher``): all of them at ``start()``, then every change."""
-
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    def watch(self, names: Iterable[str]) -> None:
-        """Follow these interfaces instead (reported at once if new)."""
-        ...
-
-
-def _packet_socket(family: Family, interfaces: InterfaceMap) -> PacketSocket:
-    return IgmpSocket(interfaces) if family is Family.V4 else MldSocket(interfaces)
-
-
-@dataclass(frozen=True, slots=True)
-class Platform:
-    """Where the daemon's inputs and outputs come from; the defaults are the system's.
-
-    ``router(family)``: the kernel adapter of a family. ``packets(family, interfaces)``: its
-    IGMP or MLD socket; ``hellos(family, interfaces)``: its PIM listener (made only when a
-    candidate watches hellos). ``interfaces()``: the name/index/address map the sockets share,
-    which the daemon ``refresh``-es as netlink reports changes. ``links(names, emit)``: the
-    netlink watcher, calling ``emit`` with each ``InterfaceUp``/``InterfaceDown``.
-    """
-
-    router: Callable[[Family], MulticastRouting] = MulticastRouter
-    packets: Callable[[Family, InterfaceMap], PacketSocket] = _packet_socket
-    hellos: Callable[[Family, InterfaceMap], HelloSocket] = PimListener
-    interfaces: Callable[[], InterfaceMap] = InterfaceMap
-    links: Callable[[Iterable[str], Callable[[LinkEvent], None]], LinkWatching] = LinkWatcher
-
-
-# --- the daemon --------------------------------------------------------------------------------
 
 
 class Daemon:
@@ -445,7 +305,7 @@ class Daemon:
         except Exception as exc:  # the loader's own fault: the file is refused all the same
             self.errors["reload"] += 1
             log.exception("reload refused, keeping the running configuration: reading %s "
-                          "failed: %s", self.config_path, _why(exc))
+                          "failed: %s", self.config_path, why(exc))
             return
         old = self.config
         if (new.igmp is None) != (old.igmp is None) or (new.mld is None) != (old.mld is None):
@@ -455,7 +315,7 @@ class Daemon:
             self._apply_config(old, new)
         except Exception as exc:
             self.errors["reload"] += 1
-            log.error("reload refused, keeping the running configuration: %s", _why(exc))
+            log.error("reload refused, keeping the running configuration: %s", why(exc))
             return
         self._reroute_removed(old, new)
         log.info("configuration reloaded from %s: %s", self.config_path, self._summary())
@@ -489,7 +349,7 @@ class Daemon:
                     step()
                 except Exception as exc:  # undo the rest all the same
                     self.errors["reload undo"] += 1
-                    log.warning("undoing a refused reload: %s", _why(exc))
+                    log.warning("undoing a refused reload: %s", why(exc))
             raise
         old_down = {d.interface for d in old.downstream}
         for name in sorted({d.interface for d in new.downstream} - old_down):
@@ -518,7 +378,7 @@ class Daemon:
                         pass
                     except Exception as exc:
                         self.errors["reload undo"] += 1
-                        log.warning("undoing a refused reload: %s", _why(exc))
+                        log.warning("undoing a refused reload: %s", why(exc))
                     raise
                 undo.append(functools.partial(router.remove_interface, name))
 
@@ -533,7 +393,7 @@ class Daemon:
                 except Exception as exc:
                     self.errors["remove interface"] += 1
                     log.warning("removing %s from the IPv%d routing: %s", name, router.family,
-                                _why(exc))
+                                why(exc))
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -763,7 +623,7 @@ class Daemon:
                         del doc
                         await self._paced(parts, lambda: False)
         except (OSError, TimeoutError) as exc:
-            log.debug("status answer abandoned: %s", _why(exc))
+            log.debug("status answer abandoned: %s", why(exc))
         except Exception:  # status must never take the daemon down
             self.errors["status"] += 1
             log.exception("status answer failed")
@@ -854,11 +714,11 @@ class Daemon:
             os.close(lock)
             raise
         self._status_lock_file = lock
-        _remove_stale_socket(path)
+        remove_stale_socket(path)
 
     async def _serve_status(self, path: Path) -> None:
         """Listen at ``path`` (claimed), the socket created 0600."""
-        self._status_listener = _bind_status_socket(path)
+        self._status_listener = bind_status_socket(path)
         self._status_inode = os.lstat(path).st_ino
         self._status = await asyncio.start_unix_server(self._answer, sock=self._status_listener)
 
@@ -882,70 +742,6 @@ class Daemon:
             # ago lock a file nobody else sees.
             os.close(self._status_lock_file)
             self._status_lock_file = None
-
-
-class StatusSocketError(Exception):
-    """The status socket's path cannot be this proxy's (another answers there, say)."""
-
-
-def _why(exc: BaseException) -> str:
-    """An error as one line: its message, or its type when it has none."""
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split())
-
-
-def _remove_stale_socket(path: Path) -> None:
-    """Remove a socket file at ``path`` that nobody listens on; refuse
-    (``StatusSocketError``) one a process answers on, or a file that is not a socket."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise StatusSocketError(f"cannot serve status at {path}: it exists and is not a socket")
-    if _answers(path):
-        raise StatusSocketError(f"another process answers on {path}: is another mcastproxy "
-                                "running?")
-    log.info("removing the stale status socket %s (nobody answers there)", path)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-
-def _bind_status_socket(path: Path) -> socket.socket:
-    """A UNIX stream socket listening at ``path``, its file created 0600."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        # Created 0600, not chmod-ed a moment later. The umask is the process's, but this
-        # one only takes rights away, for the moment bind() takes.
-        umask = os.umask(0o177)
-        try:
-            listener.bind(str(path))
-        finally:
-            os.umask(umask)
-        listener.listen(16)
-        listener.setblocking(False)
-    except BaseException:
-        listener.close()
-        raise
-    return listener
-
-
-def _answers(path: Path) -> bool:
-    """Whether a process listens on the UNIX socket at ``path`` (one that cannot be asked,
-    for want of rights, counts as listening)."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.setblocking(False)
-    try:
-        probe.connect(str(path))
-    except (ConnectionRefusedError, FileNotFoundError):
-        return False
-    except BlockingIOError:  # listening, its backlog full
-        return True
-    except OSError as exc:
-        return exc.errno != errno.ECONNREFUSED
-    finally:
-        probe.close()
-    return True
 
 
 def _roles(config: Config) -> dict[str, Role]:

@@ -21,13 +21,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from mcastproxy.daemon import Platform
 from mcastproxy.drops import Drop
 from mcastproxy.events import InterfaceDown, InterfaceUp
 from mcastproxy.family import Family
 from mcastproxy.kernel import FakeRouter
 from mcastproxy.links import LinkEvent
 from mcastproxy.netio import Interface, InterfaceMap, Received
+from mcastproxy.platform import Platform
 from mcastproxy.wire import build_igmp, build_mld, parse_igmp, parse_mld
 from mcastproxy.wire.messages import Message
 

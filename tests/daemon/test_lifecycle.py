@@ -19,12 +19,13 @@ from daemon_harness import IGMP, MLD, Proto, config, running, until
 from fakes import FakeNetwork, ip
 
 from mcastproxy.config import parse_config
-from mcastproxy.daemon import Daemon, Platform
+from mcastproxy.daemon import Daemon
 from mcastproxy.family import Family
 from mcastproxy.kernel import FakeRouter, KernelError, MulticastRouter, Upcall, UpcallKind
 from mcastproxy.links import LinkWatcher
 from mcastproxy.netio import Interface, InterfaceMap
 from mcastproxy.netio.pim import PimListener
+from mcastproxy.platform import Platform
 
 BOTH = f"""
 {IGMP.setting}

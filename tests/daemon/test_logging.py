@@ -15,8 +15,8 @@ import pytest
 from daemon_harness import Proto, config, records, running, until
 from fakes import FakeNetwork
 
-from mcastproxy.daemon import FieldsFormatter, LogLimiter
 from mcastproxy.family import Family
+from mcastproxy.logs import FieldsFormatter, LogLimiter
 
 
 def record(msg: str, **extra: object) -> logging.LogRecord:
