@@ -44,6 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from bench_engine import ADDRS, V3_ROUTERS  # the same interfaces as the engine benchmark
 from mcastproxy.config import parse_config
 from mcastproxy.engine import Engine
 from mcastproxy.events import InterfaceUp, PacketReceived, TimerExpired
@@ -60,12 +61,6 @@ downstream: [{interface: d1}, {interface: d2}]
 upstream:
   candidates: [{interface: u1}]
 """
-ADDRS = {
-    "u1": (bytes((192, 0, 2, 1)), bytes.fromhex("fe800000000000000000000000010001")),
-    "d1": (bytes((10, 1, 0, 1)), bytes.fromhex("fe800000000000000000000000d10001")),
-    "d2": (bytes((10, 2, 0, 1)), bytes.fromhex("fe800000000000000000000000d20001")),
-}
-V3_ROUTERS = {4: bytes((224, 0, 0, 22)), 6: bytes.fromhex("ff020000000000000000000000000016")}
 ATTACKER = {4: bytes((10, 1, 0, 66)), 6: bytes.fromhex("fe800000000000000000000000d10066")}
 VICTIM = {4: bytes((10, 1, 0, 7)), 6: bytes.fromhex("fe800000000000000000000000d10007")}
 RECORDS_PER_FRAME = {4: (1500 - 24 - 8) // 8, 6: (1500 - 48 - 8) // 20}  # 183, 72

@@ -59,8 +59,7 @@ from mcastproxy.ledger import Avoid, Ledger
 from mcastproxy.membership.router import RouterLink
 from mcastproxy.membership.validity import check_upstream_query
 from mcastproxy.moves import Moves
-from mcastproxy.snapshot import EngineSnapshot, Slices
-from mcastproxy.snapshot import take as take_snapshot
+from mcastproxy.snapshot import EngineSnapshot, Slices, whole
 from mcastproxy.snapshot import take_slices as take_snapshot_slices
 from mcastproxy.takeover import Takeover
 from mcastproxy.upstream.merge import InterfaceState
@@ -183,12 +182,7 @@ class Engine:
 
     def snapshot(self) -> EngineSnapshot:
         """What status, metrics and an API show: plain data, detached from the engine."""
-        return take_snapshot(
-            self._config, self._addresses, self._downstream.links, self._upstreams.hosts,
-            self._ledger, self._forwarding,
-            self._takeover.liveness if self._takeover.started else None,
-            self._candidates.unusable, self._moves.bridges, self.dropped, self._outbox.counts,
-            self.resets, self.last_error)
+        return whole(self.snapshot_slices())
 
     def snapshot_slices(self) -> Slices:
         """``snapshot()`` a slice at a time, for a caller that handles events in between (the

@@ -13,8 +13,9 @@ every few groups so that its caller can handle events in between, and returns th
 the end. Each group of a link or upstream is then copied whole at one moment, with the
 upstreams its link asks for it, and so is each route; the interfaces, drops, counts and the
 health of watched flows are copied in one go. A group or route that comes or goes while the
-snapshot is taken may be missing or still shown. ``take`` is the same in one go: the snapshot
-of one moment. Freeing a large snapshot takes long too: ``release`` lets go of it in slices.
+snapshot is taken may be missing or still shown. ``whole(take_slices(...))`` (what
+``Engine.snapshot()`` does) is the same in one go: the snapshot of one moment. Freeing a
+large snapshot takes long too: ``release`` lets go of it in slices.
 """
 
 from __future__ import annotations
@@ -165,26 +166,6 @@ ROUTES_PER_SLICE = 128
 Slices = Generator[None, None, EngineSnapshot]
 
 
-def take(
-    config: Config,
-    interfaces: Mapping[str, tuple[bytes, ...]],
-    links: Mapping[tuple[str, Family], RouterLink],
-    hosts: Mapping[tuple[str, Family], UpstreamHost],
-    ledger: Ledger,
-    forwarding: Forwarding,
-    liveness: Liveness | None,
-    unusable: frozenset[str],
-    bridges: Mapping[bytes, float],
-    drops: DropCounts,
-    counts: Mapping[str, int],
-    resets: int,
-    last_error: str | None,
-) -> EngineSnapshot:
-    """Copy the engine's parts out into an ``EngineSnapshot`` (the engine's own call)."""
-    return whole(take_slices(config, interfaces, links, hosts, ledger, forwarding, liveness,
-                             unusable, bridges, drops, counts, resets, last_error))
-
-
 def whole(slices: Generator[None, None, T]) -> T:
     """Run ``slices`` to its end without pausing; what it returns."""
     while True:
@@ -209,9 +190,10 @@ def take_slices(
     resets: int,
     last_error: str | None,
 ) -> Slices:
-    """``take``, a slice at a time: each ``next`` copies a few groups; the snapshot is the
-    generator's return value. The engine may handle events between two slices (the parts
-    passed here are read live, never changed)."""
+    """Copy the engine's parts out into an ``EngineSnapshot``, a slice at a time: each
+    ``next`` copies a few groups; the snapshot is the generator's return value. The engine
+    may handle events between two slices (the parts passed here are read live, never
+    changed)."""
     interfaces, drop_counts, counted = Frozen(dict(interfaces)), drops.by_key(), dict(counts)
     bridged = frozenset(bridges)
     link_snaps = []

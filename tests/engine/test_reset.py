@@ -44,13 +44,19 @@ class FaultyRng:
         return 0.5
 
 
-@pytest.mark.parametrize("v", [4, 6], ids=["igmp", "mld"])
-def test_a_fault_resets_the_engine_which_says_so_and_keeps_working(v: int) -> None:
-    h1, h3, g1, g2, s1 = CASES[v]
+def faulty_world() -> tuple[World, FaultyRng]:
+    """The engine with a random source that fails when armed, its interfaces up."""
     rng = FaultyRng()
     w = World(Engine(parse_config(CONFIG), rng=rng))
     for name in ("u1", "u2", "d1", "d2"):
         w.up(name)
+    return w, rng
+
+
+@pytest.mark.parametrize("v", [4, 6], ids=["igmp", "mld"])
+def test_a_fault_resets_the_engine_which_says_so_and_keeps_working(v: int) -> None:
+    h1, h3, g1, g2, s1 = CASES[v]
+    w, rng = faulty_world()
     w.join("d1", h1, g1)
     w.flow("u1", s1, g1)
     assert w.route("u1", s1, g1) == {"d1"}
@@ -100,10 +106,7 @@ def test_an_event_that_is_not_one_is_refused_without_a_reset() -> None:
 @pytest.mark.parametrize("v", [4, 6], ids=["igmp", "mld"])
 def test_a_reload_that_fails_half_way_leaves_the_old_configuration_in_force(v: int) -> None:
     h1, _, g1, _, _ = CASES[v]
-    rng = FaultyRng()
-    w = World(Engine(parse_config(CONFIG), rng=rng))
-    for name in ("u1", "u2", "d1", "d2"):
-        w.up(name)
+    w, rng = faulty_world()
     w.join("d1", h1, g1)
     w.run_for(5)
     # The new configuration has no u1: g1 moves to u2, whose join draws a report delay,
