@@ -19,7 +19,7 @@ from collections.abc import Callable
 import pytest
 
 from mcastlab import MAX_COUNT, MAX_RATE, HeadendOutput, JoinMode, Lab, LabError, wait_until
-from mcastlab.headend import MAX_SECONDS, headend_args
+from mcastlab.headend import MAX_SECONDS, headend_args, packets_due
 from mcastlab.receiver import Packet, Receiver
 from mcastlab.topologies import HEADEND_SOURCE, proxy_lab
 
@@ -91,31 +91,34 @@ def test_pause_stops_one_output_only(make_lab: Callable[..., Lab], v: int) -> No
     assert done["sent"] == {"prov1": 1500 - len(pause_span), "prov2": 1500}
 
 
+def test_a_late_wake_up_sends_the_backlog_at_once_so_the_schedule_never_drifts() -> None:
+    # Packet i is due at start + i ms, whatever the lateness of the wake-ups before it.
+    assert packets_due(10.0, 9.999, 0.001, 1000) == 0
+    assert packets_due(10.0, 10.0, 0.001, 1000) == 1
+    assert packets_due(10.0, 10.0105, 0.001, 1000) == 11  # 10.5 ms late: 11 at once
+    assert packets_due(10.0, 10.011, 0.001, 1000) == 12  # exactly due counts as due
+    assert packets_due(10.0, 99.0, 0.001, 1000) == 1000  # never past the count
+    # Float steps: i * interval is always due by its own instant.
+    assert all(packets_due(0.0, i * (1 / 3000), 1 / 3000, 10**6) == i + 1 for i in range(3000))
+
+
 @pytest.mark.netns
-def test_the_schedule_holds_at_1000_packets_per_second(make_lab: Callable[..., Lab]) -> None:
+def test_a_stream_at_1000_packets_per_second_is_never_early_and_keeps_to_its_end(
+    make_lab: Callable[..., Lab],
+) -> None:
     lab = make_lab(proxy_lab(headend=True))
     r1, _ = listening(lab, 4)
-    # A timing property of the lab's own tool on a shared machine: a run starved of CPU by
-    # something else proves nothing either way, so the best of three stands.
-    lateness: list[list[float]] = []
-    for attempt in range(3):
-        he = lab.headend(outputs(4), rate=1000, count=1000, report_every=0.25,
-                         sender_id=f"headend{attempt}")
-        done = he.wait_done(5)
-        assert len(he.events("counts")) >= 3  # the periodic counts
-        packets = sorted((p for p in r1.wait_packets(1000 * (attempt + 1), 5)
-                          if p.sender == f"headend{attempt}"), key=lambda p: p.seq or 0)
-        assert len(packets) == 1000
-        t0 = packets[0].sent_ns or 0
-        # Packet i leaves at start + i ms: late wake-ups do not add up to a drift.
-        late = sorted(abs((p.sent_ns or 0) - t0 - i * 1_000_000) / 1e6
-                      for i, p in enumerate(packets))
-        lateness.append(late)
-        if 0.999 <= done["end"] - done["start"] < 1.05 and late[len(late) * 9 // 10] < 1.0:
-            break
-    best = min(lateness, key=lambda late: late[len(late) * 9 // 10])
-    assert best[len(best) * 9 // 10] < 1.0, [late[-10:] for late in lateness]
-    assert best[-1] < 50.0
+    he = lab.headend(outputs(4), rate=1000, count=1000, report_every=0.25)
+    done = he.wait_done(5)
+    assert len(he.events("counts")) >= 3  # the periodic counts
+    packets = sorted(r1.wait_packets(1000, 5), key=lambda p: p.seq or 0)
+    assert [p.seq for p in packets] == list(range(1000))
+    start_ns = int(done["start"] * 1e9)
+    # No packet leaves before its instant (a clock-independent truth of the schedule) ...
+    assert all((p.sent_ns or 0) >= start_ns + i * 1_000_000 - 1_000 for i, p in enumerate(packets))
+    # ... and lateness does not add up: how late it runs on a busy machine is a figure
+    # for a benchmark, not a test, but a drifting sender would take twice as long.
+    assert done["end"] - done["start"] < 2.0
 
 
 @pytest.mark.netns

@@ -51,6 +51,7 @@ import contextlib
 import ctypes
 import errno
 import json
+import math
 import os
 import selectors
 import socket
@@ -278,6 +279,15 @@ class _Stream:
                 "errors": dict(self.errors), "paused": sorted(self.paused)}
 
 
+def packets_due(start: float, now: float, interval: float, count: int) -> int:
+    """How many packets of the stream are due by ``now``: packet ``i`` is due at
+    ``start + i * interval``, so a late wake-up sends the backlog at once and the schedule
+    never drifts by the sum of the wake-ups' lateness."""
+    if now < start:
+        return 0
+    return min(count, math.floor((now - start) / interval + 1e-9) + 1)
+
+
 def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
@@ -328,16 +338,17 @@ def run(a: argparse.Namespace, outputs: Sequence[HeadendOutput]) -> int:
             if now >= stop_at:
                 why = "max-seconds"
                 break
-            due = start + seq * interval
-            if due <= now:  # send what is due, catching up after a late wake-up
-                while seq < a.count and start + seq * interval <= now:
+            due_now = packets_due(start, now, interval, a.count)
+            if seq < due_now:
+                while seq < due_now:
                     stream.send(build_payload(Payload(a.id, seq, time.monotonic_ns()), a.size))
                     seq += 1
                 if next_report is not None and now >= next_report:
                     _emit({"event": "counts"} | stream.counts(seq))
                     next_report += a.report_every
                 continue
-            if not sel.select(timeout=min(due, stop_at) - now):
+            due = start + seq * interval
+            if not sel.select(timeout=max(0.0, min(due, stop_at) - now)):
                 continue
             chunk = os.read(0, 4096)
             if not chunk:
