@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="UNIX socket for `mcastproxy status` (default "
                           "/run/mcastproxy/mcastproxy.sock)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, platform=None)
 
     status = sub.add_parser("status", help="show the running proxy's state")
     status.add_argument("--socket", default=None, metavar="PATH")
@@ -74,7 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     logging.getLogger("pyroute2").setLevel(logging.WARNING)  # its debug is netlink dumps
     sock = Path(args.status_socket) if args.status_socket else daemon.DEFAULT_STATUS_SOCKET
-    return daemon.run(Path(args.config), status_socket=sock)
+    return daemon.run(Path(args.config), status_socket=sock, platform=args.platform)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

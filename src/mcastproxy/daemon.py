@@ -750,15 +750,18 @@ def _roles(config: Config) -> dict[str, Role]:
             **{c.interface: Role.UPSTREAM for c in config.upstream.candidates}}
 
 
-def run(config_path: Path, *, status_socket: Path | None = DEFAULT_STATUS_SOCKET) -> int:
-    """``mcastproxy run``: load, check, run until stopped."""
+def run(config_path: Path, *, status_socket: Path | None = DEFAULT_STATUS_SOCKET,
+        platform: Platform | None = None) -> int:
+    """``mcastproxy run``: load, check, run until stopped (on ``platform``: the system's
+    unless given)."""
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         for issue in exc.issues:
             log.error("%s: %s", config_path, issue)
         return 2
-    return asyncio.run(Daemon(config_path, config, status_socket=status_socket).run())
+    return asyncio.run(
+        Daemon(config_path, config, status_socket=status_socket, platform=platform).run())
 
 
 async def query_status(path: Path) -> dict[str, Any]:

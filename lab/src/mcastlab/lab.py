@@ -38,20 +38,20 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Self
 
 import mcastlab
 import mcastproxy
-from mcastlab import netns
+from mcastlab import inject, netns
 from mcastlab.capture import Capture
 from mcastlab.headend import Headend, HeadendOutput, headend_args
 from mcastlab.netns import LabError
 from mcastlab.poll import wait_until
 from mcastlab.procs import Event, JsonProc, Proc
-from mcastlab.proxy import Proxy
+from mcastlab.proxy import Forwarding, Proxy
 from mcastlab.receiver import DEFAULT_PORT, Receiver
 from mcastlab.sender import DEFAULT_TTL, sender_args
 from mcastlab.topology import Iface, Topology
@@ -346,15 +346,19 @@ class Lab:
         workdir: Path | None = None,
         args: Sequence[str] = (),
         timeout: float = 10.0,
+        forwarding: Forwarding = "kernel",
     ) -> Proxy:
         """Start ``mcastproxy run`` in ``host`` with ``config`` (YAML); returns once it is ready.
 
         Its configuration file and status socket go to ``workdir`` (default: the lab's log
         directory), ``args`` are more options of ``run``. The ``Proxy`` reads its status,
         reloads and stops it; it is stopped, at the latest, when the lab goes down.
+        ``forwarding="recorded"``: its routes are recorded in memory, not installed in the
+        kernel (``mcastlab.recorded``: for a kernel without multicast routing).
         """
         self._require_up()
-        return Proxy(self, config, host=host, workdir=workdir, args=args, timeout=timeout)
+        return Proxy(self, config, host=host, workdir=workdir, args=args, timeout=timeout,
+                     forwarding=forwarding)
 
     def receiver(
         self, host: str, iface: str, *, port: int = DEFAULT_PORT, keep_version: bool = False
@@ -515,6 +519,18 @@ class Lab:
         """The interface index of ``host``'s ``iface``."""
         out = json.loads(self.run(host, "ip", "-j", "link", "show", "dev", iface))
         return int(out[0]["ifindex"])
+
+    def mac(self, host: str, iface: str) -> bytes:
+        """The MAC address of ``host``'s ``iface``."""
+        self._require_up()
+        return inject.mac_of(self.ns(host), iface)
+
+    def inject(self, host: str, iface: str, packets: Iterable[bytes], *,
+               to: bytes | None = None) -> int:
+        """Send forged IP packets (whole, as built) out of ``host``'s ``iface``, bypassing its
+        IP stack; ``to``: the MAC for packets to a unicast address. The number sent."""
+        self._require_up()
+        return inject.inject(self.ns(host), iface, packets, to=to)
 
     def set_link(self, host: str, iface: str, *, up: bool) -> None:
         """Bring ``host``'s ``iface`` up or down (carrier loss on a veth, seen by both ends)."""

@@ -10,7 +10,9 @@ The daemon (``mcastproxy run``) runs in the proxy's host (``"proxy"`` by default
 configuration file and status socket in a working directory (the lab's log directory unless
 given), logging to its process log (``proxy.output()``). Should it exit before its status
 socket appears, ``LabError`` carries the end of its log: the daemon's own reason (a bad
-configuration, a kernel without multicast routing) rather than a timeout.
+configuration, a kernel without multicast routing) rather than a timeout. With
+``forwarding="recorded"`` the daemon's routes are recorded in memory, not installed in the
+kernel (``mcastlab.recorded``), so it runs on a kernel without multicast routing.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import ipaddress
 import signal
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from mcastlab.netns import LabError
 from mcastlab.poll import wait_until
@@ -32,6 +34,25 @@ if TYPE_CHECKING:
 
 # struct sockaddr_un's sun_path: 108 octets with the terminating NUL.
 _UNIX_PATH_MAX = 107
+
+Forwarding = Literal["kernel", "recorded"]
+# What runs the daemon: ``mcastproxy run``, or the same with routes recorded in memory
+# (``mcastlab.recorded``) on a kernel without multicast routing.
+FORWARDING: dict[str, str] = {"kernel": "mcastproxy", "recorded": "mcastlab.recorded"}
+# Present when the kernel has IPv4 and IPv6 multicast routing (ipmr, ip6mr).
+MROUTE_FILES = (Path("/proc/net/ip_mr_vif"), Path("/proc/net/ip6_mr_vif"))
+
+
+def kernel_forwards() -> bool:
+    """Whether this kernel has multicast routing for both families (``CONFIG_IP_MROUTE``,
+    ``CONFIG_IPV6_MROUTE``)."""
+    return all(p.exists() for p in MROUTE_FILES)
+
+
+def best_forwarding() -> Forwarding:
+    """The kernel's forwarding where it has it, recorded routes where not: for tests of what
+    the proxy says and hears, which hold either way."""
+    return "kernel" if kernel_forwards() else "recorded"
 
 
 class Proxy:
@@ -53,8 +74,11 @@ class Proxy:
         workdir: Path | None = None,
         args: Sequence[str] = (),
         timeout: float = 10.0,
+        forwarding: Forwarding = "kernel",
     ) -> None:
         """Start the daemon with ``config`` (YAML) and wait until it is ready (``Lab.proxy``)."""
+        if forwarding not in FORWARDING:
+            raise LabError(f"forwarding {forwarding!r}: one of {', '.join(FORWARDING)}")
         workdir = workdir if workdir is not None else lab.logdir
         if workdir is None:
             raise LabError("the lab is not up")
@@ -66,7 +90,8 @@ class Proxy:
         if len(str(self.status_socket)) > _UNIX_PATH_MAX:
             raise LabError(f"{self.status_socket}: too long for a UNIX socket; a shorter workdir")
         self.config.write_text(config)
-        self.daemon = lab.python(host, "mcastproxy", "run", "-c", str(self.config),
+        self.forwarding = forwarding
+        self.daemon = lab.python(host, FORWARDING[forwarding], "run", "-c", str(self.config),
                                  "--status-socket", str(self.status_socket), *args)
 
         def ready() -> bool:
