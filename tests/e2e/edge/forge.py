@@ -8,7 +8,6 @@ import warnings
 from collections.abc import Sequence
 
 from scapy.layers.inet import IP, IPOption_Router_Alert
-from scapy.packet import Packet, Raw
 from scapy.layers.inet6 import (
     ICMPv6MLDMultAddrRec,
     ICMPv6MLQuery2,
@@ -17,6 +16,7 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrHopByHop,
     RouterAlert,
 )
+from scapy.packet import Packet, Raw
 
 with warnings.catch_warnings():  # scapy.layers.igmp has another interface; these still work
     warnings.simplefilter("ignore", DeprecationWarning)
