@@ -47,9 +47,10 @@ def igmpv3_report(src: str, records: Sequence[Record], *, dst: str = "224.0.0.22
     return ipv4(src, dst, IGMPv3(type=0x22, records=recs), ttl=ttl, ra=ra)
 
 
-def igmpv3_query(src: str, *, group: str = "0.0.0.0", qrv: int = 2, qqic: int = 125) -> bytes:
+def igmpv3_query(src: str, *, group: str = "0.0.0.0", qrv: int = 2, qqic: int = 125,
+                 mrcode: int = 100) -> bytes:
     dst = "224.0.0.1" if group == "0.0.0.0" else group
-    return ipv4(src, dst, IGMPv3(type=0x11, mrcode=100, gaddr=group, qrv=qrv, qqic=qqic))
+    return ipv4(src, dst, IGMPv3(type=0x11, mrcode=mrcode, gaddr=group, qrv=qrv, qqic=qqic))
 
 
 def igmpv2_query(src: str) -> bytes:
