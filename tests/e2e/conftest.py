@@ -4,7 +4,9 @@ with ``Lab.proxy``).
 The scenarios are one a file, grouped by the topology they run on: ``usecases/`` (the
 paper's use cases on ``topologies.proxy_lab()``), ``failover/`` (a redundant headend's
 stream on ``proxy_lab(headend=True)``), and FRR as a real upstream router
-(``test_frr_upstream.py``). All of them run mcastproxy, and so are marked ``mroute``.
+(``test_frr_upstream.py``). Those that need the kernel to forward are marked ``mroute``; those
+that only watch what the proxy says and hears run on any kernel, with ``best_forwarding()``.
+The edge tests (``edge/``, an attacker on a link) have fixtures of their own.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ import pytest
 from running_proxy import Proxy
 
 from mcastlab import Lab, Topology, topologies
+from mcastlab.proxy import Forwarding
 
 
 @pytest.fixture
 def proxy_with(make_lab: Callable[..., Lab], tmp_path: Path) -> Callable[..., Proxy]:
-    """``proxy_with(config[, topology])``: the daemon run with ``config`` in a fresh lab of
-    ``topology`` (default ``topologies.proxy_lab()``), taken down after the test."""
+    """``proxy_with(config[, topology, forwarding])``: the daemon run with ``config`` in a
+    fresh lab of ``topology`` (default ``topologies.proxy_lab()``), taken down after the test;
+    ``forwarding="recorded"`` for a scenario that does not need the kernel to forward."""
 
-    def make(config: str, topology: Topology | None = None) -> Proxy:
-        return Proxy(make_lab(topology or topologies.proxy_lab()), config, tmp_path)
+    def make(config: str, topology: Topology | None = None,
+             forwarding: Forwarding = "kernel") -> Proxy:
+        return Proxy(make_lab(topology or topologies.proxy_lab()), config, tmp_path, forwarding)
 
     return make

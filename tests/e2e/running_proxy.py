@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mcastlab import Lab, wait_until
+from mcastlab.proxy import Forwarding
 from mcastproxy.wire.messages import RecordType, Report
 
 # The proxy's address on each upstream link, per family: its reports come from it.
@@ -27,10 +28,11 @@ class Family(Protocol):
 class Proxy:
     """The lab with the daemon running in it, watched from both providers."""
 
-    def __init__(self, lab: Lab, config: str, workdir: Path) -> None:
+    def __init__(self, lab: Lab, config: str, workdir: Path,
+                 forwarding: Forwarding = "kernel") -> None:
         self.lab = lab
         self.caps = {p: lab.capture(p, "eth0") for p in ("prov1", "prov2")}
-        self.running = lab.proxy(config, workdir=workdir)
+        self.running = lab.proxy(config, workdir=workdir, forwarding=forwarding)
         self.daemon = self.running.daemon
         self.config = self.running.config
         self.status_socket = self.running.status_socket

@@ -27,9 +27,10 @@ from provider_channels import Fam
 from running_proxy import Proxy
 
 from mcastlab import wait_until
+from mcastlab.proxy import best_forwarding
 from mcastproxy.wire.messages import RecordType
 
-pytestmark = [pytest.mark.netns, pytest.mark.mroute]
+pytestmark = pytest.mark.netns  # what the proxy says and hears: any kernel
 
 HELLO_LIVENESS = """
 igmp: {{version: 3}}
@@ -52,9 +53,10 @@ FORGER = {4: "10.0.1.99", 6: "fe80::99"}  # on u1's link, not one of its routers
 
 
 def test_pim_hellos_keep_an_upstream_and_their_silence_fails_it_over(
-    proxy_with: Callable[[str], Proxy], fam: Fam
+    proxy_with: Callable[..., Proxy], fam: Fam
 ) -> None:
-    proxy = proxy_with(HELLO_LIVENESS.format(router=HELLO_SOURCE[fam.v]))
+    proxy = proxy_with(HELLO_LIVENESS.format(router=HELLO_SOURCE[fam.v]),
+                       forwarding=best_forwarding())
     script = str(Path(__file__).with_name("pim_hello.py"))
     hellos = proxy.lab.popen("prov1", sys.executable, script, "eth0", str(fam.v), "40", "0.25",
                              HELLO_SOURCE[fam.v])
