@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 
 import pytest
-from forge import TO_EX, igmpv3_query, igmpv3_report
+from forge import TO_EX, TO_IN, igmpv3_query, igmpv3_report
 
 from mcastlab import JoinMode, Lab, LabError, wait_until
 from mcastlab.capture import Capture
@@ -80,3 +80,28 @@ def test_a_second_proxy_does_not_take_over_a_live_proxys_status_socket(edge: Edg
         lab.proxy(CONFIG, host="sub3", forwarding=proxy.forwarding,
                   args=["--status-socket", str(proxy.status_socket)])
     assert proxy.status()["upstreams"]["u1"]["usable"]
+
+
+def test_a_flood_of_leaves_comes_back_as_a_bounded_number_of_queries(edge: Edge) -> None:
+    lab, proxy = edge(CONFIG)
+    cap = lab.capture("sub2", "eth0")
+    groups = GROUPS[:500]
+    lab.inject("sub1", "eth0", [igmpv3_report("10.1.1.11", [(TO_EX, g, ())
+                                                             for g in groups[i:i + 100]])
+                                for i in range(0, 500, 100)])
+    wait_until(lambda: len(proxy.status()["upstreams"]["u1"]["groups"]) == 500, 10)
+    mark = cap.mark()
+    # 500 leaves at once: as querier (no fast leave), each would cost Last Member Query Count
+    # (2) group-specific queries: 1,000 queries onto the link.
+    lab.inject("sub1", "eth0", [igmpv3_report("10.1.1.11", [(TO_IN, g, ())
+                                                             for g in groups[i:i + 100]])
+                                for i in range(0, 500, 100)])
+    wait_until(lambda: not proxy.status()["upstreams"]["u1"]["groups"], 10)
+    queries = [m for p, m in cap.messages(mark) if p.src == "10.1.1.1"
+               and type(m).__name__ == "Query"]
+    specific = [q for q in queries if any(q.group)]
+    # specific-query-rate: 100 leaves' queries a second (a bucket of one second), LMQC each;
+    # the rest merged into General Queries (one per Last Member Query Interval, LMQC times).
+    assert len(specific) <= 100 * 2, len(specific)
+    assert len(queries) - len(specific) <= 2 * 5
+    assert proxy.status()["events"].get("specific queries merged", 0) > 0
