@@ -100,8 +100,9 @@ def test_a_flood_of_leaves_comes_back_as_a_bounded_number_of_queries(edge: Edge)
     queries = [m for p, m in cap.messages(mark) if p.src == "10.1.1.1"
                and type(m).__name__ == "Query"]
     specific = [q for q in queries if any(q.group)]
-    # specific-query-rate: 100 leaves' queries a second (a bucket of one second), LMQC each;
-    # the rest merged into General Queries (one per Last Member Query Interval, LMQC times).
-    assert len(specific) <= 100 * 2, len(specific)
+    # specific-query-rate: 100 leaves' queries a second (a bucket of one second, refilling
+    # while the burst is handled: a few more on a busy machine), LMQC each; the rest merged
+    # into General Queries (one per Last Member Query Interval, LMQC times).
+    assert len(specific) <= (100 + 10) * 2, len(specific)
     assert len(queries) - len(specific) <= 2 * 5
     assert proxy.status()["events"].get("specific queries merged", 0) > 0
