@@ -70,6 +70,7 @@ from mcastproxy.events import (
     TimerExpired,
 )
 from mcastproxy.family import BY_LENGTH, BY_VERSION, Family
+from mcastproxy.gcpolicy import GcPolicy
 from mcastproxy.kernel import KernelError, MulticastRouting, Role, UpcallKind
 from mcastproxy.links import LinkEvent
 from mcastproxy.logs import LogLimiter
@@ -125,6 +126,8 @@ class Daemon:
         self.platform = platform if platform is not None else Platform()
         self.engine = engine if engine is not None else Engine(config, rng=random.random)
         self.log_limit = log_limit if log_limit is not None else LogLimiter()
+        self.gc = GcPolicy()
+        """The garbage collector's policy while it runs (``gcpolicy``)."""
         self.interfaces = self.platform.interfaces()
         self.sockets: dict[Family, PacketSocket] = {}
         self.routers: dict[Family, MulticastRouting] = {}
@@ -190,6 +193,7 @@ class Daemon:
                               exc.strerror or exc)
                     return 1
             self._arm_sampler()
+            self.gc.install()  # after start-up: what it made is frozen (gcpolicy)
             log.info("running: %s", self._summary())
             self.ready.set()
             if self._reload_waiting:
@@ -239,6 +243,7 @@ class Daemon:
         assert loop is not None
         running = self.ready.is_set()
         self.ready.clear()
+        self.gc.uninstall()
         for handle in (self._timer, self._sampler):
             if handle is not None:
                 handle.cancel()
