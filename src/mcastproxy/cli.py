@@ -64,15 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import logging  # noqa: PLC0415 - only the daemon logs
-
     from mcastproxy import daemon  # noqa: PLC0415 - the daemon pulls in the I/O layers
-    from mcastproxy.logs import FieldsFormatter  # noqa: PLC0415 - only the daemon logs
+    from mcastproxy.logs import configure  # noqa: PLC0415 - only the daemon logs
 
-    handler = logging.StreamHandler()
-    handler.setFormatter(FieldsFormatter("%(asctime)s %(levelname)s %(message)s"))
-    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
-    logging.getLogger("pyroute2").setLevel(logging.WARNING)  # its debug is netlink dumps
+    configure(args.log_level)
     sock = Path(args.status_socket) if args.status_socket else daemon.DEFAULT_STATUS_SOCKET
     return daemon.run(Path(args.config), status_socket=sock, platform=args.platform)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,7 +91,7 @@ from mcastlab import Lab, topologies
 lab = Lab(topologies.lan_pair()).up()
 p = lab.popen("host", "sleep", "60")
 print(json.dumps({"run_id": lab.run_id, "namespaces": list(lab.namespaces.values()),
-                  "pid": p.pid}), flush=True)
+                  "pid": p.pid, "logdir": str(lab.logdir)}), flush=True)
 time.sleep(60)
 """
 
@@ -115,6 +116,7 @@ def child_run() -> Iterator[tuple[subprocess.Popen[str], dict]]:
         child.wait()
         for ns in info["namespaces"]:
             netns.delete_namespace(ns)
+        shutil.rmtree(info["logdir"], ignore_errors=True)
 
 
 def test_sigterm_takes_the_lab_down(child_run: tuple[subprocess.Popen[str], dict]) -> None:
@@ -131,8 +133,10 @@ def test_sweep_removes_a_killed_run(child_run: tuple[subprocess.Popen[str], dict
     child.kill()
     child.wait(10)
     assert info["run_id"] in netns.read_records()  # the record outlives its creator
+    assert Path(info["logdir"]).is_dir()
     sweep()  # (another session's sweep at its start may get there first: the same result)
     assert ours_left(info["run_id"]) == []
+    assert not Path(info["logdir"]).exists()  # its logs too: the host as it was
     wait_until(lambda: gone(info["pid"]), timeout=5)
     assert info["run_id"] not in netns.read_records()
 

@@ -121,7 +121,8 @@ class Lab:
         _register(self)
         try:
             self.logdir = Path(tempfile.mkdtemp(prefix=f"mcp-{self.run_id}-"))
-            netns.write_record(self.run_id)
+            # A run killed before its teardown: the next sweep removes its logs too.
+            netns.write_record(self.run_id, logdir=None if self.keep_logs else self.logdir)
             self._build()
             self._settle()
         except BaseException:

@@ -17,10 +17,12 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import string
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -206,6 +208,8 @@ class RunRecord:
     start_time: int
     created: float
     argv: list[str]
+    logdir: str | None = None
+    """The run's log directory, removed with its namespaces when a sweep finds it dead."""
 
     @property
     def creator_alive(self) -> bool:
@@ -213,13 +217,16 @@ class RunRecord:
         return process_start_time(self.pid) == self.start_time and _alive(self.pid)
 
 
-def write_record(run_id: str, *, pid: int | None = None) -> RunRecord:
-    """Record that ``pid`` (default: this process) creates run ``run_id``."""
+def write_record(run_id: str, *, pid: int | None = None,
+                 logdir: Path | None = None) -> RunRecord:
+    """Record that ``pid`` (default: this process) creates run ``run_id``, logging to
+    ``logdir``."""
     pid = os.getpid() if pid is None else pid
     start = process_start_time(pid)
     if start is None:
         raise LabError(f"no process {pid}")
-    rec = RunRecord(run_id, pid, start, time.time(), list(sys.argv))
+    rec = RunRecord(run_id, pid, start, time.time(), list(sys.argv),
+                    str(logdir) if logdir is not None else None)
     RUN_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
     tmp = RUN_DIR / f".{run_id}.json.tmp"
     tmp.write_text(json.dumps(asdict(rec)) + "\n")
@@ -262,5 +269,16 @@ def sweep() -> list[str]:
             delete_namespace(ns)
             removed.append(ns)
     for rid in dead:
+        _remove_logdir(records[rid])
         remove_record(rid)
     return removed
+
+
+def _remove_logdir(rec: RunRecord) -> None:
+    """A dead run's log directory, if it is one a lab makes (``<tmp>/mcp-<run id>-*``)."""
+    if rec.logdir is None:
+        return
+    path = Path(rec.logdir)
+    if path.parent == Path(tempfile.gettempdir()) and path.name.startswith(
+            f"{PREFIX}{rec.run_id}-"):
+        shutil.rmtree(path, ignore_errors=True)
