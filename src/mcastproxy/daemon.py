@@ -74,6 +74,7 @@ from mcastproxy.gcpolicy import GcPolicy
 from mcastproxy.kernel import KernelError, MulticastRouting, Role, UpcallKind
 from mcastproxy.links import LinkEvent
 from mcastproxy.logs import LogLimiter
+from mcastproxy.metrics import PUBLISH_INTERVAL, Metrics, View, drop_keys
 from mcastproxy.platform import HelloSocket, LinkWatching, PacketSocket, Platform
 from mcastproxy.snapshot import release, whole
 from mcastproxy.status import document_slices, encode
@@ -119,6 +120,7 @@ class Daemon:
         platform: Platform | None = None,
         engine: Engine | None = None,
         log_limit: LogLimiter | None = None,
+        metrics: tuple[str, int] | None = None,
     ) -> None:
         self.config_path = config_path
         self.config = config
@@ -128,6 +130,13 @@ class Daemon:
         self.log_limit = log_limit if log_limit is not None else LogLimiter()
         self.gc = GcPolicy()
         """The garbage collector's policy while it runs (``gcpolicy``)."""
+        self.metrics_listen = metrics
+        """Where Prometheus scrapes (host, port), or None for no listener."""
+        self.metrics = Metrics()
+        self.metrics_address: tuple[str, int] | None = None
+        """The address the metrics listener bound (port 0 asked: the one given)."""
+        self._publisher: asyncio.TimerHandle | None = None
+        self._reloads: Counter[str] = Counter()
         self.interfaces = self.platform.interfaces()
         self.sockets: dict[Family, PacketSocket] = {}
         self.routers: dict[Family, MulticastRouting] = {}
@@ -192,6 +201,15 @@ class Daemon:
                     log.error("cannot start: status socket %s: %s", self.status_socket,
                               exc.strerror or exc)
                     return 1
+            if self.metrics_listen is not None:
+                try:
+                    self.metrics_address = self.metrics.serve(*self.metrics_listen)
+                except OSError as exc:
+                    host, port = self.metrics_listen
+                    log.error("cannot start: metrics listener %s port %d: %s", host, port,
+                              exc.strerror or exc)
+                    return 1
+                self._publish()
             self._arm_sampler()
             self.gc.install()  # after start-up: what it made is frozen (gcpolicy)
             log.info("running: %s", self._summary())
@@ -244,9 +262,11 @@ class Daemon:
         running = self.ready.is_set()
         self.ready.clear()
         self.gc.uninstall()
-        for handle in (self._timer, self._sampler):
+        for handle in (self._timer, self._sampler, self._publisher):
             if handle is not None:
                 handle.cancel()
+        self._publisher = None
+        self.metrics.close()
         self._timer = self._sampler = self._deadline = None
         if running:
             # Leave upstream what was joined (upstream.leave-on-stop) while the sockets are
@@ -301,29 +321,36 @@ class Daemon:
         """SIGHUP: apply the file if it is good; otherwise say why and keep the old one.
 
         Never raises: whatever fails, the running configuration stays whole."""
+        with self.metrics.reload.time():
+            applied = self._reload()
+        self._reloads["applied" if applied else "refused"] += 1
+
+    def _reload(self) -> bool:
+        """``reload``; whether the new file was applied."""
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
             for issue in exc.issues:
                 log.error("reload refused, keeping the running configuration: %s", issue)
-            return
+            return False
         except Exception as exc:  # the loader's own fault: the file is refused all the same
             self.errors["reload"] += 1
             log.exception("reload refused, keeping the running configuration: reading %s "
                           "failed: %s", self.config_path, why(exc))
-            return
+            return False
         old = self.config
         if (new.igmp is None) != (old.igmp is None) or (new.mld is None) != (old.mld is None):
             log.error("reload refused: turning IGMP or MLD on or off needs a restart")
-            return
+            return False
         try:
             self._apply_config(old, new)
         except Exception as exc:
             self.errors["reload"] += 1
             log.error("reload refused, keeping the running configuration: %s", why(exc))
-            return
+            return False
         self._reroute_removed(old, new)
         log.info("configuration reloaded from %s: %s", self.config_path, self._summary())
+        return True
 
     def _apply_config(self, old: Config, new: Config) -> None:
         """Move from ``old`` to ``new``: the kernel's interfaces, the interface map, the
@@ -409,6 +436,7 @@ class Daemon:
         """Hand ``event`` to the engine and apply what it asks; False if the engine failed
         on it (and reset itself)."""
         handled = True
+        started = time.perf_counter()
         try:
             self.engine.handle(event, self._now())
         except Exception:  # the engine must never take the daemon down with it
@@ -416,6 +444,7 @@ class Daemon:
             self.errors["engine"] += 1
             log.exception("engine failed on %r", event)
         self._apply(self.engine.pop_actions())
+        self.metrics.handling.observe(time.perf_counter() - started)
         if arm:
             self._arm_timer()
         return handled
@@ -586,6 +615,27 @@ class Daemon:
                         lines, event, took, self.log_limit.burst, self.log_limit.period,
                         extra={"event": event, "fields": {"suppressed": lines}})
 
+    # --- metrics ----------------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        """Hand the metrics listener a new view of the engine's aggregates (``metrics``),
+        and again every ``PUBLISH_INTERVAL``."""
+        engine = self.engine
+        socket_drops: Counter[Drop] = Counter()
+        for sock in self.sockets.values():
+            socket_drops.update(sock.dropped)
+        unusable = engine.unusable
+        self.metrics.publish(View(
+            drops=drop_keys(engine.dropped.by_key().items(), socket_drops),
+            events=dict(engine.counts), errors=dict(self.errors),
+            upstreams={c.interface: c.interface not in unusable
+                       for c in self.config.upstream.candidates},
+            routes=len(engine.routes()),
+            gc=self.gc.counts() if self.gc.installed else {},
+            reloads=dict(self._reloads)))
+        assert self._loop is not None
+        self._publisher = self._loop.call_later(PUBLISH_INTERVAL, self._publish)
+
     # --- status -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -617,6 +667,7 @@ class Daemon:
             return hangup.done() and (hangup.cancelled() or hangup.exception() is not None
                                       or not hangup.result())
 
+        started = time.perf_counter()
         try:
             with self._collection_waiting():
                 async with asyncio.timeout(STATUS_TIMEOUT):
@@ -627,6 +678,7 @@ class Daemon:
                         parts = release(doc)
                         del doc
                         await self._paced(parts, lambda: False)
+                        self.metrics.status.observe(time.perf_counter() - started)
         except (OSError, TimeoutError) as exc:
             log.debug("status answer abandoned: %s", why(exc))
         except Exception:  # status must never take the daemon down
