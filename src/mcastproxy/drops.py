@@ -37,12 +37,18 @@ class Drop(StrEnum):
     UNKNOWN_INTERFACE = "unknown interface"
     NOT_IGMP = "not IGMP"
     NOT_PIM_HELLO = "not a PIM hello"
+    QUEUE_FULL = "receive queue full"  # dropped by the kernel before we could read it
+    # A raw ICMPv6 socket's count of the kernel's drops holds both, inseparably:
+    QUEUE_FULL_OR_BAD_CHECKSUM = "receive queue full or bad ICMPv6 checksum"
 
     # --- the codecs (wire): malformed bytes -----------------------------------------------
     TRUNCATED_HEADER = "truncated header"
     NOT_IPV4 = "not IPv4"
     BAD_HEADER_LENGTH = "bad header length"
     BAD_TOTAL_LENGTH = "bad total length"
+    NOT_IPV6 = "not IPv6"
+    BAD_PAYLOAD_LENGTH = "bad payload length"  # IPv6 (RFC 8200 §3)
+    UNRECOGNIZED_OPTION = "unrecognized hop-by-hop option"  # RFC 8200 §4.2: discard
     BAD_HEADER_CHECKSUM = "bad header checksum"
     FRAGMENT = "fragment"
     TRUNCATED_OPTION = "truncated option"
@@ -56,6 +62,11 @@ class Drop(StrEnum):
     TRUNCATED_SOURCE_LIST = "truncated source list"
     TRUNCATED_GROUP_RECORD = "truncated group record"
     TRUNCATED_AUX_DATA = "truncated aux data"
+    # AMT (RFC 7450 §5.1): the version nibble is 0; a message's length follows from its type
+    # (and from the IP header of the packet it carries)
+    AMT_BAD_VERSION = "AMT version is not 0"
+    AMT_BAD_LENGTH = "AMT message of the wrong length"
+    NOT_IP = "encapsulated packet is neither IPv4 nor IPv6"
 
     # --- the router side (membership): validity, RFC 9776 §4, §6, §9; RFC 9777 §5, §7 -----
     UNKNOWN_MESSAGE = "not a query, report or leave"
@@ -95,6 +106,29 @@ class Drop(StrEnum):
     # Who may be querier on a downstream link (RFC 9776 §6.6.2, §9.1; RFC 9777 §7.6.2, §10):
     QUERY_ON_ALWAYS_QUERIER_LINK = "query on a link where the proxy is always querier"
     QUERY_NOT_FROM_LINK_ROUTER = "query from a sender not among the link's routers"
+    # Edge policy and admission (``policy``, ``admission``; RFC 8313 §6.1, RFC 8652 names):
+    # a join, or a source of one, refused; one count per (S,G) or (*,G) refused.
+    POLICY_SSM_ONLY = "any-source join where ssm-only is set"
+    POLICY_SUBSCRIBER_DENY = "denied by a group-policy rule of the subscriber's prefix"
+    POLICY_LINK_DENY = "denied by a group-policy rule of the link"
+    POLICY_GLOBAL_DENY = "denied by a rule of the global group-policy"
+    POLICY_DEFAULT_DENY = "no group-policy rule matches and the default is deny"
+    SUBSCRIBER_MAX_GROUPS = "over the subscriber's max-groups"
+    SUBSCRIBER_MAX_GROUP_SOURCES = "over the subscriber's max-group-sources"
+    LINK_MAX_GROUPS = "over the link's max-groups"
+    PROXY_MAX_ENTRIES = "over the proxy's max-entries"
+    # Report rate limits of a link (``ratelimit``): dropped before the router side's work.
+    SUBSCRIBER_RATE = "over the subscriber's report rate"
+    LINK_RATE = "over the link's report rate"
+
+    # --- the AMT gateway (amt.gateway): RFC 7450 §5.2 -------------------------------------
+    AMT_NOT_FROM_RELAY = "AMT message not from the relay"
+    AMT_WRONG_NONCE = "AMT message with a nonce the gateway did not send"
+    AMT_NOT_FOR_GATEWAY = "AMT message of a type a gateway does not receive"
+    AMT_UNEXPECTED = "AMT message the gateway's state does not expect"
+    AMT_NOT_GENERAL_QUERY = "AMT Membership Query without an IGMPv3 or MLDv2 General Query"
+    AMT_RELAY_FULL = "AMT relay takes no new gateways (L flag)"
+    AMT_DATA_NOT_MULTICAST = "AMT data whose packet is not multicast"
 
     @property
     def key(self) -> str:
@@ -107,19 +141,24 @@ class Drop(StrEnum):
 
 
 _SOCKET = (Drop.RECEIVE_ERROR, Drop.EMPTY, Drop.NO_PACKET_INFORMATION, Drop.UNKNOWN_INTERFACE,
-           Drop.NOT_IGMP, Drop.NOT_PIM_HELLO)
+           Drop.NOT_IGMP, Drop.NOT_PIM_HELLO, Drop.QUEUE_FULL,
+           Drop.QUEUE_FULL_OR_BAD_CHECKSUM)
 _MALFORMED = (
     Drop.TRUNCATED_HEADER, Drop.NOT_IPV4, Drop.BAD_HEADER_LENGTH, Drop.BAD_TOTAL_LENGTH,
     Drop.BAD_HEADER_CHECKSUM, Drop.FRAGMENT, Drop.TRUNCATED_OPTION, Drop.BAD_OPTION_LENGTH,
     Drop.BAD_ROUTER_ALERT, Drop.TRUNCATED_MESSAGE, Drop.NOT_MLD, Drop.BAD_CHECKSUM,
     Drop.UNKNOWN_TYPE, Drop.BAD_QUERY_LENGTH, Drop.TRUNCATED_SOURCE_LIST,
     Drop.TRUNCATED_GROUP_RECORD, Drop.TRUNCATED_AUX_DATA,
+    Drop.NOT_IPV6, Drop.BAD_PAYLOAD_LENGTH, Drop.UNRECOGNIZED_OPTION,
+    Drop.AMT_BAD_VERSION, Drop.AMT_BAD_LENGTH, Drop.NOT_IP,
 )
 _INVALID = (
     Drop.UNKNOWN_MESSAGE, Drop.WRONG_FAMILY, Drop.VERSION_INVALID, Drop.SOURCE_INVALID,
     Drop.SOURCE_NOT_LINK_LOCAL, Drop.QUERY_SOURCE_UNSPECIFIED, Drop.NOT_MULTICAST,
     Drop.UNKNOWN_RECORD_TYPE, Drop.RECORD_INVALID_FOR_VERSION, Drop.TTL_NOT_ONE,
     Drop.HOP_LIMIT_NOT_ONE, Drop.NO_ROUTER_ALERT, Drop.SOURCE_NOT_IN_SUBNET,
+    Drop.AMT_WRONG_NONCE, Drop.AMT_NOT_FOR_GATEWAY, Drop.AMT_NOT_GENERAL_QUERY,
+    Drop.AMT_DATA_NOT_MULTICAST,
 )
 _STAGE = {
     **dict.fromkeys(_SOCKET, Stage.SOCKET),

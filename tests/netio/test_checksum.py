@@ -1,66 +1,59 @@
-"""The kernel verifies the ICMPv6 checksum of what a raw ICMPv6 socket receives: an MLD
-report with a bad checksum never reaches ``MldSocket``, the same report with a good one does.
+"""The kernel verifies the ICMPv6 checksum of what a raw ICMPv6 socket receives: an MLD report
+with a bad checksum never reaches ``MldSocket``, the same report with a good one does, and the
+kernel's discard is counted (with the next message the socket takes, as the kernel tells).
 
-Topology ``proxy_lab``::
+Topology ``proxy_lab``; the sockets run in ``proxy`` (``socket_agent``), no kernel adapter::
 
-    proxy d1 (MldSocket listening) --[lan1]-- sub1 eth0: two MLDv2 reports written as whole
-                                              frames on an AF_PACKET socket (the kernel's
-                                              own ICMPv6 sockets would fix the checksum)
+    proxy d1 (MldSocket listening) --[lan1]-- sub1 eth0: two MLDv2 reports to ff02::16 written
+                                              as whole frames (``forge``: the kernel's own
+                                              ICMPv6 sockets would fix the checksum)
 """
 
 from __future__ import annotations
 
-import sys
-import time
+import ipaddress
 from collections.abc import Callable
 
 import pytest
-from proxy_agent import Agent
+from forge import forge, ipv6
+from socket_agent import SocketAgent
 
-from mcastlab import topologies, wait_until
-
-pytestmark = [pytest.mark.netns, pytest.mark.mroute]
-MARKS = (b"\x0b\xad", b"\x90\x0d")  # the last octets of the two groups
-
-_INJECT = """
-import ipaddress, socket, struct
+from mcastlab import Lab, topologies, wait_until
+from mcastproxy.drops import Drop
 from mcastproxy.wire import GroupRecord, RecordType, Report, build_mld
-src = ipaddress.ip_address("fe80::ff:fe00:d111").packed
-dst = ipaddress.ip_address("ff02::16").packed
-def frame(group, good):
-    rec = GroupRecord(RecordType.CHANGE_TO_EXCLUDE_MODE, ipaddress.ip_address(group).packed)
-    mld = bytearray(build_mld(Report(2, (rec,)), src, dst))
+
+pytestmark = pytest.mark.netns
+SUB1 = "fe80::ff:fe00:d111"
+V3_ROUTERS = "ff02::16"
+
+
+def report(group: str, *, good: bool) -> bytes:
+    record = GroupRecord(RecordType.CHANGE_TO_EXCLUDE_MODE, ipaddress.ip_address(group).packed)
+    message = bytearray(build_mld(Report(2, (record,)), _ip(SUB1), _ip(V3_ROUTERS)))
     if not good:
-        mld[2] ^= 0xFF
-    hop_by_hop = bytes([58, 0, 5, 2, 0, 0, 1, 0])  # Router Alert: MLD
-    head = struct.pack("!IHBB", 6 << 28, len(hop_by_hop) + len(mld), 0, 1) + src + dst
-    return head + hop_by_hop + bytes(mld)
-s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x86DD))
-to = ("eth0", 0x86DD, 0, 0, bytes.fromhex("333300000016"))
-s.sendto(frame("ff1e::bad", False), to)
-s.sendto(frame("ff1e::900d", True), to)
-"""
+        message[2] ^= 0xFF
+    return bytes(message)
 
 
-def test_a_bad_checksum_is_discarded_by_the_kernel(make_lab: Callable) -> None:
+def _ip(text: str) -> bytes:
+    return ipaddress.ip_address(text).packed
+
+
+def test_a_bad_checksum_is_discarded_by_the_kernel(make_lab: Callable[..., Lab]) -> None:
     lab = make_lab(topologies.proxy_lab())
-    agent = Agent(lab, "proxy", ["u1", "u2", "d1", "d2"], sockets=True)
-    agent.call("start", family=6, upstreams=["u1", "u2"], downstreams=["d1", "d2"])
-    agent.call("listen", interface="d1")
-    cap = lab.capture("proxy", "d1")  # both reach the interface
-    start = len(agent.events())
-    lab.run("sub1", sys.executable, "-c", _INJECT)
-    wait_until(lambda: len([p for p in cap.packets() if p.payload[-2:] in MARKS]) == 2)
+    agent = SocketAgent(lab, "proxy", ["d1", "d2", "u1"])
+    try:
+        agent.call("listen", interface="d1")
+        bad, good = report("ff1e::bad", good=False), report("ff1e::900d", good=True)
+        forge(lab, "sub1", [ipv6(_ip(SUB1), _ip(V3_ROUTERS), m) for m in (bad, good)])
 
-    def injected() -> list[str]:
-        return [
-            e["payload"]
-            for e in agent.received(start)
-            if e["source"] == "fe80::ff:fe00:d111" and e["payload"].endswith(("0bad", "900d"))
-        ]
+        def injected() -> list[str]:
+            return [e["payload"] for e in agent.received(6)
+                    if e["payload"] in (bad.hex(), good.hex())]
 
-    wait_until(injected, timeout=5)
-    time.sleep(0.2)
-    (good,) = injected()
-    assert good.endswith("900d")
-    assert agent.call("stats")["dropped"]["6"] == {}  # dropped by the kernel, not by us
+        wait_until(injected, timeout=5)
+        agent.call("drain")
+        assert injected() == [good.hex()]
+        assert agent.call("stats")["dropped"]["6"] == {str(Drop.QUEUE_FULL_OR_BAD_CHECKSUM): 1}
+    finally:
+        agent.stop()

@@ -51,6 +51,7 @@ from mcastlab.headend import Headend, HeadendOutput, headend_args
 from mcastlab.netns import LabError
 from mcastlab.poll import wait_until
 from mcastlab.procs import Event, JsonProc, Proc
+from mcastlab.prometheus import Prometheus
 from mcastlab.proxy import Forwarding, Proxy
 from mcastlab.receiver import DEFAULT_PORT, Receiver
 from mcastlab.sender import DEFAULT_TTL, sender_args
@@ -520,6 +521,13 @@ class Lab:
         """The interface index of ``host``'s ``iface``."""
         out = json.loads(self.run(host, "ip", "-j", "link", "show", "dev", iface))
         return int(out[0]["ifindex"])
+
+    def prometheus(self, host: str, targets: Sequence[str], *,
+                   interval: float = 1.0) -> Prometheus:
+        """Start a Prometheus server in ``host`` scraping ``targets`` (``ADDRESS:PORT``)
+        every ``interval`` seconds; returns once it is ready."""
+        self._require_up()
+        return Prometheus(self, host, targets, interval=interval)
 
     def mac(self, host: str, iface: str) -> bytes:
         """The MAC address of ``host``'s ``iface``."""

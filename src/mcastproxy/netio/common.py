@@ -1,10 +1,12 @@
 """What the IGMP, MLD and PIM sockets share: the received record, the receive loop's limits,
-and one raw socket listening on the interfaces it is told to."""
+the kernel's receive time and queue drops of each packet, and one raw socket listening on
+the interfaces it is told to."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ MAX_PER_RECEIVE = 10_000
 """Packets one ``receive()`` takes at most, so one busy socket cannot starve the loop."""
 
 ANCILLARY_SIZE = 128
+"""Room for IP_PKTINFO, SO_TIMESTAMPNS and SO_RXQ_OVFL messages (88 octets on 64 bits)."""
 
 # Drop what this host sent itself (skb->pkt_type PACKET_LOOPBACK): the kernel's own IGMP/MLD
 # reports for the groups the sockets join (224.0.0.22, ff02::16 ...) come back as input on
@@ -49,6 +52,54 @@ class Received:
     payload: bytes
     ttl: int | None = None
     router_alert: bool | None = None
+
+
+Stamp = tuple[int, int]
+"""The kernel's receive time of a packet (SO_TIMESTAMPNS: seconds, nanoseconds), taken as
+the link handed it up, before the IP stack or a packet socket saw it."""
+NO_STAMP: Stamp = (0, 0)
+Arrival = tuple[Stamp, Received]
+_TIMESPEC = struct.Struct("@qq")
+_U32 = struct.Struct("@I")
+
+
+class QueueDrops:
+    """Packets the kernel dropped for a socket (its receive queue was full), counted in
+    ``dropped`` as ``reason`` as they show: with SO_RXQ_OVFL on, every packet queued after
+    the first such drop carries the socket's running 32-bit total, so drops show with the
+    next packet the socket takes.
+
+    While a raw socket's queue is full, Linux (6.18 at least) counts what reaches it before
+    running its filter, so the count then also holds packets the filter would have refused
+    (this host's own looped-back reports, say): it says how much was lost at most."""
+
+    __slots__ = ("_dropped", "_reason", "_total")
+
+    def __init__(self, dropped: Counter[Drop], reason: Drop = Drop.QUEUE_FULL) -> None:
+        self._dropped = dropped
+        self._reason = reason
+        self._total = 0
+
+    def saw(self, value: bytes) -> None:
+        total = _U32.unpack_from(value)[0]
+        new = (total - self._total) & 0xFFFFFFFF
+        if new:
+            self._dropped[self._reason] += new
+            self._total = total
+
+
+def stamp_of(ancillary: list[tuple[int, int, bytes]], queue: QueueDrops | None = None) -> Stamp:
+    """The receive time in a packet's ancillary data (``NO_STAMP`` if none); a queue-drop
+    total there goes to ``queue``."""
+    stamp = NO_STAMP
+    for level, kind, value in ancillary:
+        if level != socket.SOL_SOCKET:
+            continue
+        if kind == sockopts.SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+            stamp = _TIMESPEC.unpack_from(value)
+        elif kind == sockopts.SO_RXQ_OVFL and queue is not None and len(value) >= _U32.size:
+            queue.saw(value)
+    return stamp
 
 
 class Memberships:

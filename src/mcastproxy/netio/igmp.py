@@ -1,35 +1,51 @@
 """``IgmpSocket``: every IGMP message in, with its arrival interface, and IGMP out.
 
-Reception: what Linux delivers where (measured on the lab's proxy topology, with the
-kernel adapter's tables active; tests/netio/test_delivery.py shows each fact, and
-tests/netio/test_reception.py the result):
+Reception: where Linux delivers IGMP (tests/netio/test_delivery.py shows each fact with the
+kernel's multicast routing active, tests/netio/test_packet_reception.py the result on a
+kernel without it):
 
-- IGMP to a routable group with Router Alert (IGMPv2 reports to G, group-specific queries
-  to G on an upstream) arriving on a VIF interface goes to ``ip_mr_input``, which hands it
-  to the Router Alert chain (``ip_call_ra_chain``) and nowhere else: to every raw IGMP
-  socket that set IP_ROUTER_ALERT, and to every mroute socket (MRT_INIT joins the chain).
-  A raw socket without IP_ROUTER_ALERT never sees it.
 - IGMP to 224.0.0.x (IGMPv3 reports to 224.0.0.22, IGMPv2 leaves to 224.0.0.2, queries to
-  224.0.0.1) is never routed: it is delivered locally, to every raw IGMP socket, only if
-  the interface has joined that group. 224.0.0.1 is always joined; 224.0.0.22 and 224.0.0.2
-  are not (even with forwarding on), so ``listen(interface)`` joins them on downstreams.
-- The two paths never both deliver one packet, so one raw IGMP socket with
-  IP_ROUTER_ALERT receives each message exactly once. The mroute sockets receive copies
-  too, which their BPF filter drops (``kernel.ipmr``).
-- The kernel's own IGMP reports for the groups ``listen`` joins come back as input
-  (looped back, skb->pkt_type PACKET_LOOPBACK), and a BPF filter drops them.
+  224.0.0.1) is never routed: it is delivered locally, to every raw IGMP socket, only if the
+  interface has joined that group (``ip_check_mc_rcu``). 224.0.0.1 is always joined;
+  224.0.0.22 and 224.0.0.2 are not (even with forwarding on), so ``listen(interface)`` joins
+  them on downstreams. So is unicast or broadcast IGMP to this host.
+- IGMP to a routable group (IGMPv1/v2 reports to G, group-specific queries to G on an
+  upstream) depends on the kernel:
+  - with multicast routing (CONFIG_IP_MROUTE) and the arrival interface a VIF, it goes to
+    ``ip_mr_input``. With Router Alert, that hands it to the Router Alert chain
+    (``ip_call_ra_chain``) and nowhere else: every raw IGMP socket that set
+    IP_ROUTER_ALERT, and every mroute socket (MRT_INIT joins the chain). Without Router
+    Alert (IGMPv1 reports, pre-RFC 2236 stacks), only to the mroute socket of the table the
+    interface looks up, which a downstream has none of: no raw socket of ours ever sees it.
+  - without multicast routing, or on an interface that is not a VIF, the route lookup drops
+    it unless the interface has joined G, and then it is delivered locally.
+  So no raw socket can be relied on for these, and RFC 9776 §9 forbids ignoring reports
+  without Router Alert (old hosts send them). A packet socket (``netio.frames``) takes
+  them instead, on every kernel, from every interface, before the IP stack.
+- The two are split by destination: the raw socket's filter (``netio.filters.RAW_IGMP``)
+  drops IGMP to routable groups, whichever path brought it (the Router Alert chain or local
+  delivery); the packet socket's (``PACKET_IGMP``) keeps only those. So each message is
+  read once: on a kernel with multicast routing, a report to G with Router Alert reaches the
+  raw socket through the chain and is filtered out there, and the packet socket hands it
+  on. The mroute sockets receive copies too, which their own filter drops
+  (``kernel.ipmr``). The raw socket stays in the Router Alert chain for unicast IGMP with
+  Router Alert that the host forwards (``ip_forward`` gives it to the chain).
+- Looped back: the kernel's own IGMP reports for the groups ``listen`` joins come back as
+  input (skb->pkt_type PACKET_LOOPBACK), which both filters drop; the packet socket
+  keeps only what was received (PACKET_HOST, BROADCAST, MULTICAST), never what was sent.
 - Each message is handed on with its IPv4 header's TTL and whether the header holds a Router
-  Alert option (``wire.parse_ipv4``): the engine drops IGMP with a TTL other than 1, and
-  IGMPv2/v3 without Router Alert (RFC 9776 §4, §9).
-- Not received: IGMP without Router Alert to a routable group (IGMPv1 reports, and
-  pre-RFC 2236 stacks): ``ip_mr_input`` gives those only to the mroute socket of the
-  table the arrival interface looks up, which a downstream interface has none of.
+  Alert option (``wire.parse_ipv4``, which on the packet path also checks what the IP stack
+  would have: lengths, the header checksum, no fragment): the engine drops IGMP with a TTL
+  other than 1, and IGMPv2/v3 without Router Alert (RFC 9776 §4, §9).
+- Both sockets count the packets the kernel dropped for a full queue (``Drop.QUEUE_FULL``;
+  for the raw socket, while full, also some its filter would have refused: ``QueueDrops``).
 
 Sending: IP_HDRINCL with ``wire.build_ipv4`` (TTL 1, TOS 0xC0, Router Alert; the kernel
 fills in the identification and header checksum), the interface chosen per packet by
 IP_PKTINFO's ``ipi_ifindex`` in ``sendmsg`` (raw_sendmsg takes it as the output interface
 for multicast, and a route lookup with an IGMP flow and an output interface stays on it),
-from the interface's IPv4 address (0.0.0.0 if it has none). IP_MULTICAST_LOOP is off.
+from the interface's IPv4 address (0.0.0.0 if it has none). IP_MULTICAST_LOOP is off, and a
+packet socket bound to one protocol never sees what the host sends.
 """
 
 from __future__ import annotations
@@ -39,16 +55,17 @@ from collections import Counter
 
 from mcastproxy.drops import Drop
 from mcastproxy.family import Family
-from mcastproxy.netio import sockopts
+from mcastproxy.netio import filters, sockopts
 from mcastproxy.netio.common import (
     ANCILLARY_SIZE,
-    MAX_PER_RECEIVE,
-    NOT_LOOPED_BACK,
     RCVBUF,
-    ListeningSocket,
+    Arrival,
+    QueueDrops,
     Received,
+    stamp_of,
 )
 from mcastproxy.netio.interfaces import InterfaceMap
+from mcastproxy.netio.reception import MessageSocket
 from mcastproxy.wire import WireError, build_ipv4, parse_ipv4
 
 # Where IGMPv3 reports and IGMPv2 Leaves go: 224.0.0.22 and 224.0.0.2.
@@ -57,36 +74,42 @@ _UNSPECIFIED = Family.V4.unspecified
 PROTOCOL_IGMP = 2
 
 
-class IgmpSocket(ListeningSocket):
-    """One raw IGMP socket for every interface: ``receive`` and ``send``. ``listen`` joins
-    224.0.0.22 and 224.0.0.2 on a downstream, so IGMPv3 reports and IGMPv2 leaves come in."""
+class IgmpSocket(MessageSocket):
+    """IGMP for every interface: a raw socket (link-scope and unicast IGMP, and sending) and
+    a packet socket (IGMP to routable groups) behind one descriptor; ``receive`` and
+    ``send``. ``listen`` joins 224.0.0.22 and 224.0.0.2 on a downstream, so IGMPv3 reports
+    and IGMPv2 leaves come in. ``rcvbuf``: each socket's receive buffer."""
 
-    def __init__(self, interfaces: InterfaceMap) -> None:
+    def __init__(self, interfaces: InterfaceMap, *, rcvbuf: int = RCVBUF) -> None:
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IGMP)
         try:
-            sockopts.attach_filter(s, NOT_LOOPED_BACK)
+            sockopts.attach_filter(s, filters.RAW_IGMP)
+            s.setsockopt(socket.SOL_SOCKET, sockopts.SO_TIMESTAMPNS, 1)
+            s.setsockopt(socket.SOL_SOCKET, sockopts.SO_RXQ_OVFL, 1)
             s.setsockopt(socket.IPPROTO_IP, sockopts.IP_PKTINFO, 1)
             s.setsockopt(socket.IPPROTO_IP, sockopts.IP_ROUTER_ALERT, 1)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
-            sockopts.set_rcvbuf(s, RCVBUF)
+            sockopts.set_rcvbuf(s, rcvbuf)
             s.setblocking(False)
         except BaseException:
             s.close()
             raise
-        super().__init__(Family.V4, interfaces, s, ROUTER_GROUPS)
+        super().__init__(Family.V4, interfaces, s, ROUTER_GROUPS, rcvbuf=rcvbuf)
+        self._queue = QueueDrops(self.dropped)
         self.send_errors: Counter[str] = Counter()
         """Sends that failed, by reason."""
 
     # -- receiving --------------------------------------------------------------------------
 
-    def receive(self) -> list[Received]:
-        """Every IGMP message queued now (non-blocking). Malformed IP headers and messages
-        from interfaces not in the map are dropped and counted in ``dropped``."""
-        out: list[Received] = []
+    def _read_raw(self, out: list[Arrival], limit: int) -> int:
+        """The raw socket's packets (non-blocking). Malformed IP headers and messages from
+        interfaces not in the map are dropped and counted in ``dropped``."""
         recvmsg = self._sock.recvmsg
         pktinfo = sockopts.IN_PKTINFO.unpack
-        for _ in range(MAX_PER_RECEIVE):
+        queue = self._queue
+        n = 0
+        while n < limit:
             try:
                 data, ancillary, _flags, _addr = recvmsg(65535, ANCILLARY_SIZE)
             except (BlockingIOError, InterruptedError):
@@ -94,17 +117,19 @@ class IgmpSocket(ListeningSocket):
             except OSError:
                 self.dropped[Drop.RECEIVE_ERROR] += 1
                 break
+            n += 1
             index = None
             for level, kind, value in ancillary:
                 if level == socket.IPPROTO_IP and kind == sockopts.IP_PKTINFO:
                     index = pktinfo(value[: sockopts.IN_PKTINFO.size])[0]
+            stamp = stamp_of(ancillary, queue)
             message = self.decode(data, index)
             if message is not None:
-                out.append(message)
-        return out
+                out.append((stamp, message))
+        return n
 
     def decode(self, data: bytes, index: int | None) -> Received | None:
-        """The message in ``data`` (an IPv4 packet as a raw socket reads it) that arrived on
+        """The message in ``data`` (an IPv4 packet as the raw socket reads it) that arrived on
         interface ``index``, with the header's TTL and whether it has a Router Alert option;
         None, counted in ``dropped``, if it is not one to hand on."""
         try:

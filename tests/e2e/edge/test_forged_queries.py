@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 from edge_lab import drops, groups
-from forge import igmpv2_query, igmpv3_query, mldv2_query
+from forged import igmpv2_query, igmpv3_query, mldv2_query
 
 from mcastlab import JoinMode, Lab, wait_until
 from mcastlab.proxy import Proxy

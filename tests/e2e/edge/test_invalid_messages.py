@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 from edge_lab import drops, groups
-from forge import TO_EX, igmpv3_report, mldv2_report
+from forged import TO_EX, igmpv3_report, mldv2_report
 
 from mcastlab import Lab, wait_until
 from mcastlab.proxy import Proxy

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 from edge_lab import drops
-from forge import TO_EX, igmpv3_query, igmpv3_report
+from forged import TO_EX, igmpv3_query, igmpv3_report
 
 from mcastlab import JoinMode, Lab, wait_until
 from mcastlab.proxy import Proxy

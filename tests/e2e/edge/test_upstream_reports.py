@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 
 import pytest
-from forge import TO_EX, TO_IN, igmpv3_query, igmpv3_report
+from forged import TO_EX, TO_IN, igmpv3_query, igmpv3_report
 
 from mcastlab import JoinMode, Lab, LabError, wait_until
 from mcastlab.capture import Capture

@@ -1,0 +1,104 @@
+"""Report rate limits on a downstream link: a flooding host's excess is dropped before it costs
+the router side any work (RFC 8313 §6.1: the last replication point defends its state).
+
+Each report or leave a link receives takes a token from two buckets: its sender's (the
+subscriber, by source address) and the link's. A bucket holds up to ``burst`` tokens and
+refills at ``rate`` a second; a message finding either empty is dropped and counted
+(``Drop.SUBSCRIBER_RATE``, ``Drop.LINK_RATE``). The subscriber's bucket keeps one host from
+taking the link's whole budget; the link's bounds what spoofed sources can do, since each new
+address starts with a full bucket of its own.
+
+The subscribers' buckets are bounded in number (``max_tracked``): the least recently heard
+sender's goes first when a new one comes (its bucket would be full again by the time it
+matters for most hosts; the link's bucket still bounds the total). Each message costs a
+dictionary lookup and a few float operations; the clock is the caller's.
+
+Queries are not limited here (they are refused or taken by the querier policy), nor are
+messages from the unspecified address, which have no subscriber: only the link's bucket
+applies to them.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from mcastproxy.drops import Drop
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A token bucket's settings: ``rate`` tokens a second, at most ``burst`` held."""
+
+    rate: float
+    burst: float
+
+    def __post_init__(self) -> None:
+        if not (self.rate > 0 and self.burst >= 1):
+            raise ValueError(f"a rate limit needs a rate > 0 and a burst >= 1, not {self}")
+
+
+class _Bucket:
+    __slots__ = ("tokens", "when")
+
+    def __init__(self, tokens: float, when: float) -> None:
+        self.tokens = tokens
+        self.when = when
+
+    def take(self, limit: Rate, now: float) -> bool:
+        tokens = min(self.tokens + (now - self.when) * limit.rate, limit.burst)
+        self.when = now
+        if tokens >= 1.0:
+            self.tokens = tokens - 1.0
+            return True
+        self.tokens = tokens
+        return False
+
+
+class ReportLimiter:
+    """The report rate limits of one link: ``subscriber`` per sender, ``link`` for all of
+    them (either None: not limited)."""
+
+    def __init__(self, subscriber: Rate | None, link: Rate | None,
+                 max_tracked: int = 65_536) -> None:
+        if max_tracked < 1:
+            raise ValueError("max_tracked must be at least 1")
+        self.subscriber = subscriber
+        self.link = link
+        self.max_tracked = max_tracked
+        self._link_bucket = _Bucket(link.burst, 0.0) if link is not None else None
+        self._senders: OrderedDict[bytes, _Bucket] = OrderedDict()
+        self._started = False
+
+    def admit(self, sender: bytes | None, now: float) -> Drop | None:
+        """Take a token for a message from ``sender`` (None: the unspecified address) at
+        ``now``; the reason it must be dropped, or None."""
+        if not self._started:  # buckets start full at the first message, whatever the clock
+            self._started = True
+            if self._link_bucket is not None:
+                self._link_bucket.when = now
+        limit = self.subscriber
+        if limit is not None and sender is not None:
+            senders = self._senders
+            bucket = senders.get(sender)
+            if bucket is None:
+                if len(senders) >= self.max_tracked:
+                    senders.popitem(last=False)
+                bucket = senders[sender] = _Bucket(limit.burst, now)
+            else:
+                senders.move_to_end(sender)
+            if not bucket.take(limit, now):
+                return Drop.SUBSCRIBER_RATE
+        link = self._link_bucket
+        if link is not None and self.link is not None and not link.take(self.link, now):
+            if limit is not None and sender is not None:
+                # Not the sender's fault alone: give its token back.
+                bucket = self._senders[sender]
+                bucket.tokens = min(limit.burst, bucket.tokens + 1.0)
+            return Drop.LINK_RATE
+        return None
+
+    @property
+    def tracked(self) -> int:
+        """Senders with a bucket now."""
+        return len(self._senders)
