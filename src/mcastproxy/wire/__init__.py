@@ -8,6 +8,7 @@ Pairs of functions, bytes in and out, no I/O:
 - ``parse_ipv4`` / ``build_ipv4``: the IPv4 header around IGMP, with Router Alert.
 - ``decode_igmp_code`` / ``encode_igmp_code``, ``decode_mld_code`` / ``encode_mld_code``:
   the floating-point time codes; ``inet_checksum``: RFC 1071.
+- ``parse_amt`` / ``build_amt``: the seven AMT messages (RFC 7450 §5.1), in ``amt``.
 
 Malformed bytes raise ``WireError`` (a ``ValueError`` with ``reason`` and ``offset``) and
 nothing else; a message the wire cannot carry raises ``ValueError`` from the builders.
@@ -16,6 +17,7 @@ The message model is in ``messages``.
 
 from __future__ import annotations
 
+from mcastproxy.wire.amt import AMT_PORT, AmtMessage, build_amt, parse_amt
 from mcastproxy.wire.checksum import icmpv6_checksum, inet_checksum
 from mcastproxy.wire.codes import (
     IGMP_CODE_MAX,
@@ -32,9 +34,11 @@ from mcastproxy.wire.messages import Address, GroupRecord, Leave, Message, Query
 from mcastproxy.wire.mld import MldType, build_mld, parse_mld
 
 __all__ = [
+    "AMT_PORT",
     "IGMP_CODE_MAX",
     "MLD_CODE_MAX",
     "Address",
+    "AmtMessage",
     "GroupRecord",
     "IPv4Packet",
     "IgmpType",
@@ -45,6 +49,7 @@ __all__ = [
     "RecordType",
     "Report",
     "WireError",
+    "build_amt",
     "build_igmp",
     "build_ipv4",
     "build_mld",
@@ -54,6 +59,7 @@ __all__ = [
     "encode_mld_code",
     "icmpv6_checksum",
     "inet_checksum",
+    "parse_amt",
     "parse_igmp",
     "parse_ipv4",
     "parse_mld",
