@@ -33,7 +33,8 @@ The only code in mcastproxy that sets MRT_* / MRT6_* options. Theory of operatio
 - An IPv4 mroute socket is a raw IGMP socket, and MRT_INIT also puts it in the Router
   Alert chain: it receives IGMP packets as well (every IGMP packet with Router Alert that
   arrives on a VIF interface, to any group, and local IGMP to joined groups). mcastproxy
-  receives IGMP on one socket of its own (``netio``), so a BPF filter on each mroute socket
+  receives IGMP on sockets of its own (``netio``: a raw socket and a packet socket), so a BPF
+  filter on each mroute socket
   keeps only upcalls: an ``igmpmsg`` overlays the IP header with protocol octet 0, IGMP has 2.
   An IPv6 mroute socket is a raw ICMPv6 socket: an ICMP6_FILTER blocking every type does
   the same, as ip6mr queues its upcalls on the socket past that filter.
