@@ -60,6 +60,11 @@ mld: {version: 2}
 downstream: [{interface: d1}, {interface: d2}]
 upstream:
   candidates: [{interface: u1}]
+policy:  # no limits: what one host would cost without them is what is measured here
+  max-entries: unlimited
+  max-groups-per-interface: unlimited
+  subscriber: {max-groups: unlimited}
+  report-rate: {subscriber: unlimited, link: unlimited}
 """
 ATTACKER = {4: bytes((10, 1, 0, 66)), 6: bytes.fromhex("fe800000000000000000000000d10066")}
 VICTIM = {4: bytes((10, 1, 0, 7)), 6: bytes.fromhex("fe800000000000000000000000d10007")}

@@ -41,6 +41,8 @@ upstream:
     - interface: u1
       records: [{group: 239.0.0.0/9}, {group: "ff1e::/17"}]
     - interface: u2
+policy:  # every report at one instant of the virtual clock: the rates are not under test
+  report-rate: {subscriber: unlimited, link: unlimited}
 """
 ADDRS = {
     "u1": (bytes((192, 0, 2, 1)), bytes.fromhex("fe800000000000000000000000010001")),

@@ -41,6 +41,10 @@ mld: {version: 2}
 downstream: [{interface: d1}]
 upstream:
   candidates: [{interface: u1}]
+policy:  # one subscriber joins N groups here: the limits are not under test
+  max-groups-per-interface: unlimited
+  subscriber: {max-groups: unlimited}
+  report-rate: {subscriber: unlimited, link: unlimited}
 """
 ADDRS = {
     "u1": (bytes((192, 0, 2, 1)), bytes.fromhex("fe800000000000000000000000010001")),

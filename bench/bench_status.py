@@ -50,6 +50,10 @@ upstream:
     - interface: u1
       records: [{group: 239.0.0.0/9}]
     - interface: u2
+policy:  # a few hosts hold 50,000 groups here: the limits are not under test
+  max-groups-per-interface: unlimited
+  subscriber: {max-groups: unlimited}
+  report-rate: {subscriber: unlimited, link: unlimited}
 """
 ADDRS = {"u1": (bytes((192, 0, 2, 1)),), "u2": (bytes((198, 51, 100, 1)),),
          "d1": (bytes((10, 1, 0, 1)),), "d2": (bytes((10, 2, 0, 1)),)}

@@ -3,8 +3,9 @@ issues and never raises anything else; and a reload of any of them on a running 
 fakes of ``tests/daemon``) applies wholly or not at all.
 
 The inputs: random octets; the examples cut short anywhere; the examples with octets
-changed, dropped, repeated or put in; random YAML trees in the file's own words; and the
-examples' own trees with a branch replaced by a random one.
+changed, dropped, repeated or put in; random YAML trees in the file's own words (the policy
+sections' too); the examples' own trees with a branch replaced by a random one; and policy
+sections built of the policy's own words, put in a valid configuration (``policies``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from hypothesis import strategies as st
 
 from mcastproxy.config import Config, ConfigError, parse_config
 from mcastproxy.daemon import Daemon, query_status
+from mcastproxy.family import Family
+from mcastproxy.policy import EdgePolicy
 
 EXAMPLES = [p.read_bytes() for p in
             sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))]
@@ -35,10 +38,14 @@ KEYS = ["igmp", "mld", "version", "ssm-ranges", "timers", "query-interval", "rob
         "fast-leave", "upstream", "default", "takeover", "active-interval", "hold-down",
         "resilient", "leave-on-stop", "candidates", "priority", "address", "liveness", "link",
         "queries", "hellos", "data", "routers", "records", "subscriber", "source", "group",
-        "<<"]
+        "<<",
+        # the policy sections (policyconfig)
+        "policy", "group-policy", "action", "ssm-only", "max-groups", "max-group-sources",
+        "max-entries", "max-groups-per-interface", "exceptions", "subscribers", "prefix"]
 WORDS = ["d1", "d2", "u1", "u2", "eth0", "125s", "500ms", "never", "232.1.0.0/16",
          "10.0.1.0/24", "ff3e::/16", "fe80::1", "192.0.2.1", "239.1.1.1", "0.0.0.0/0", "",
-         ".", "d\x00", "a" * 16, "é" * 9]
+         ".", "d\x00", "a" * 16, "é" * 9, "permit", "deny", "unlimited", "fe80::/64",
+         "10.1.1.0/24", "232.0.1.1"]
 
 scalars = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats()
            | st.sampled_from(WORDS) | st.text(max_size=20))
@@ -93,11 +100,49 @@ def cut(data: bytes) -> st.SearchStrategy[bytes]:
     return st.integers(0, len(data)).map(lambda n: data[:n])
 
 
+# Policy sections in the policy's own words, right and wrong, in a configuration otherwise valid.
+PREFIXES = ["232.1.0.0/16", "232.1.1.0/24", "232.1.1.1", "239.0.0.0/8", "ff3e::/16",
+            "ff3e::1:0/112", "192.0.2.0/24", "192.0.2.1", "2001:db8::/32", "10.1.0.0/16",
+            "10.1.1.0/24", "fe80::/64", "fe80::ff:fe00:d100/120", "0.0.0.0/0", "224.0.0.0/4",
+            "10.1.1.1/24", "bad", 7]
+prefixes = st.sampled_from(PREFIXES)
+limits = st.sampled_from([0, 1, 2, 512, "unlimited", -1, 2**32, "many", True, 1.5, None])
+actions = st.sampled_from(["permit", "deny", "allow", None])
+rules = st.lists(st.fixed_dictionaries(
+    {"action": actions}, optional={"source": prefixes, "group": prefixes}), max_size=4)
+patterns = st.lists(st.fixed_dictionaries({}, optional={"source": prefixes, "group": prefixes}),
+                    max_size=3)
+each = st.fixed_dictionaries({}, optional={"max-groups": limits, "max-group-sources": limits})
+level = {"default": actions, "ssm-only": st.sampled_from([True, False, None, "yes"]),
+         "group-policy": rules, "subscriber": each, "exceptions": patterns}
+link_level = st.fixed_dictionaries({}, optional={
+    **level, "max-groups": limits,
+    "subscribers": st.lists(st.fixed_dictionaries({"prefix": prefixes}, optional={
+        "default": actions, "group-policy": rules, "max-groups": limits,
+        "max-group-sources": limits}), max_size=3)})
+global_level = st.fixed_dictionaries({}, optional={
+    **level, "max-entries": limits, "max-groups-per-interface": limits})
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> bytes:
+    tree: dict[str, Any] = {
+        "igmp": {"version": 3}, "mld": {"version": 2},
+        "downstream": [{"interface": "d1"}, {"interface": "d2"}],
+        "upstream": {"candidates": [{"interface": "u1"}, {"interface": "u2"}]},
+        "policy": draw(global_level)}
+    for link in tree["downstream"]:
+        if draw(st.booleans()):
+            link["policy"] = draw(link_level)
+    return yaml.safe_dump(tree).encode()
+
+
 inputs = (st.binary(max_size=512)
           | st.sampled_from(EXAMPLES).flatmap(cut)
           | mutated()
           | trees.map(lambda t: yaml.safe_dump(t).encode())
-          | grafted())
+          | grafted()
+          | policies())
 
 
 def parsed(data: bytes) -> Config | ConfigError:
@@ -117,6 +162,22 @@ def test_the_loader_refuses_in_one_line_or_takes_never_raises_else(data: bytes) 
         assert all("\n" not in str(issue) for issue in result.issues), result
     else:
         assert parse_config(data.decode()) == result  # as text, the same
+
+
+@given(policies())
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_policy_taken_compiles_for_every_link_and_family(data: bytes) -> None:
+    result = parsed(data)
+    event("taken" if isinstance(result, Config) else "refused")
+    if isinstance(result, ConfigError):
+        assert all("\n" not in str(issue) for issue in result.issues), result
+        return
+    for link in result.downstream:
+        for family in Family:
+            policy = EdgePolicy.from_config(result, link.interface, family)
+            group = family.all_systems  # any group of the family: a verdict, never a raise
+            assert policy.verdict(None, None, group).permit == (
+                policy.refuses(None, None, group) is None)
 
 
 # --- the daemon's reload -------------------------------------------------------------------

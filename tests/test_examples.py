@@ -9,6 +9,8 @@ import pytest
 
 from mcastproxy.cli import main
 from mcastproxy.config import load_config
+from mcastproxy.family import Family
+from mcastproxy.policy import EdgePolicy
 from mcastproxy.selection import Selector
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
@@ -55,3 +57,28 @@ def test_example_selects_as_documented(
     name: str, h: str, s: str | None, g: str, down: tuple[str, ...], expected: set[str]
 ) -> None:
     assert upstreams(name, h, s, g, *down) == expected
+
+
+@pytest.mark.parametrize(
+    ("link", "h", "s", "g", "permit", "where"),
+    [
+        ("d1", "10.1.0.7", "192.0.2.7", "232.1.2.3", True, "policy.group-policy[0]"),
+        ("d1", "10.1.0.7", None, "232.1.2.3", False, "downstream[0].policy.ssm-only"),
+        ("d1", "10.1.0.7", "192.0.2.200", "232.1.200.3", False,
+         "downstream[0].policy.group-policy[0]"),
+        ("d1", "10.1.0.7", "198.51.100.1", "232.1.2.3", False, "policy.default"),
+        ("d2", "10.2.8.7", None, "239.1.2.3", True,
+         "downstream[1].policy.subscribers[0].group-policy[0]"),
+        ("d2", "10.2.9.7", None, "239.1.2.3", False, "policy.default"),
+        ("d2", "fe80::7", "2001:db8:1::5", "ff3e::1:5", True, "policy.group-policy[2]"),
+    ],
+)
+def test_edge_example_admits_as_documented(
+    link: str, h: str, s: str | None, g: str, permit: bool, where: str,
+) -> None:
+    config = load_config(EXAMPLES[0].parent / "edge.yaml")
+    group = ipaddress.ip_address(g)
+    policy = EdgePolicy.from_config(config, link, Family(group.version))
+    verdict = policy.verdict(ipaddress.ip_address(h).packed,
+                             ipaddress.ip_address(s).packed if s else None, group.packed)
+    assert (verdict.permit, verdict.where) == (permit, where)

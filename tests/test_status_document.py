@@ -32,6 +32,7 @@ upstream:
     - interface: u1
       records: [{group: 239.1.0.0/16}]
     - interface: u2
+policy: {subscriber: {max-groups: unlimited}}  # one host per link joins hundreds of groups
 """
 
 

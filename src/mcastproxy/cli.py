@@ -12,6 +12,8 @@ from pathlib import Path
 
 from mcastproxy import __version__
 from mcastproxy.config import Config, ConfigError, load_config
+from mcastproxy.family import Family
+from mcastproxy.policy import UNLIMITED, EdgePolicy
 from mcastproxy.selection import Selector
 from mcastproxy.system import interface_addresses
 
@@ -31,12 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     explain = sub.add_parser(
-        "explain", help="show which upstream(s) a membership is requested from, and why"
+        "explain", help="show which upstream(s) a membership is requested from, and why, "
+                        "and what the edge policy and limits say of it"
     )
     explain.add_argument("-c", "--config", required=True, metavar="FILE")
     explain.add_argument("--subscriber", metavar="H", help="the reporting host's address")
     explain.add_argument("--source", metavar="S", help="the source (omit for any source)")
     explain.add_argument("--group", required=True, metavar="G", help="the multicast group")
+    explain.add_argument("--link", metavar="D",
+                         help="the downstream link the subscriber is on (default: each)")
     explain.add_argument(
         "--down", action="append", default=[], metavar="U1,U2",
         help="mark these upstream candidates unusable, to show what takeover does",
@@ -96,6 +101,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  {group} {g['mode']}{srcs}")
     for name, link in state["downstream"].items():
         print(f"downstream {name}{' (querier)' if link['querier'] else ''}:")
+        adm = link.get("admission")
+        if adm:
+            print(f"  admission: {adm['groups-count']} groups of max-groups {adm['max-groups']},"
+                  f" {adm['subscribers']} subscribers")
+            for prefix, reasons in adm["refused"].items():
+                who = "no subscriber prefix" if prefix == "-" else f"subscribers {prefix}"
+                print(f"  refused ({who}): "
+                      + ", ".join(f"{k} {v}" for k, v in reasons.items()))
         for group, g in link["groups"].items():
             print(f"  {group} from {', '.join(g['upstreams']) or '-'}: "
                   f"{', '.join(g['subscribers']) or 'untracked listeners'}")
@@ -115,6 +128,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"{k.removeprefix('socket: ')} {v}" for k, v in sockets.items()))
     elif state["dropped"]:
         print("dropped: " + ", ".join(f"{k} {v}" for k, v in state["dropped"].items()))
+    if state.get("admission"):
+        adm = state["admission"]
+        print(f"admission: {adm['entries-count']} entries of max-entries {adm['max-entries']}")
     engine = state.get("engine") or {}
     if engine.get("resets"):
         print(f"engine resets: {engine['resets']} (last: {engine['last-error']})")
@@ -150,8 +166,22 @@ def summarize(config: Config) -> str:
     takeover = "on" if config.upstream.takeover else "off"
     return (
         f"{' and '.join(protocols)}; downstream {links}; upstream {cands}; "
-        f"default {default}; takeover {takeover}"
+        f"default {default}; takeover {takeover}{_policy_summary(config)}"
     )
+
+
+def _policy_summary(config: Config) -> str:
+    """The edge policy in a few words, if there is one to speak of."""
+    glob = config.policy
+    rules = len(glob.group_policy) + sum(
+        len(d.policy.group_policy) + sum(len(s.group_policy) for s in d.policy.subscribers)
+        for d in config.downstream)
+    ssm = [d.interface for d in config.downstream
+           if (d.policy.ssm_only if d.policy.ssm_only is not None else glob.ssm_only)]
+    parts = [f"{rules} rules"] if rules else []
+    parts += [f"default {glob.default}"] if glob.default else []
+    parts += [f"ssm-only on {', '.join(ssm)}"] if ssm else []
+    return f"; edge policy: {', '.join(parts)}" if parts else ""
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -207,6 +237,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         flows = [r for r in state.get("routes", []) if r["group"] == str(group)
                  and (source is None or r["source"] == str(source))]
     problems += [f"--down {name} is not a candidate upstream" for name in sorted(down - {*names})]
+    links = [d.interface for d in config.downstream]
+    if args.link is not None and args.link not in links:
+        problems.append(f"--link {args.link} is not a downstream link "
+                        f"(downstream: {', '.join(links)})")
     if problems:
         for p in problems:
             print(f"mcastproxy explain: {p}", file=sys.stderr)
@@ -224,6 +258,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         group.packed,
         frozenset(down),
     )
+    admission = {
+        link: _admission(config, link, None if unknown else subscriber.packed,
+                         source.packed if source else None, group.packed)
+        for link in ([args.link] if args.link else links)}
     if args.json:
         print(json.dumps({
             "upstreams": list(sel.upstreams),
@@ -241,6 +279,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 "source": str(source) if source else None,
                 "group": str(group),
             },
+            "policy": admission,
         }, indent=2, ensure_ascii=False))
         return 0
     channel = f"({source or '*'}, {group})"
@@ -263,7 +302,36 @@ def cmd_explain(args: argparse.Namespace) -> int:
         f"down {', '.join(sorted(down)) or 'none'}; "
         f"takeover {'on' if config.upstream.takeover else 'off'}"
     )
+    for link, said in admission.items():
+        print(f"  policy on {link}: {said['verdict']}")
+        if said["exception"]:
+            print(f"    exception {said['exception']}: no limit counts or refuses it")
+        for lv in said["limits"]:
+            value = f"{lv['value']:,}" if isinstance(lv["value"], int) else lv["value"]
+            print(f"    limit: {lv['scope']} {lv['name']} {value} "
+                  f"({lv['where'] or 'built-in default'})")
     return 0
+
+
+def _admission(config: Config, link: str, subscriber: bytes | None, source: bytes | None,
+               group: bytes) -> dict[str, object]:
+    """What link ``link``'s edge policy says of the request, and the limits it is held to."""
+    policy = EdgePolicy.from_config(config, link, Family.of(group))
+    verdict = policy.verdict(subscriber, source, group)
+    exception = policy.exception(source, group)
+    return {
+        "permit": verdict.permit,
+        "reason": verdict.reason.key if verdict.reason else None,
+        "decided-by": verdict.decided_by,
+        "level": verdict.level or None,
+        "where": verdict.where or None,
+        "rule": verdict.rule.describe() if verdict.rule else None,
+        "verdict": verdict.describe(),
+        "exception": exception.where if exception else None,
+        "limits": [{"scope": lv.scope, "name": lv.name,
+                    "value": lv.value if lv.value < UNLIMITED else "unlimited",
+                    "where": lv.where or None} for lv in policy.limits_for(subscriber)],
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

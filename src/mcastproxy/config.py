@@ -27,9 +27,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ModelWrapValidatorHandler,
     PrivateAttr,
@@ -40,11 +38,11 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from mcastproxy.configtypes import GroupPrefix, Model, Network, UnicastPrefix
 from mcastproxy.family import Family
 from mcastproxy.membership.querier import QuerierMode, QuerierPolicy
 from mcastproxy.membership.timers import FROM_FILE, ProtocolTimers, parse_duration
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from mcastproxy.policyconfig import GlobalPolicy, LinkPolicy, policy_issues
 
 # Linux allows 32 VIFs per multicast routing table (MAXVIFS); each table holds one upstream
 # and the downstream links, so at most 31 downstream links.
@@ -52,10 +50,6 @@ MAX_DOWNSTREAM = 31
 IFNAMSIZ = 16
 MIN_DATA_INTERVAL = 0.02  # 20 ms: counters read every 5 ms at the most
 
-_MULTICAST = {
-    Family.V4: ipaddress.ip_network("224.0.0.0/4"),
-    Family.V6: ipaddress.ip_network("ff00::/8"),
-}
 # libyaml's safe loader when PyYAML was built with it: ten times faster on large record lists.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -81,45 +75,6 @@ class ConfigError(Exception):
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-def _parse_prefix(value: Any) -> Network:
-    if not isinstance(value, str):
-        raise ValueError("expected an address prefix such as 10.0.0.0/8 or ff3e::/16")
-    try:
-        return ipaddress.ip_network(value.strip(), strict=True)
-    except ValueError as exc:
-        if "host bits set" in str(exc):
-            loose = ipaddress.ip_network(value.strip(), strict=False)
-            raise ValueError(f"{value} has host bits set; did you mean {loose}?") from None
-        raise ValueError(f"{value!r} is not an address prefix") from None
-
-
-def _group_prefix(value: Any) -> Network:
-    net = _parse_prefix(value)
-    if not net.is_multicast:
-        raise ValueError(f"group prefix {net} is not multicast (224.0.0.0/4 or ff00::/8)")
-    return net
-
-
-def _unicast_prefix(value: Any) -> Network:
-    # Draft §4.1: subscriber and source prefixes MUST be valid unicast prefixes.
-    net = _parse_prefix(value)
-    multicast = _MULTICAST[Family(net.version)]
-    if net.overlaps(multicast):
-        if net.prefixlen <= multicast.prefixlen:
-            raise ValueError(f"{net} covers multicast addresses; omit the field to mean any")
-        raise ValueError(f"{net} is multicast, not unicast")
-    if net.prefixlen == net.max_prefixlen and (
-        net.network_address.is_unspecified or net.network_address.is_loopback
-        or (net.version == 4 and net.network_address == ipaddress.IPv4Address("255.255.255.255"))
-    ):
-        raise ValueError(f"{net.network_address} is not a unicast host address")
-    return net
-
-
-GroupPrefix = Annotated[Network, BeforeValidator(_group_prefix)]
-UnicastPrefix = Annotated[Network, BeforeValidator(_unicast_prefix)]
 
 
 # What Linux's dev_valid_name (net/core/dev.c) takes for white space: its isspace, octet by
@@ -160,13 +115,7 @@ def _interface_name(value: Any) -> str:
 InterfaceName = Annotated[str, BeforeValidator(_interface_name)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        alias_generator=lambda name: name.replace("_", "-"),
-        populate_by_name=True,
-    )
+_Model = Model
 
 
 # --- protocol timers -----------------------------------------------------------------------
@@ -254,6 +203,8 @@ class Downstream(_Model):
     specific_query_rate: int = Field(100, ge=0, le=1_000_000)
     require_router_alert: bool | None = None
     verify_source_subnet: bool = False
+    # What may be joined on the link and how much it may hold (``policyconfig``).
+    policy: LinkPolicy = LinkPolicy()
     _timers_set: frozenset[str] = PrivateAttr(frozenset())
 
     @field_validator("routers", mode="before")
@@ -426,6 +377,30 @@ class Upstream(_Model):
     candidates: Annotated[tuple[Candidate, ...], AfterValidator(_at_least_one("candidate"))]
 
 
+def _listen_address(value: Any) -> tuple[str, int]:
+    """``ADDRESS:PORT`` (``[ADDRESS]:PORT`` for IPv6): an IP address, never a name to look
+    up, and a port 1-65535."""
+    if not isinstance(value, str):
+        raise ValueError("expected ADDRESS:PORT")
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r}: expected ADDRESS:PORT with a port 1-65535")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{host!r} is not an IP address (names are not looked up)") from None
+    return str(address), int(port)
+
+
+class MetricsSettings(_Model):
+    """Prometheus metrics (``metrics``): served at http://LISTEN/metrics. Metrics name no
+    subscriber, but they tell what the proxy carries: listen on loopback or a management
+    address."""
+
+    listen: Annotated[tuple[str, int], BeforeValidator(_listen_address)]
+
+
 class Config(_Model):
     igmp: IgmpSettings | None = None
     mld: MldSettings | None = None
@@ -436,6 +411,9 @@ class Config(_Model):
         AfterValidator(_fits_vif_table),
     ]
     upstream: Upstream
+    # What may be joined, and the limits on state, for every downstream link (``policyconfig``).
+    policy: GlobalPolicy = GlobalPolicy()
+    metrics: MetricsSettings | None = None
 
     def candidate(self, name: str) -> Candidate:
         return next(c for c in self.upstream.candidates if c.interface == name)
@@ -544,6 +522,8 @@ def _cross_checks(config: Config) -> list[ConfigIssue]:
             issues += [ConfigIssue(f"downstream[{di}].timers",
                                    f"with the global timers, {_reason(e)}")
                        for e in exc.errors(include_url=False)]
+    issues += [ConfigIssue(path, reason) for path, reason in
+               policy_issues(config.policy, [d.policy for d in config.downstream])]
     if config.igmp is None and config.mld is None:
         issues.append(ConfigIssue("", "neither igmp nor mld is enabled: nothing to proxy"))
     return issues

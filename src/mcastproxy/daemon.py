@@ -130,8 +130,11 @@ class Daemon:
         self.log_limit = log_limit if log_limit is not None else LogLimiter()
         self.gc = GcPolicy()
         """The garbage collector's policy while it runs (``gcpolicy``)."""
+        if metrics is None and config.metrics is not None:
+            metrics = config.metrics.listen
         self.metrics_listen = metrics
-        """Where Prometheus scrapes (host, port), or None for no listener."""
+        """Where Prometheus scrapes (host, port), or None for no listener: ``metrics``, else
+        the configuration's ``metrics.listen``."""
         self.metrics = Metrics()
         self.metrics_address: tuple[str, int] | None = None
         """The address the metrics listener bound (port 0 asked: the one given)."""
@@ -349,6 +352,9 @@ class Daemon:
             log.error("reload refused, keeping the running configuration: %s", why(exc))
             return False
         self._reroute_removed(old, new)
+        if new.metrics != old.metrics:
+            log.warning("metrics.listen changed: the listener keeps %s until a restart",
+                        self.metrics_listen or "off")
         log.info("configuration reloaded from %s: %s", self.config_path, self._summary())
         return True
 
@@ -630,7 +636,7 @@ class Daemon:
             events=dict(engine.counts), errors=dict(self.errors),
             upstreams={c.interface: c.interface not in unusable
                        for c in self.config.upstream.candidates},
-            routes=len(engine.routes()),
+            routes=len(engine.routes()), memberships=engine.memberships(),
             gc=self.gc.counts() if self.gc.installed else {},
             reloads=dict(self._reloads)))
         assert self._loop is not None

@@ -16,9 +16,17 @@ Before the router side sees a message, it is held to the link's validity rules
 a source in the link's subnets, which come with the interface's addresses). Who may be
 querier is the router side's (``QuerierPolicy``); the queries it refuses are logged here, for
 the first few senders (spoofed sources must not flood the log), and counted as drops.
-A new configuration's querier policy and specific-query rate reach a link that already runs
-at its next input (they need the time: a link that may no longer leave the querier's role to
-another router takes it at once).
+A new configuration's querier policy, specific-query rate, timers and fast leave reach a link
+that already runs at its next input (they need the time: a link that may no longer leave the
+querier's role to another router takes it at once).
+
+What a subscriber may join and how much it may hold is each link's ``Admission``
+(``admission``), with the link's ``EdgePolicy`` (``policy``) compiled from the configuration.
+The counts that span links are kept here and shared: each link's groups (``Room``, one for
+both families of a link) and the proxy's entries (one for all). A new configuration's policy
+reaches every running link at once (it needs no time); the counts stay. Refused joins are
+logged like refused queries: the router side hands over the first refusals of each
+subscriber, for the first few subscribers only.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import ipaddress
 from collections.abc import Callable, Iterable, Iterator
 
 from mcastproxy.actions import Outbox
+from mcastproxy.admission import Admission, Room
 from mcastproxy.config import Config, Downstream
 from mcastproxy.drops import Drop
 from mcastproxy.family import Family
@@ -34,6 +43,7 @@ from mcastproxy.forwarding import Forwarding
 from mcastproxy.ledger import Ledger
 from mcastproxy.membership.outputs import (
     GroupChanged,
+    JoinRefused,
     QueriesMerged,
     QueryRefused,
     SendQuery,
@@ -41,12 +51,15 @@ from mcastproxy.membership.outputs import (
 )
 from mcastproxy.membership.router import RouterLink
 from mcastproxy.membership.validity import LinkValidity, subnets_of
+from mcastproxy.policy import MAX_ENTRIES, EdgePolicy
+from mcastproxy.ratelimit import LINK_RATE, SUBSCRIBER_RATE, ReportLimiter, from_setting
 from mcastproxy.upstream.merge import InterfaceState
 from mcastproxy.wire.messages import Message
 
 Send = Callable[[str, Family, bytes, object], None]  # (interface, family, destination, message)
 
 MAX_REFUSED_QUERIERS_LOGGED = 64
+MAX_REFUSED_JOINS_LOGGED = 64  # (link, subscriber) pairs whose refused joins are logged
 
 
 def own_address(addresses: Iterable[bytes], family: Family) -> bytes | None:
@@ -79,7 +92,12 @@ class DownstreamLinks:
         self._prefix_lengths: dict[str, tuple[int, ...]] = {}
         self._retune: set[tuple[str, Family]] = set()  # links due the new configuration
         self._refused_logged: set[tuple[str, bytes]] = set()
+        self._joins_logged: set[tuple[str, bytes | None]] = set()
+        # Admission's counts that span links: each link's groups, the proxy's entries.
+        self.entries = Room(MAX_ENTRIES)
+        self._rooms: dict[str, Room] = {}
         self._unverified: set[str] = set()  # links told their subnets cannot be checked
+        self._limiters: dict[str, ReportLimiter] = {}  # report rate limits, per link
 
     def configure(self, config: Config, families: list[Family]) -> None:
         self._config = config
@@ -90,6 +108,43 @@ class DownstreamLinks:
             if name in self._settings:
                 self._judge(name)
         self._retune = {key for key in self.links if key[0] in self._settings}
+        for (name, fam), link in self.links.items():
+            if name in self._settings:
+                link.set_policy(EdgePolicy.from_config(config, name, fam))
+        self._configure_rates(config)
+
+    def _configure_rates(self, config: Config) -> None:
+        """Each link's report rate limits (``ratelimit``): its own, else the global ones,
+        else the built-in; a link whose settings did not change keeps its buckets."""
+        glob = config.policy.report_rate
+        limiters: dict[str, ReportLimiter] = {}
+        for name, settings in self._settings.items():
+            own = settings.policy.report_rate
+            sub = from_setting(own.subscriber if own.subscriber is not None
+                               else glob.subscriber, SUBSCRIBER_RATE)
+            link = from_setting(own.link if own.link is not None else glob.link, LINK_RATE)
+            old = self._limiters.get(name)
+            if old is not None and (old.subscriber, old.link) == (sub, link):
+                limiters[name] = old
+            elif sub is not None or link is not None:
+                limiters[name] = ReportLimiter(sub, link)
+        self._limiters = limiters
+
+    def admit_rate(self, name: str, source: bytes, now: float) -> Drop | None:
+        """A message from ``source`` on link ``name`` takes its tokens (``ratelimit``); the
+        reason to drop it, or None. Called before the message is decoded."""
+        limiter = self._limiters.get(name)
+        if limiter is None:
+            return None
+        return limiter.admit(None if not any(source) else source, now)
+
+    def _admission(self, name: str, family: Family) -> Admission:
+        policy = EdgePolicy.from_config(self._config, name, family)
+        room = self._rooms.get(name)
+        if room is None:
+            room = self._rooms[name] = Room(policy.max_groups)
+        self.entries.maximum = policy.max_entries
+        return Admission(policy, room, self.entries)
 
     def up(self, name: str, addresses: Iterable[bytes], now: float,
            prefix_lengths: tuple[int, ...] = ()) -> None:
@@ -109,7 +164,8 @@ class DownstreamLinks:
                 link = self.links[name, fam] = RouterLink(
                     config.downstream_timers(name), fam, proto.version, own, settings.fast_leave,
                     ssm_ranges=proto.ssm_ranges, querier=settings.querier_policy(),
-                    specific_query_rate=settings.specific_query_rate)
+                    specific_query_rate=settings.specific_query_rate,
+                    admission=self._admission(name, fam))
                 link.start(now)
             else:
                 self._retune_link(name, fam, link, now)
@@ -144,7 +200,8 @@ class DownstreamLinks:
             return False
         self._retune.discard((name, family))
         settings = self._settings[name]
-        link.reconfigure(settings.querier_policy(), settings.specific_query_rate, now)
+        link.reconfigure(settings.querier_policy(), settings.specific_query_rate, now,
+                         self._config.downstream_timers(name), settings.fast_leave)
         return True
 
     def prefix_lengths(self, name: str, addresses: tuple[bytes, ...]) -> tuple[int, ...]:
@@ -192,6 +249,13 @@ class DownstreamLinks:
     def deadlines(self) -> Iterator[float | None]:
         return (link.next_deadline() for link in self.links.values())
 
+    def group_counts(self) -> dict[str, int]:
+        """Groups with state per link, both families summed (for metrics: O(links))."""
+        out: dict[str, int] = {}
+        for (name, _), link in self.links.items():
+            out[name] = out.get(name, 0) + link.group_count
+        return out
+
     def drops(self) -> Iterator[tuple[str, Drop, int]]:
         """What the router sides dropped: (link, reason, count)."""
         for (name, _), link in self.links.items():
@@ -219,6 +283,8 @@ class DownstreamLinks:
                 self._outbox.counts["specific queries merged"] += 1
             elif isinstance(out, QueryRefused):
                 self._refused(name, family, out)
+            elif isinstance(out, JoinRefused):
+                self._join_refused(name, family, out)
         flows = self._forwarding.flows_by_group
         for group, wanted in touched.items():
             if ledger.settle(name, group, wanted, group in flows):
@@ -237,3 +303,23 @@ class DownstreamLinks:
         self._outbox.log("warning", "query-refused",
                          f"{family.protocol.upper()} query on {name} from {sender} dropped: "
                          f"{why}", interface=name, source=sender, reason=out.reason.key)
+
+    def _join_refused(self, name: str, family: Family, out: JoinRefused) -> None:
+        """Log a refused join: the router side hands over the first refusal of each
+        (subscriber, reason); these are logged for the first few subscribers only."""
+        key = (name, out.subscriber)
+        if key not in self._joins_logged:
+            if len(self._joins_logged) >= MAX_REFUSED_JOINS_LOGGED:
+                return
+            self._joins_logged.add(key)
+        who = "an anonymous report" if out.subscriber is None else _text(out.subscriber)
+        source = "*" if out.source is None else _text(out.source)
+        self._outbox.log("warning", "join-refused",
+                         f"{family.protocol.upper()} join of ({source}, {_text(out.group)}) on "
+                         f"{name} from {who} refused: {out.reason}; {out.decided_by}",
+                         interface=name, subscriber=_text(out.subscriber), source=source,
+                         group=_text(out.group), reason=out.reason.key)
+
+
+def _text(address: bytes | None) -> str:
+    return "-" if address is None else str(ipaddress.ip_address(address))

@@ -6,7 +6,9 @@ actions go out (``pop_actions()``); the engine says when it next needs waking
 
 1. Downstream links (``downstream``, over ``membership.RouterLink``, RFC 9776 §6 / RFC 9777
    §7): the router side, per link and family. Reports build each link's per-group state and
-   each subscriber's (explicit tracking).
+   each subscriber's (explicit tracking), as far as the edge policy and the limits admit
+   (``admission``, ``policy``; RFC 8313 §6.1): a refused join makes no state, so nothing of
+   it reaches the ledger or an upstream.
 2. The subscription ledger (``ledger``, draft §3-§4.2): each subscriber's state split into
    shares per upstream by the draft's selection (``candidates``), merged per upstream
    (RFC 4605 §4.1).
@@ -192,7 +194,7 @@ class Engine:
             self._ledger, self._forwarding,
             self._takeover.liveness if self._takeover.started else None,
             self._candidates.unusable, self._moves.bridges, self.dropped, self._outbox.counts,
-            self.resets, self.last_error)
+            self.resets, self.last_error, self._downstream.entries)
 
     def _reset(self, exc: Exception, now: float, config: Config) -> None:
         """Handling an event failed half-way: start again from ``config`` (the one in force
@@ -247,6 +249,11 @@ class Engine:
         """Liveness changes, takeovers, swaps, resets: by a short stable name."""
         return dict(self._outbox.counts)
 
+    def memberships(self) -> dict[str, int]:
+        """Groups with members per downstream link (IGMP and MLD summed), cheaply: for
+        metrics, published every second."""
+        return self._downstream.group_counts()
+
     def routes(self) -> Mapping[Route, frozenset[str]]:
         """(upstream, source, group) -> the downstream links it is forwarded to (read-only:
         the daemon reads it every counter sample, too often to copy thousands of routes)."""
@@ -286,6 +293,12 @@ class Engine:
 
     def _packet(self, ev: PacketReceived, now: float) -> None:
         family = BY_VERSION[ev.family]
+        if ev.interface in self._downstream.names:
+            # Report rate limits: a flooding host's excess costs no decoding and no state.
+            drop = self._downstream.admit_rate(ev.interface, ev.source, now)
+            if drop is not None:
+                self._drops.add(ev.interface, drop)
+                return
         try:
             if family is Family.V4:
                 msg = parse_igmp(ev.payload)

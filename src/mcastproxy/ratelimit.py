@@ -25,6 +25,21 @@ from dataclasses import dataclass
 
 from mcastproxy.drops import Drop
 
+# Built in: a set-top box sends a few reports a second at most (a zap, its retransmissions);
+# a link of a thousand hosts answering a General Query, a hundred. Bursts: two seconds' worth.
+SUBSCRIBER_RATE = 100.0
+LINK_RATE = 10_000.0
+BURST_SECONDS = 2.0
+
+
+def from_setting(value: float | str | None, default: float) -> Rate | None:
+    """A bucket from the file's setting: a rate a second, ``unlimited`` (None), or left out
+    (``default``)."""
+    if value == "unlimited":
+        return None
+    rate = default if value is None else float(value)
+    return Rate(rate, max(1.0, rate * BURST_SECONDS))
+
 
 @dataclass(frozen=True, slots=True)
 class Rate:

@@ -3,7 +3,9 @@
 ``Engine.snapshot()`` copies out what status, metrics and a controller API show: each
 downstream link's router state (querier, groups with their timers, tracked subscribers and
 the upstreams feeding them), each upstream's merged membership and liveness, every flow with
-its route and data health, drops by interface and reason, and the event counts. Expiry times
+its route and data health, drops by interface and reason, the event counts, and admission's
+counts (each link's groups and subscribers against its limits, refusals by subscriber
+prefix, the proxy's entries). Expiry times
 are absolute, on the engine's clock (the ``now`` of its events). The snapshot is detached:
 handling more events does not change it.
 
@@ -31,6 +33,7 @@ from mcastproxy.family import Family
 from mcastproxy.membership.state import FilterMode
 
 if TYPE_CHECKING:
+    from mcastproxy.admission import Room
     from mcastproxy.config import Config
     from mcastproxy.forwarding import Forwarding
     from mcastproxy.ledger import Ledger
@@ -73,6 +76,20 @@ class GroupSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class AdmissionSnapshot:
+    """A link's admission (``admission``), in RFC 8652's words: ``groups_count`` groups of
+    this family that count against ``max_groups``, ``link_groups_count`` those of both
+    families; ``subscribers`` holding a group that counts; ``refused`` by subscriber prefix
+    ("-": a subscriber under none, or an anonymous report) and reason."""
+
+    groups_count: int
+    link_groups_count: int
+    max_groups: int
+    subscribers: int
+    refused: Frozen[tuple[str, Drop], int]
+
+
+@dataclass(frozen=True, slots=True)
 class LinkSnapshot:
     """The router side of one downstream link and family."""
 
@@ -85,6 +102,7 @@ class LinkSnapshot:
     own_address: bytes | None
     timers: Any  # the timers in force (RFC 9776 §8), the querier's QRV and QQI adopted
     groups: tuple[GroupSnapshot, ...]
+    admission: AdmissionSnapshot | None = None
 
     def group(self, group: bytes) -> GroupSnapshot | None:
         return next((g for g in self.groups if g.group == group), None)
@@ -142,6 +160,7 @@ class EngineSnapshot:
     counts: Frozen[str, int]
     resets: int
     last_error: str | None
+    entries: tuple[int, int] | None = None  # the proxy's (entries-count, max-entries)
 
     def link(self, interface: str, family: Family) -> LinkSnapshot | None:
         return next((ln for ln in self.links
@@ -189,6 +208,7 @@ def take_slices(
     counts: Mapping[str, int],
     resets: int,
     last_error: str | None,
+    entries: Room | None = None,
 ) -> Slices:
     """Copy the engine's parts out into an ``EngineSnapshot``, a slice at a time: each
     ``next`` copies a few groups; the snapshot is the generator's return value. The engine
@@ -214,11 +234,15 @@ def take_slices(
                     subscribers=tuple(SubscriberSnapshot(h, s.filter_mode, s.sources, expiry[h])
                                       for h, s in link.subscribers(g).items()),
                     upstreams=tuple(sorted(ledger.feeders(name, g)))))
+        adm = link.admission
         link_snaps.append(LinkSnapshot(
             interface=name, family=family, version=link.version,
             operating_version=link.operating_version, querier=link.is_querier,
             querier_address=link.querier_address, own_address=link.own_address,
-            timers=link.timers, groups=tuple(groups)))
+            timers=link.timers, groups=tuple(groups),
+            admission=None if adm is None else AdmissionSnapshot(
+                adm.groups, adm.link.used, adm.link.maximum, len(adm.held),
+                Frozen(dict(adm.refused_by_prefix)))))
         yield
     upstreams = []
     for cand in config.upstream.candidates:
@@ -259,7 +283,8 @@ def take_slices(
         interfaces=interfaces, links=tuple(link_snaps),
         upstreams=tuple(upstreams), flows=tuple(flows),
         bridged=bridged, drops=Frozen(drop_counts), counts=Frozen(counted),
-        resets=resets, last_error=last_error)
+        resets=resets, last_error=last_error,
+        entries=None if entries is None else (entries.used, entries.maximum))
 
 
 # Objects one slice of ``release`` lets go of.

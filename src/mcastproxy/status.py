@@ -6,13 +6,17 @@ live state. Keys:
 - ``upstreams``: per candidate, ``usable``, ``priority``, ``liveness`` (its evidence) and the
   ``groups`` it reports (``mode``, ``sources``);
 - ``downstream``: per link and protocol (``d1/igmp``), ``querier`` and per group the tracked
-  ``subscribers`` and the ``upstreams`` the link asks for it;
+  ``subscribers`` and the ``upstreams`` the link asks for it; ``admission``: the link's
+  ``groups-count`` (both families) against its ``max-groups``, the ``subscribers`` holding
+  groups that count, and the joins ``refused`` by subscriber prefix (``-``: none) and reason;
 - ``routes``: each flow's ``upstream``, ``source``, ``group``, the ``downstream`` links it
   feeds (none: hot standby) and its ``data`` health where data liveness watches it;
 - ``events``: counted events (liveness changes, takeovers, swaps, resets);
 - ``dropped``: inputs dropped, by reason, summed over interfaces (``socket: ...`` for drops
   in the sockets); ``drops``: the same by interface, then reason (``-`` for none);
-- ``engine``: its ``resets`` after internal faults and the ``last-error``.
+- ``engine``: its ``resets`` after internal faults and the ``last-error``;
+- ``admission``: the proxy's ``entries-count`` ((link, group) pairs that count) against its
+  ``max-entries`` (RFC 8652's names; ``unlimited`` for none).
 
 A document of tens of thousands of groups takes a while to make and to encode: the daemon makes
 it a slice at a time (``document_slices``, from a snapshot taken in slices, see ``snapshot``)
@@ -29,6 +33,7 @@ from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import Any
 
 from mcastproxy.drops import Drop
+from mcastproxy.policy import UNLIMITED
 from mcastproxy.snapshot import EngineSnapshot, FlowSnapshot, whole
 
 # Groups (or routes) one slice of the document takes, and entries one piece of its text holds:
@@ -80,8 +85,16 @@ def document_slices(snap: EngineSnapshot, links: Iterable[str],
                 "upstreams": list(lg.upstreams)}
             if i % GROUPS_PER_SLICE == 0:
                 yield
-        downstream[f"{link.interface}/{link.family.protocol}"] = {"querier": link.querier,
-                                                                  "groups": groups}
+        entry: dict[str, Any] = {"querier": link.querier, "groups": groups}
+        adm = link.admission
+        if adm is not None:
+            refused: dict[str, dict[str, int]] = {}
+            for (prefix, reason), n in adm.refused.items():
+                refused.setdefault(prefix, {})[str(reason)] = n
+            entry["admission"] = {"groups-count": adm.link_groups_count,
+                                  "max-groups": _limit(adm.max_groups),
+                                  "subscribers": adm.subscribers, "refused": refused}
+        downstream[f"{link.interface}/{link.family.protocol}"] = entry
         yield
     # Sorted a slice at a time, then merged as it is read.
     flows = snap.flows
@@ -108,9 +121,17 @@ def document_slices(snap: EngineSnapshot, links: Iterable[str],
         by_interface.setdefault(interface or "-", {})[str(reason)] = n
     for reason, n in (socket_drops or {}).items():
         dropped[f"socket: {reason}"] = n
-    return {"upstreams": upstreams, "downstream": downstream, "routes": routes,
-            "events": dict(snap.counts), "dropped": dropped, "drops": by_interface,
-            "engine": {"resets": snap.resets, "last-error": snap.last_error}}
+    doc = {"upstreams": upstreams, "downstream": downstream, "routes": routes,
+           "events": dict(snap.counts), "dropped": dropped, "drops": by_interface,
+           "engine": {"resets": snap.resets, "last-error": snap.last_error}}
+    if snap.entries is not None:
+        used, maximum = snap.entries
+        doc["admission"] = {"entries-count": used, "max-entries": _limit(maximum)}
+    return doc
+
+
+def _limit(value: int) -> int | str:
+    return "unlimited" if value >= UNLIMITED else value
 
 
 def _route_order(flow: FlowSnapshot) -> tuple[str, bytes, bytes]:

@@ -60,7 +60,8 @@ def test_a_frozen_cycle_is_stranded_and_stranded_finds_it() -> None:
 
 
 async def test_a_daemons_life_strands_next_to_nothing(net: FakeNetwork, workdir: Path) -> None:
-    text = config(IGMP, downstream="[{interface: d1, fast-leave: true}, {interface: d2}]")
+    text = config(IGMP, downstream="[{interface: d1, fast-leave: true}, {interface: d2}]",
+                  extra="policy: {report-rate: {subscriber: unlimited}}")  # 2,400 reports
     async with running(net, workdir, text) as daemon:
         assert daemon.gc.installed
         sock = net.sockets[IGMP.family]

@@ -27,7 +27,7 @@ from mcastproxy.family import Family
 from mcastproxy.kernel import KernelError, RouteCounters, Upcall, UpcallKind
 
 TOP = {"pid", "config", "upstreams", "downstream", "routes", "events", "dropped", "drops",
-       "engine", "errors"}
+       "engine", "errors", "admission"}
 
 
 class Recording(Engine):
@@ -67,8 +67,11 @@ async def test_status_answers_over_the_unix_socket_in_its_shape(
         assert set(up) == {"usable", "priority", "groups", "liveness"}
         assert up["groups"] == {proto.group: {"mode": "exclude", "sources": []}}
         link = state["downstream"][f"d1/{proto.family.protocol}"]
-        assert set(link) == {"querier", "groups"}
+        assert set(link) == {"querier", "groups", "admission"}
         assert link["groups"] == {proto.group: {"subscribers": [proto.host], "upstreams": ["u1"]}}
+        assert link["admission"] == {"groups-count": 1, "max-groups": 16_384, "subscribers": 1,
+                                     "refused": {}}
+        assert state["admission"] == {"entries-count": 1, "max-entries": 131_072}
         assert state["routes"] == [{"upstream": "u1", "source": proto.source,
                                     "group": proto.group, "downstream": ["d1"]}]
         assert state["errors"] == {}

@@ -50,7 +50,8 @@ def group(i: int) -> str:
 async def test_a_join_is_proxied_while_a_large_status_is_answered(
     net: FakeNetwork, workdir: Path,
 ) -> None:
-    text = config(IGMP, downstream="[{interface: d1}, {interface: d2}]")
+    text = config(IGMP, downstream="[{interface: d1}, {interface: d2}]",
+                  extra="policy: {subscriber: {max-groups: unlimited}}")  # one host, 4,000
     engine = Counted(parse_config(text))
     async with running(net, workdir, text, engine=engine) as daemon:
         sock, router = net.sockets[IGMP.family], net.routers[IGMP.family]

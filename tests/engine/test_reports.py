@@ -23,6 +23,7 @@ mld: {version: 2}
 downstream: [{interface: d1, fast-leave: true}]
 upstream:
   candidates: [{interface: u1}]
+policy: {subscriber: {max-groups: unlimited}}  # one host joins 1,000 groups here
 """
 HOST = {4: "10.1.0.7", 6: "fe80::d1:7"}
 ROUTER = {4: "192.0.2.254", 6: "fe80::1:fe"}

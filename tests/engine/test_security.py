@@ -302,3 +302,22 @@ def test_prefix_lengths_go_one_per_address() -> None:
     assert InterfaceUp("d1", addresses, (24, 64)).prefix_lengths == (24, 64)
     with pytest.raises(ValueError, match="one length per address"):
         InterfaceUp("d1", addresses, (24,))
+
+
+# --- a reload reaches running links whole: timers and fast leave too ----------------------
+
+
+def test_a_reload_gives_a_running_link_its_new_timers_and_fast_leave(fam: Fam) -> None:
+    w = World.make(config())
+    w.run_until(200.0)  # past the startup queries: one General Query every 125 s
+    w.join("d1", fam.host, fam.group)
+    w.handle(ConfigChanged(parse_config(config(
+        d1="fast-leave: true, timers: {query-interval: 20s}"))))
+    w.run_until(265.0)
+    later = general_queries(w, fam, "d1", since=200.0)
+    assert len(later) == 3, later  # every 20 s now, the first no later than 20 s away
+    assert later[0] <= 221.0
+    # Fast leave: the only subscriber's leave ends the group at once, no query round.
+    assert not left(w, fam)
+    w.leave("d1", fam.host, fam.group)
+    assert left(w, fam)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from mcastproxy.admission import Admission
 from mcastproxy.family import Family
 from mcastproxy.membership import (
     GroupChanged,
@@ -147,6 +148,7 @@ class Harness:
         ssm_ranges=None,
         querier: QuerierPolicy | None = None,
         specific_query_rate: float | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.flavor = flavor
         if isinstance(own, str):  # "default": the flavor's router 10
@@ -161,6 +163,7 @@ class Harness:
             ssm_ranges,
             querier=querier,
             specific_query_rate=specific_query_rate,
+            admission=admission,
         )
         self.now = now
         self.log: list[tuple[float, Output]] = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 from mcastproxy.membership.addresses import SSM_RANGES
 from mcastproxy.membership.outputs import (
     GroupChanged,
+    JoinRefused,
     Output,
     QuerierChanged,
     QueriesMerged,
@@ -30,6 +31,7 @@ __all__ = [
     "FilterMode",
     "GroupChanged",
     "GroupState",
+    "JoinRefused",
     "Output",
     "ProtocolTimers",
     "QuerierChanged",

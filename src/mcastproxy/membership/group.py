@@ -18,7 +18,9 @@ The group changes in four ways, each a method here:
 Beside the RFC state it keeps the Older Host Present timers (§7.3.2), the retransmission
 state of its specific queries (§6.6.3), and the tracked subscribers with counts over them (how
 many are in EXCLUDE mode, how many include or exclude each source), so that "does any tracked
-subscriber still want this source?" costs O(1) however many there are.
+subscriber still want this source?" costs O(1) however many there are; and whether the group
+counts against its link's and the proxy's limits (``counted``, set and cleared by the router
+as ``admission`` says).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Group:
 
     __slots__ = (
         "address",
+        "counted",
         "exclude_count",
         "group_timer",
         "in_ssm_range",
@@ -79,6 +82,7 @@ class Group:
         self.subscribers: dict[bytes, Subscription] = {}
         self.n_exclude = 0  # tracked subscribers in EXCLUDE mode
         self.include_count: dict[bytes, int] = {}  # source -> INCLUDE subscribers wanting it
+        self.counted = False  # counts against the link's max-groups (``admission``)
         self.exclude_count: dict[bytes, int] = {}  # source -> EXCLUDE subscribers blocking it
 
     def next_wake(self) -> float:

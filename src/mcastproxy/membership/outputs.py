@@ -1,6 +1,6 @@
 """What a ``RouterLink`` hands back through ``pop_outputs()``: the engine's inputs.
 
-Six small frozen values:
+Seven small frozen values:
 
 - ``SendQuery``: transmit this Query on the link.
 - ``GroupChanged``: the link's forwarding state or its tracked subscribers for a group
@@ -11,6 +11,8 @@ Six small frozen values:
 - ``QueryRefused``: a query was dropped because its sender may not be querier (for a log).
 - ``QueriesMerged``: a group's specific queries were left to the link's merged General Query,
   the link's specific-query rate being spent (for a count).
+- ``JoinRefused``: the link's policy or a limit refused a join or some of its sources (for a
+  log; only the first refusals of each subscriber, see ``admission``).
 """
 
 from __future__ import annotations
@@ -87,6 +89,20 @@ class QueriesMerged:
     group: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class JoinRefused:
+    """Subscriber ``subscriber`` (None: an anonymous report) asked for ``source`` (None: any
+    source) in ``group`` and was refused for ``reason`` by what ``decided_by`` says (a rule
+    or a limit, with its place in the configuration). Counted in ``RouterLink.dropped``."""
+
+    subscriber: bytes | None
+    group: bytes
+    source: bytes | None
+    reason: Drop
+    decided_by: str
+
+
 Output = (
     SendQuery | GroupChanged | SubscriberChanged | QuerierChanged | QueryRefused | QueriesMerged
+    | JoinRefused
 )

@@ -220,6 +220,17 @@ class Querier:
         qrv = timers.robustness if timers.robustness <= 7 else 0
         return Query(version, group, max_resp, sources, s_flag, qrv, round(timers.query_interval))
 
+    def reconfigure_timers(self, timers: ProtocolTimers, now: float) -> None:
+        """New configured timers. A querier runs with them at once (its next General Query
+        no later than one new Query Interval away); a non-querier keeps what it adopted from
+        the querier until the querier's next query, unless it ran with its own."""
+        old = self.configured
+        self.configured = timers
+        if self.is_querier or self.timers is old:
+            self.timers = timers
+        if self.is_querier and self.next_general_query != OFF:
+            self.next_general_query = min(self.next_general_query, now + timers.query_interval)
+
     def _adopt_querier_values(self, query: Query) -> None:
         """§4.1.6, §4.1.7: a non-querier uses the querier's QRV and QQI (0: our own value),
         each at most the policy's ceiling (or our own value, if that is higher)."""

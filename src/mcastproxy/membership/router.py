@@ -25,6 +25,14 @@ any more, by a non-querier not at all (it lowers its timers when it hears the qu
 queries instead, §6.6.1). When the group state forgets something by its own timers (nobody
 answered the queries), the tracked subscribers that claimed it are forgotten too.
 
+What a record may create or extend is the link's ``Admission`` (``mcastproxy.admission``): a
+record that asks for more (an INCLUDE source, an any-source join) is admitted once it has been
+read in the version in use, before it touches any state, so that a refused one makes none
+(no subscription, no group, no Older Host Present timer) and sends nothing upstream; its
+refused sources are taken out and the rest goes on. Records that ask for less are never
+asked about. The admission's counts follow the state: each subscription and group made or
+ended here is told to it.
+
 Who may be querier is the link's ``QuerierPolicy`` (``querier``): a query from a sender it
 refuses is dropped before it can take part in the election or lower a timer, and said once
 as a ``QueryRefused`` output for the log.
@@ -64,6 +72,7 @@ from collections.abc import Iterable, Mapping
 from heapq import heappop, heappush
 from ipaddress import ip_network
 
+from mcastproxy.admission import Admission
 from mcastproxy.drops import Drop
 from mcastproxy.family import Family
 from mcastproxy.membership.addresses import (
@@ -91,6 +100,7 @@ from mcastproxy.membership.group import (
 )
 from mcastproxy.membership.outputs import (
     GroupChanged,
+    JoinRefused,
     Output,
     QueriesMerged,
     QueryRefused,
@@ -106,6 +116,7 @@ from mcastproxy.membership.tracking import (
     Subscription,
     requested_state,
 )
+from mcastproxy.policy import EdgePolicy
 from mcastproxy.wire.messages import Leave, Message, Query, Report
 
 _NEXT_DEADLINE_BUDGET = 64  # stale heap entries next_deadline() drops per heap and call
@@ -130,6 +141,8 @@ class RouterLink:
     (``QuerierPolicy``; default: the RFC's election among any senders, no ceilings).
     ``specific_query_rate`` bounds the Group-Specific and Group-and-Source-Specific Queries
     sent, per second (see the module's comment); ``None``: no bound.
+    ``admission`` decides what records may create or extend state (``mcastproxy.admission``);
+    ``None``: everything, unbounded (the proxy always gives one).
     """
 
     def __init__(
@@ -142,6 +155,7 @@ class RouterLink:
         ssm_ranges: Iterable[Network | str] | None = None,
         querier: QuerierPolicy | None = None,
         specific_query_rate: float | None = None,
+        admission: Admission | None = None,
     ) -> None:
         family = Family(family)  # ValueError if it is no family
         self._family = family
@@ -178,6 +192,7 @@ class RouterLink:
         self._subscription_heap: list[tuple[float, bytes, bytes]] = []
         self._retransmitting: set[bytes] = set()  # groups with specific queries pending
         self._shared_sets = SharedSets()
+        self._admission = admission
 
     # ==== the surface ==========================================================================
 
@@ -216,12 +231,19 @@ class RouterLink:
         self._sync_querier()
 
     def reconfigure(
-        self, querier: QuerierPolicy, specific_query_rate: float | None, now: float
+        self, querier: QuerierPolicy, specific_query_rate: float | None, now: float,
+        timers: ProtocolTimers | None = None, fast_leave: bool | None = None,
     ) -> None:
-        """A new querier policy and specific-query rate. If the policy no longer lets the
-        current querier be one, this router takes over at once."""
+        """A new querier policy and specific-query rate, and (if given) timers and fast
+        leave. If the policy no longer lets the current querier be one, this router takes
+        over at once. New timers apply from now on: the timers already running keep their
+        deadlines (a membership refreshed later gets the new Group Membership Interval)."""
         if now >= self._due:
             self.handle_timers(now)
+        if fast_leave is not None:
+            self._fast_leave = fast_leave
+        if timers is not None and timers != self._querier.configured:
+            self._querier.reconfigure_timers(timers, now)
         bound = _QueryBound(specific_query_rate)
         bound.next, bound.until, bound.last = self._bound.next, self._bound.until, self._bound.last
         self._bound = bound
@@ -375,12 +397,39 @@ class RouterLink:
 
     @property
     def dropped(self) -> Mapping[Drop, int]:
-        """Inputs dropped or ignored, by reason."""
-        return dict(self._dropped)
+        """Inputs dropped or ignored, by reason (with the admission's refusals)."""
+        dropped = dict(self._dropped)
+        if self._admission is not None:
+            dropped.update(self._admission.refused)
+        return dropped
+
+    @property
+    def admission(self) -> Admission | None:
+        """What decides which records may create or extend state, and its counts."""
+        return self._admission
+
+    def set_policy(self, policy: EdgePolicy) -> None:
+        """A new policy and limits for the link's admission (none: nothing to do). State
+        already held stays; if the exceptions changed, what counts is counted again."""
+        adm = self._admission
+        if adm is not None and adm.configure(policy):
+            adm.recount()
+            for g in self._groups.values():
+                address = g.address
+                g.counted = adm.group_counts(address, g.mode is EXCLUDE, frozenset(g.sources))
+                if g.counted:
+                    adm.take_group()
+                for host, sub in g.subscribers.items():
+                    adm.hold(host, address, sub.mode is EXCLUDE, sub.sources)
 
     def groups(self) -> tuple[bytes, ...]:
         """The groups with state on the link."""
         return tuple(self._groups)
+
+    @property
+    def group_count(self) -> int:
+        """How many groups have state on the link (without copying them)."""
+        return len(self._groups)
 
     def group_state(self, group: bytes) -> GroupState | None:
         """A snapshot of ``group``'s state, or ``None`` if it has none."""
@@ -550,19 +599,6 @@ class RouterLink:
         else:
             a = EMPTY
 
-        if old > 0:
-            # RFC 9776 §7.3.2: "The IGMPv1-Host-Present Timer is set to [Older Version Host
-            # Present Interval] seconds whenever an IGMPv1 Membership Report is received"
-            # (and likewise IGMPv2, and MLDv1 in RFC 9777 §8.3.2).
-            if g is None:
-                g = Group(group)
-            deadline = now + self._timers.older_host_present_interval
-            self._due = min(self._due, deadline)
-            if old == 1:
-                g.v1_host = deadline
-            else:
-                g.v2_host = deadline
-
         # The version in use on the link (§7.3.1): without source filtering, a record is a
         # join or a leave of the whole group.
         operating = self._querier.operating_version
@@ -604,11 +640,42 @@ class RouterLink:
                 self._dropped[Drop.IGNORED_FOR_OLDER_VERSION] += 1
                 return
 
+        # No state is INCLUDE({}): these records leave it unchanged.
+        if g is None and (rtype == BLOCK or (not a and rtype in (IS_IN, ALLOW, TO_IN))):
+            return
+
+        adm = self._admission
+        count = False
+        if adm is not None and rtype != BLOCK and (a or rtype in (IS_EX, TO_EX)):
+            # A record that asks for more: admitted before it makes any state (admission).
+            any_source = rtype in (IS_EX, TO_EX)
+            if (any_source and g is not None and g.counted and adm.fast_groups >= 0
+                    and (host is None or host in g.subscribers
+                         or adm.held.get(host, 0) < adm.fast_groups)):
+                pass  # the common case: nothing to ask, nothing to count (Admission.fast_groups)
+            else:
+                admitted, count = self._admit(adm, g, group, host, rtype, a, any_source)
+                if admitted is None:
+                    return  # refused whole
+                if not admitted and not any_source and (rtype != TO_IN or g is None):
+                    return  # no source left: nothing asked (TO_IN({}) leaves the old ones)
+                a = admitted
+
         if g is None:
-            # No state is INCLUDE({}): these records leave it unchanged.
-            if rtype == BLOCK or (not a and rtype in (IS_IN, ALLOW, TO_IN)):
-                return
             g = Group(group, self._ssm_aware and group in self._ssm)
+        if count and adm is not None:
+            g.counted = True
+            adm.take_group()
+        if old > 0:
+            # RFC 9776 §7.3.2: "The IGMPv1-Host-Present Timer is set to [Older Version Host
+            # Present Interval] seconds whenever an IGMPv1 Membership Report is received"
+            # (and likewise IGMPv2, and MLDv1 in RFC 9777 §8.3.2).
+            deadline = now + self._timers.older_host_present_interval
+            self._due = min(self._due, deadline)
+            if old == 1:
+                g.v1_host = deadline
+            else:
+                g.v2_host = deadline
 
         was_tracked = host is not None and self._track(g, host, rtype, a, now)
 
@@ -642,6 +709,21 @@ class RouterLink:
             self._reschedule(g)
         if changed:
             self._changed_groups[group] = None
+
+    def _admit(self, adm: Admission, g: Group | None, group: bytes, host: bytes | None,
+               rtype: int, a: frozenset[bytes], any_source: bool,
+               ) -> tuple[frozenset[bytes] | None, bool]:
+        """Ask the admission about a record that asks for more; its refusals to log become
+        ``JoinRefused`` outputs."""
+        sub = g.subscribers.get(host) if g is not None and host is not None else None
+        admitted = adm.admit(host, group, any_source, rtype == ALLOW, a,
+                             None if sub is None else sub.mode is EXCLUDE,
+                             EMPTY if sub is None else sub.sources,
+                             None if g is None else g.counted)
+        if adm.notices:
+            self._outputs.extend(JoinRefused(*n) for n in adm.notices)
+            adm.notices.clear()
+        return admitted
 
     # ==== RFC 9776 §6.6.3: last-member queries ==================================================
 
@@ -778,6 +860,12 @@ class RouterLink:
             )
             heappush(self._subscription_heap, (expires, g.address, host))
             self._due = min(self._due, expires)
+            adm = self._admission
+            if adm is not None:
+                if adm.counts_all:  # inline: a join's hot path
+                    adm.held[host] = adm.held.get(host, 0) + 1
+                else:
+                    adm.hold(host, g.address, mode is EXCLUDE, new)
             if new:
                 g.count(mode, new, 1)
             elif mode is EXCLUDE:
@@ -791,6 +879,9 @@ class RouterLink:
             sub.mode = mode
             sub.sources = new = self._shared_sets(new)
             g.count(mode, new, 1)
+            if self._admission is not None:
+                self._admission.change(host, g.address, old_mode is EXCLUDE, old,
+                                       mode is EXCLUDE, new)
             self._outputs.append(SubscriberChanged(g.address, host))
             self._changed_groups[g.address] = None
         return True
@@ -807,6 +898,8 @@ class RouterLink:
     def _remove_subscription(self, g: Group, host: bytes, sub: Subscription) -> None:
         del g.subscribers[host]
         g.count(sub.mode, sub.sources, -1)
+        if self._admission is not None:
+            self._admission.release(host, g.address, sub.mode is EXCLUDE, sub.sources)
         self._outputs.append(SubscriberChanged(g.address, host))
         self._changed_groups[g.address] = None
 
@@ -823,6 +916,9 @@ class RouterLink:
                 remaining = sub.sources - {source}
                 if remaining:
                     g.count(INCLUDE, sub.sources, -1)
+                    if self._admission is not None:
+                        self._admission.change(host, g.address, False, sub.sources, False,
+                                               remaining)
                     sub.sources = self._shared_sets(remaining)
                     g.count(INCLUDE, sub.sources, 1)
                     self._outputs.append(SubscriberChanged(g.address, host))
@@ -893,6 +989,9 @@ class RouterLink:
         self._groups.pop(g.address, None)
         self._retransmitting.discard(g.address)
         g.scheduled = NEVER  # its heap entries are stale from now on
+        if g.counted and self._admission is not None:
+            g.counted = False
+            self._admission.release_group()
 
     # ==== queries (RFC 9776 §6.6) ===============================================================
 
