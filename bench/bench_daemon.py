@@ -74,12 +74,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab" / "src"))
 
 from mcastlab import JsonProc, Lab, LabError, Proc, Proxy, configs, topologies, wait_until
+from mcastlab.proxy import Forwarding, best_forwarding
 
 HELPER = str(Path(__file__).resolve().parent / "_daemon_lab.py")
 TO_IN, TO_EX, IS_IN, IS_EX, ALLOW, BLOCK = 3, 4, 1, 2, 5, 6
 JOINS = (IS_EX, TO_EX, ALLOW)
 
-MCASTPROXY_CONFIG = configs.WHOLESALE  # channels by group prefix: 239.1/16 u1, 239.2/16 u2
+MCASTPROXY_CONFIG = configs.WHOLESALE + """
+policy:  # the blasts offer more than a link's built-in report rate: throughput is measured
+  report-rate: {subscriber: unlimited, link: unlimited}
+"""  # channels by group prefix: 239.1/16 u1, 239.2/16 u2
 IGMPPROXY_CONFIG = """
 phyint u1 upstream ratelimit 0 threshold 1
 phyint d1 downstream ratelimit 0 threshold 1
@@ -186,12 +190,13 @@ class Bench:
     """One product in one lab: the proxy, taps, reporters and the upstream router."""
 
     def __init__(self, lab: Lab, product: str, tmp: Path, quickleave: bool = False,
-                 floor: int = 0) -> None:
+                 floor: int = 0, forwarding: Forwarding = "kernel") -> None:
         self.lab = lab
         self.product = product
         self.tmp = tmp
         self.procs: list[Proc] = []
         self.quickleave = quickleave
+        self.forwarding = forwarding  # or "recorded": routes in memory (mcastlab.recorded)
         # igmpproxy joins each group upstream with a socket join: let it hold more than 20.
         lab.sysctl("proxy", "net.ipv4.igmp_max_memberships", 16384)
         self.ptap = self.program("proxy", "tap", "--mode", "ctl", "--poll-ms", "10")
@@ -223,7 +228,8 @@ class Bench:
     def start_daemon(self) -> Proc | Proxy:
         d: Proc | Proxy
         if self.product == "mcastproxy":
-            d = self.lab.proxy(MCASTPROXY_CONFIG, workdir=self.tmp, timeout=15)
+            d = self.lab.proxy(MCASTPROXY_CONFIG, workdir=self.tmp, timeout=15,
+                               forwarding=self.forwarding)
         else:
             cfg = self.tmp / "igmpproxy.conf"
             cfg.write_text(("quickleave\n" if self.quickleave else "") + IGMPPROXY_CONFIG)
@@ -318,6 +324,8 @@ class Bench:
         return int(rx["packets"]), int(rx["dropped"])
 
     def routes_with(self, fam: Fam, groups: Iterable[str], oif: str) -> int:
+        if self.forwarding == "recorded":
+            return 0  # no upcalls without the kernel's routing: no routes to count
         argv = ["ip", "-6" if fam.v == 6 else "-4", "mroute", "show", "table", "all"]
         wanted = {ipaddress.ip_address(g) for g in groups}
         found = set()
@@ -743,7 +751,7 @@ def run_product(product: str, fams: list[int], a: argparse.Namespace, checks: Ch
     label = product + (" (quickleave)" if quickleave else "")
     with Lab(topologies.proxy_lab()) as lab:
         tmp = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
-        b = Bench(lab, product, tmp, quickleave, a.floor)
+        b = Bench(lab, product, tmp, quickleave, a.floor, a.forwarding)
         if b.floor.values:
             log(f"floor (asyncio echo, no proxy): {b.floor.brief()}")
             results[0] = Result(join=b.floor)
@@ -757,6 +765,11 @@ def run_product(product: str, fams: list[int], a: argparse.Namespace, checks: Ch
                 log(f"  join  {r.join.brief()}")
                 log(f"  leave {r.leave.brief()}")
                 if only_join:
+                    continue
+                if b.forwarding == "recorded":
+                    log(f"{label} IPv{v}: no zaps: routes are recorded, not in the kernel")
+                    log(f"{label} IPv{v}: reports per second, {a.blast_n:,} per step")
+                    r.blast = blast(b, fam, a.rates, a.blast_n, 0)
                     continue
                 log(f"{label} IPv{v}: zap onto a flowing channel, {a.zaps} channels")
                 r.zap_a, r.zap_a_proxy = zap_flowing(b, fam, a.zaps, a.warm, checks)
@@ -946,7 +959,10 @@ def git_state() -> str:
                              capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "an unknown commit"
-    ver = subprocess.run(["igmpproxy", "-h"], capture_output=True, text=True, check=False)
+    try:
+        ver = subprocess.run(["igmpproxy", "-h"], capture_output=True, text=True, check=False)
+    except OSError:  # not installed (left out on a kernel without multicast routing)
+        return f"mcastproxy {rev}"
     igmp = next((x for x in (ver.stdout + ver.stderr).splitlines() if "igmpproxy 0" in x), "")
     return f"mcastproxy {rev}" + (f", {igmp.strip()}" if igmp else "")
 
@@ -964,6 +980,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--py-spy", default="/tmp/pyspy/bin/py-spy")
     ap.add_argument("--floor", type=int, help="reports to the asyncio echo (default 200)")
     ap.add_argument("--keep-logs", action="store_true", help="keep the programs' logs")
+    ap.add_argument("--forwarding", choices=["kernel", "recorded"], default=None,
+                    help="mcastproxy's routes in the kernel, or recorded in memory (a kernel "
+                         "without multicast routing: no zaps, no igmpproxy); default: the "
+                         "kernel's where it has multicast routing")
     ap.add_argument("--no-quickleave", action="store_true",
                     help="skip the extra igmpproxy run with quickleave")
     a = ap.parse_args(argv)
@@ -974,7 +994,11 @@ def main(argv: list[str] | None = None) -> int:
     a.blast_n = a.blast_n or (5000 if a.quick else 20_000)
     default_rates = "0" if a.quick else "2500,5000,10000,20000,0"
     a.rates = [float(x) for x in (a.rates or default_rates).split(",")]
+    a.forwarding = a.forwarding or best_forwarding()
     products = a.products.split(",")
+    if a.forwarding == "recorded" and "igmpproxy" in products:
+        log("igmpproxy needs the kernel's multicast routing: left out")
+        products.remove("igmpproxy")
     fams = [int(x) for x in a.families.split(",")]
     if "igmpproxy" in products and not shutil.which("igmpproxy"):
         log("installing igmpproxy (apt-get install -y igmpproxy)")

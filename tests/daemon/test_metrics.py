@@ -5,11 +5,16 @@ the engine from the listener's thread (it reads the last published view)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import shutil
 import socket
+import subprocess
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from daemon_harness import IGMP, config, records, running, until
 from fakes import FakeNetwork, ip
 from prometheus_client.parser import text_string_to_metric_families
@@ -28,6 +33,23 @@ async def scrape(address: tuple[str, int]) -> Samples:
     text = await asyncio.to_thread(get)
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def exported_names(address: tuple[str, int]) -> set[str]:
+    """The series names the proxy exports, samples or not yet (a counter of errors that
+    never happened has its family and no sample)."""
+    def get() -> str:
+        with urllib.request.urlopen(f"http://{address[0]}:{address[1]}/metrics",
+                                    timeout=5) as r:
+            return str(r.read().decode())
+
+    names: set[str] = set()
+    for family in text_string_to_metric_families(await asyncio.to_thread(get)):
+        names |= {s.name for s in family.samples}
+        names |= {family.name + suffix for suffix in {
+            "counter": ("_total",), "gauge": ("",),
+            "histogram": ("_bucket", "_count", "_sum")}.get(family.type, ())}
+    return names
 
 
 def value(samples: Samples, name: str, **labels: str) -> float | None:
@@ -130,3 +152,44 @@ async def test_a_listener_that_cannot_bind_stops_the_start(
         assert await daemon.run() == 1
     finally:
         taken.close()
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "contrib" / "grafana" / "mcastproxy.json"
+
+
+def dashboard_queries() -> list[str]:
+    dash = json.loads(DASHBOARD.read_text())
+    queries = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    queries += [v["query"] for v in dash["templating"]["list"] if v["type"] == "query"]
+    return queries
+
+
+async def test_every_query_of_the_dashboard_names_a_metric_the_proxy_exports(
+    net: FakeNetwork, workdir: Path,
+) -> None:
+    async with running(net, workdir, config(IGMP), metrics=("127.0.0.1", 0)) as daemon:
+        assert daemon.metrics_address is not None
+        sock = net.sockets[IGMP.family]
+        sock.inject("d1", ip(IGMP.host), IGMP.family.all_v3_routers, b"\x22")
+        sock.inject_message("d1", IGMP.host, IGMP.join())
+        await scraped(daemon.metrics_address, lambda s: dropped(s) == 1)
+        exported = await exported_names(daemon.metrics_address)
+    queries = dashboard_queries()
+    assert len(queries) >= 12
+    for query in queries:
+        names = set(re.findall(r"\bmcastproxy_[a-z_]+\b", query))
+        assert names, query
+        assert names <= exported, (query, names - exported)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool (prometheus)")
+def test_every_query_of_the_dashboard_is_promql(tmp_path: Path) -> None:
+    # promtool checks the expressions of recording rules: one rule per query.
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"mcastproxy:dashboard_{i}", "expr": q}
+        for i, q in enumerate(dashboard_queries()) if "label_values" not in q]}]}
+    path = tmp_path / "rules.yml"
+    path.write_text(json.dumps(rules))  # JSON is YAML
+    done = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -29,6 +29,10 @@ igmp: {version: 3}
 downstream: [{interface: d1}, {interface: d2}]
 upstream:
   candidates: [{interface: u1}]
+policy:  # one host joins 50,000 groups here, in 274 reports at once
+  max-groups-per-interface: unlimited
+  subscriber: {max-groups: unlimited}
+  report-rate: {subscriber: unlimited}
 """
 BOMB = "a: &a [" + ",".join(["x"] * 9) + "]\n" + "".join(
     f"{c}: &{c} [" + ",".join([f"*{p}"] * 9) + "]\n"

@@ -24,6 +24,7 @@ igmp: {version: 3}
 downstream: [{interface: d1}]
 upstream:
   candidates: [{interface: u1}]
+policy: {subscriber: {max-groups: unlimited}}  # one host joins 1,000 groups here
 """
 GROUPS = [f"239.10.{i // 250}.{i % 250 + 1}" for i in range(1000)]
 # An IGMPv3 group record without sources is 8 octets: 183 fit a 1500-octet MTU after the IP
