@@ -40,7 +40,9 @@ from pydantic_core import ErrorDetails
 
 from mcastproxy.configtypes import GroupPrefix, Model, Network, UnicastPrefix
 from mcastproxy.family import Family
+from mcastproxy.membership.addresses import SSM_RANGES
 from mcastproxy.membership.querier import QuerierMode, QuerierPolicy
+from mcastproxy.membership.ssmmap import SsmMap
 from mcastproxy.membership.timers import FROM_FILE, ProtocolTimers, parse_duration
 from mcastproxy.policyconfig import GlobalPolicy, LinkPolicy, policy_issues
 
@@ -141,6 +143,40 @@ def _of_family(family: Family) -> Callable[[tuple[Network, ...] | None],
     return check
 
 
+MAX_MAPPED_SOURCES = 64
+
+
+class SsmMapEntry(_Model):
+    """``ssm-map`` (``membership.ssmmap``): an older host's join of a group in ``group``
+    becomes a join of (S, G) for each S of ``sources``."""
+
+    group: GroupPrefix
+    sources: tuple[UnicastPrefix, ...]
+
+    @model_validator(mode="after")
+    def _sources(self) -> SsmMapEntry:
+        if not 1 <= len(self.sources) <= MAX_MAPPED_SOURCES:
+            raise ValueError(f"needs 1 to {MAX_MAPPED_SOURCES} sources")
+        for s in self.sources:
+            if s.version != self.group.version:
+                raise ValueError(f"source {s} is not of the group's family")
+            if s.num_addresses != 1:
+                raise ValueError(f"source {s} is a prefix: a source is one address")
+        return self
+
+
+def _ssm_map_within_ranges(settings: Any, family: Family) -> Any:
+    ranges = settings.ssm_ranges if settings.ssm_ranges is not None else SSM_RANGES[family]
+    for i, entry in enumerate(settings.ssm_map):
+        if entry.group.version != family:
+            raise ValueError(f"ssm-map[{i}]: {entry.group} is not an IPv{family} prefix")
+        if not any(entry.group.subnet_of(r) for r in ranges if r.version == entry.group.version):
+            raise ValueError(f"ssm-map[{i}]: {entry.group} is not within the SSM ranges "
+                             f"({', '.join(map(str, ranges)) or 'none'}): only SSM groups are "
+                             "mapped (elsewhere an older host's join is already any-source)")
+    return settings
+
+
 class IgmpSettings(_Model):
     version: Literal[1, 2, 3] = 3
     # RFC 4604: any-source joins (EXCLUDE mode, IGMPv1/v2) to these groups are ignored.
@@ -148,6 +184,14 @@ class IgmpSettings(_Model):
     ssm_ranges: Annotated[
         tuple[GroupPrefix, ...] | None, AfterValidator(_of_family(Family.V4))
     ] = None
+    ssm_map: tuple[SsmMapEntry, ...] = ()
+
+    @model_validator(mode="after")
+    def _map(self) -> IgmpSettings:
+        return _ssm_map_within_ranges(self, Family.V4)  # type: ignore[no-any-return]
+
+    def mapping(self) -> SsmMap:
+        return _mapping(self.ssm_map)
 
 
 class MldSettings(_Model):
@@ -156,6 +200,18 @@ class MldSettings(_Model):
     ssm_ranges: Annotated[
         tuple[GroupPrefix, ...] | None, AfterValidator(_of_family(Family.V6))
     ] = None
+    ssm_map: tuple[SsmMapEntry, ...] = ()
+
+    @model_validator(mode="after")
+    def _map(self) -> MldSettings:
+        return _ssm_map_within_ranges(self, Family.V6)  # type: ignore[no-any-return]
+
+    def mapping(self) -> SsmMap:
+        return _mapping(self.ssm_map)
+
+
+def _mapping(entries: tuple[SsmMapEntry, ...]) -> SsmMap:
+    return SsmMap((e.group, [s.network_address.packed for s in e.sources]) for e in entries)
 
 
 def _link_router(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

@@ -165,7 +165,7 @@ class DownstreamLinks:
                     config.downstream_timers(name), fam, proto.version, own, settings.fast_leave,
                     ssm_ranges=proto.ssm_ranges, querier=settings.querier_policy(),
                     specific_query_rate=settings.specific_query_rate,
-                    admission=self._admission(name, fam))
+                    admission=self._admission(name, fam), ssm_map=proto.mapping())
                 link.start(now)
             else:
                 self._retune_link(name, fam, link, now)
@@ -200,8 +200,10 @@ class DownstreamLinks:
             return False
         self._retune.discard((name, family))
         settings = self._settings[name]
+        proto = self._config.igmp if family is Family.V4 else self._config.mld
         link.reconfigure(settings.querier_policy(), settings.specific_query_rate, now,
-                         self._config.downstream_timers(name), settings.fast_leave)
+                         self._config.downstream_timers(name), settings.fast_leave,
+                         proto.mapping() if proto is not None else None)
         return True
 
     def prefix_lengths(self, name: str, addresses: tuple[bytes, ...]) -> tuple[int, ...]:

@@ -108,6 +108,7 @@ from mcastproxy.membership.outputs import (
     SubscriberChanged,
 )
 from mcastproxy.membership.querier import Querier, QuerierMode, QuerierPolicy
+from mcastproxy.membership.ssmmap import SsmMap
 from mcastproxy.membership.state import FilterMode, GroupState, SubscriberState
 from mcastproxy.membership.timers import ProtocolTimers
 from mcastproxy.membership.tracking import (
@@ -156,6 +157,7 @@ class RouterLink:
         querier: QuerierPolicy | None = None,
         specific_query_rate: float | None = None,
         admission: Admission | None = None,
+        ssm_map: SsmMap | None = None,
     ) -> None:
         family = Family(family)  # ValueError if it is no family
         self._family = family
@@ -193,6 +195,7 @@ class RouterLink:
         self._retransmitting: set[bytes] = set()  # groups with specific queries pending
         self._shared_sets = SharedSets()
         self._admission = admission
+        self._ssm_map = ssm_map if ssm_map else None  # membership.ssmmap
 
     # ==== the surface ==========================================================================
 
@@ -233,6 +236,7 @@ class RouterLink:
     def reconfigure(
         self, querier: QuerierPolicy, specific_query_rate: float | None, now: float,
         timers: ProtocolTimers | None = None, fast_leave: bool | None = None,
+        ssm_map: SsmMap | None = None,
     ) -> None:
         """A new querier policy and specific-query rate, and (if given) timers and fast
         leave. If the policy no longer lets the current querier be one, this router takes
@@ -242,6 +246,8 @@ class RouterLink:
             self.handle_timers(now)
         if fast_leave is not None:
             self._fast_leave = fast_leave
+        if ssm_map is not None:
+            self._ssm_map = ssm_map if ssm_map else None
         if timers is not None and timers != self._querier.configured:
             self._querier.reconfigure_timers(timers, now)
         bound = _QueryBound(specific_query_rate)
@@ -570,6 +576,13 @@ class RouterLink:
         is_new = g is None
         if is_new and not self._check_group(group):  # a group with state passed already
             return
+        if old and self._ssm_map is not None:
+            mapped = self._ssm_map.sources(group)
+            if mapped is not None:
+                # SSM mapping (``membership.ssmmap``): the older host's join of a mapped group
+                # is IS_IN(the mapped sources), its Leave TO_IN({}), in the newest version.
+                rtype, sources = (IS_IN, tuple(mapped)) if old > 0 else (TO_IN, ())
+                old = 0
         if not 1 <= rtype <= 6:
             self._dropped[Drop.UNKNOWN_RECORD_TYPE] += 1
             return

@@ -90,11 +90,12 @@ class UpstreamHost:
         self,
         family: Family,
         *,
+        # (rng first: mypyc wants keyword-only parameters without a default before the rest)
+        rng: Callable[[], float],
         robustness: int = 2,
         unsolicited_report_interval: float = 1.0,
         query_interval: float = 125.0,
         query_response_interval: float = 10.0,
-        rng: Callable[[], float],
         mtu: int | None = None,
     ) -> None:
         self.family = family = Family(family)  # ValueError if it is no family

@@ -11,8 +11,8 @@ import pytest
 from edge_lab import drops, groups
 from forged import igmpv1_report
 
-from mcastlab import JoinMode, Lab, wait_until
-from mcastlab.proxy import Proxy
+from mcastlab import JoinMode, Lab, topologies, wait_until
+from mcastlab.proxy import Proxy, best_forwarding
 from mcastproxy.drops import Drop
 
 pytestmark = pytest.mark.netns
@@ -55,3 +55,28 @@ def test_an_older_kernel_host_joins_and_leaves(edge: Edge, mode: JoinMode, group
     wait_until(lambda: proxy.joined(group) == {"u1"}, 5)
     rx.leave(group)
     wait_until(lambda: not proxy.joined(group), 5)
+
+
+def test_an_igmpv2_box_watches_an_ssm_channel_through_ssm_mapping(
+    make_lab: Callable[..., Lab],
+) -> None:
+    lab = make_lab(topologies.proxy_lab())
+    cap = lab.capture("prov1", "eth0")
+    proxy = lab.proxy("""
+igmp:
+  version: 3
+  ssm-map: [{group: 232.1.0.0/16, sources: [10.0.1.2]}]
+downstream: [{interface: d1, fast-leave: true}]
+upstream:
+  candidates: [{interface: u1}]
+""", forwarding=best_forwarding())
+    rx = lab.receiver("sub1", "eth0")
+    rx.join(JoinMode.IGMPV2, "232.1.0.7")  # an IGMPv2 report: no source to name
+    source, group = bytes((10, 0, 1, 2)), bytes((232, 1, 0, 7))
+    _, report = cap.wait_for(lambda p, m: p.src == "10.0.1.1" and any(
+        r.group == group and source in r.sources for r in getattr(m, "records", ())), 5)
+    assert report.version == 3
+    upstream = proxy.status()["upstreams"]["u1"]["groups"]["232.1.0.7"]
+    assert (upstream["mode"], upstream["sources"]) == ("include", ["10.0.1.2"])
+    rx.leave("232.1.0.7")
+    wait_until(lambda: not proxy.joined("232.1.0.7"), 5)
