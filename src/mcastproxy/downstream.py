@@ -97,7 +97,8 @@ class DownstreamLinks:
         self.entries = Room(MAX_ENTRIES)
         self._rooms: dict[str, Room] = {}
         self._unverified: set[str] = set()  # links told their subnets cannot be checked
-        self._limiters: dict[str, ReportLimiter] = {}  # report rate limits, per link
+        # Report rate limits per link (``ratelimit``): the engine asks them before decoding.
+        self.limiters: dict[str, ReportLimiter] = {}
 
     def configure(self, config: Config, families: list[Family]) -> None:
         self._config = config
@@ -123,20 +124,13 @@ class DownstreamLinks:
             sub = from_setting(own.subscriber if own.subscriber is not None
                                else glob.subscriber, SUBSCRIBER_RATE)
             link = from_setting(own.link if own.link is not None else glob.link, LINK_RATE)
-            old = self._limiters.get(name)
+            old = self.limiters.get(name)
             if old is not None and (old.subscriber, old.link) == (sub, link):
                 limiters[name] = old
             elif sub is not None or link is not None:
                 limiters[name] = ReportLimiter(sub, link)
-        self._limiters = limiters
+        self.limiters = limiters
 
-    def admit_rate(self, name: str, source: bytes, now: float) -> Drop | None:
-        """A message from ``source`` on link ``name`` takes its tokens (``ratelimit``); the
-        reason to drop it, or None. Called before the message is decoded."""
-        limiter = self._limiters.get(name)
-        if limiter is None:
-            return None
-        return limiter.admit(None if not any(source) else source, now)
 
     def _admission(self, name: str, family: Family) -> Admission:
         policy = EdgePolicy.from_config(self._config, name, family)

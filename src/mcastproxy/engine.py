@@ -70,6 +70,7 @@ from mcastproxy.wire import WireError, build_igmp, build_mld, parse_igmp, parse_
 from mcastproxy.wire.messages import Query
 
 _EVENTS = get_args(Event)
+_UNSPECIFIED = frozenset(f.unspecified for f in Family)  # 0.0.0.0, ::
 
 
 class Engine:
@@ -293,9 +294,11 @@ class Engine:
 
     def _packet(self, ev: PacketReceived, now: float) -> None:
         family = BY_VERSION[ev.family]
-        if ev.interface in self._downstream.names:
+        limiter = self._downstream.limiters.get(ev.interface)
+        if limiter is not None:
             # Report rate limits: a flooding host's excess costs no decoding and no state.
-            drop = self._downstream.admit_rate(ev.interface, ev.source, now)
+            source = ev.source
+            drop = limiter.admit(None if source in _UNSPECIFIED else source, now)
             if drop is not None:
                 self._drops.add(ev.interface, drop)
                 return

@@ -8,10 +8,11 @@ refills at ``rate`` a second; a message finding either empty is dropped and coun
 taking the link's whole budget; the link's bounds what spoofed sources can do, since each new
 address starts with a full bucket of its own.
 
-The subscribers' buckets are bounded in number (``max_tracked``): the least recently heard
-sender's goes first when a new one comes (its bucket would be full again by the time it
-matters for most hosts; the link's bucket still bounds the total). Each message costs a
-dictionary lookup and a few float operations; the clock is the caller's.
+The subscribers' buckets are bounded in number (``max_tracked``): when a new sender comes to a
+full table, the oldest entry goes, a sender that ran dry being renewed in place so that a
+flooding host is the last to go (a forgotten sender's bucket is full again anyway for most
+hosts; the link's bucket still bounds the total). Each message costs a dictionary lookup and a
+few float operations; the clock is the caller's.
 
 Queries are not limited here (they are refused or taken by the querier policy), nor are
 messages from the unspecified address, which have no subscriber: only the link's bucket
@@ -20,7 +21,6 @@ applies to them.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from mcastproxy.drops import Drop
@@ -39,6 +39,9 @@ def from_setting(value: float | str | None, default: float) -> Rate | None:
         return None
     rate = default if value is None else float(value)
     return Rate(rate, max(1.0, rate * BURST_SECONDS))
+
+
+NOT_YET = float("-inf")  # a bucket not used yet: full at its first message, whatever the clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +63,6 @@ class _Bucket:
         self.tokens = tokens
         self.when = when
 
-    def take(self, limit: Rate, now: float) -> bool:
-        tokens = min(self.tokens + (now - self.when) * limit.rate, limit.burst)
-        self.when = now
-        if tokens >= 1.0:
-            self.tokens = tokens - 1.0
-            return True
-        self.tokens = tokens
-        return False
-
 
 class ReportLimiter:
     """The report rate limits of one link: ``subscriber`` per sender, ``link`` for all of
@@ -81,36 +75,50 @@ class ReportLimiter:
         self.subscriber = subscriber
         self.link = link
         self.max_tracked = max_tracked
-        self._link_bucket = _Bucket(link.burst, 0.0) if link is not None else None
-        self._senders: OrderedDict[bytes, _Bucket] = OrderedDict()
-        self._started = False
+        self._link_bucket = _Bucket(link.burst, NOT_YET) if link is not None else None
+        # Insertion order: the first is the sender least recently *new*; a sender heard again
+        # is moved to the end only once its bucket ran dry (a sender that floods stays, a
+        # quiet one goes first), which spares a move on every message.
+        self._senders: dict[bytes, _Bucket] = {}
 
     def admit(self, sender: bytes | None, now: float) -> Drop | None:
         """Take a token for a message from ``sender`` (None: the unspecified address) at
-        ``now``; the reason it must be dropped, or None."""
-        if not self._started:  # buckets start full at the first message, whatever the clock
-            self._started = True
-            if self._link_bucket is not None:
-                self._link_bucket.when = now
+        ``now``; the reason it must be dropped, or None. Inlined: it runs for every report."""
         limit = self.subscriber
+        bucket = None
         if limit is not None and sender is not None:
             senders = self._senders
             bucket = senders.get(sender)
             if bucket is None:
                 if len(senders) >= self.max_tracked:
-                    senders.popitem(last=False)
+                    del senders[next(iter(senders))]
                 bucket = senders[sender] = _Bucket(limit.burst, now)
-            else:
-                senders.move_to_end(sender)
-            if not bucket.take(limit, now):
+            tokens = bucket.tokens + (now - bucket.when) * limit.rate
+            if tokens > limit.burst:  # noqa: PLR1730 - an if costs less than min() here
+                tokens = limit.burst
+            bucket.when = now
+            if tokens < 1.0:
+                bucket.tokens = tokens
+                del senders[sender]  # to the end: it floods, so it is kept longest
+                senders[sender] = bucket
                 return Drop.SUBSCRIBER_RATE
+            bucket.tokens = tokens - 1.0
         link = self._link_bucket
-        if link is not None and self.link is not None and not link.take(self.link, now):
-            if limit is not None and sender is not None:
-                # Not the sender's fault alone: give its token back.
-                bucket = self._senders[sender]
-                bucket.tokens = min(limit.burst, bucket.tokens + 1.0)
-            return Drop.LINK_RATE
+        if link is not None:
+            rate = self.link
+            assert rate is not None
+            when = link.when if link.when != NOT_YET else now  # full at the first message
+            tokens = link.tokens + (now - when) * rate.rate
+            if tokens > rate.burst:  # noqa: PLR1730
+                tokens = rate.burst
+            link.when = now
+            if tokens < 1.0:
+                link.tokens = tokens
+                if bucket is not None and limit is not None:
+                    # Not the sender's fault alone: give its token back.
+                    bucket.tokens = min(limit.burst, bucket.tokens + 1.0)
+                return Drop.LINK_RATE
+            link.tokens = tokens - 1.0
         return None
 
     @property
