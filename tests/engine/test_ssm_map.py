@@ -28,7 +28,7 @@ def config(v: int, mapping: str) -> str:
 
 
 def mapping(v: int) -> str:
-    _, group, sources, _, _ = CASES[v]
+    sources = CASES[v][2]
     net = "232.1.0.0/16" if v == 4 else "ff3e::1:0/112"
     return f"ssm-map: [{{group: {net!r}, sources: [{', '.join(repr(s) for s in sources)}]}}]"
 
