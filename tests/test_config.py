@@ -497,3 +497,23 @@ def test_parse_config_takes_utf8_bytes() -> None:
     assert parse_config(GOOD.encode()) == parse_config(GOOD)
     with pytest.raises(ConfigError, match="not UTF-8 text: octet 0xe9 at offset 0"):
         parse_config("é".encode("latin-1"))
+
+
+def test_a_key_given_twice_is_refused_rather_than_the_first_dropped() -> None:
+    # YAML keeps the last of two equal keys: a second `igmp:` would silently replace the first.
+    text = ("igmp: {version: 3}\nigmp: {version: 2}\ndownstream: [{interface: d1}]\n"
+            "upstream: {candidates: [{interface: u1, priority: 1, priority: 2}]}\n")
+    with pytest.raises(ConfigError) as err:
+        parse_config(text)
+    assert [str(i) for i in err.value.issues] == [
+        "key 'igmp' is given twice in one mapping, at line 2"]
+    nested = text.replace("igmp: {version: 2}\n", "")
+    with pytest.raises(ConfigError, match="key 'priority' is given twice"):
+        parse_config(nested)
+    # A merge key (<<) may bring keys the mapping also has: that is what it is for.
+    merged = parse_config("igmp: {version: 3}\ndownstream:\n"
+                          "  - &link {interface: d1, fast-leave: true}\n"
+                          "  - {<<: *link, interface: d2}\n"
+                          "upstream: {candidates: [{interface: u1}]}\n")
+    assert [(d.interface, d.fast_leave) for d in merged.downstream] == [
+        ("d1", True), ("d2", True)]

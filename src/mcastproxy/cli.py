@@ -188,6 +188,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return EXIT_USAGE
+    from mcastproxy.checks import host_addresses, warnings  # noqa: PLC0415 - netlink
+
+    for warning in warnings(config, host_addresses):
+        print(f"{args.config}: warning: {warning}", file=sys.stderr)
     print(f"{args.config}: ok: {summarize(config)}")
     return 0
 

@@ -745,12 +745,19 @@ def _check_nodes(root: yaml.Node) -> None:
         open_.add(key)
         todo.append((node, True))
         if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
             for k, _ in node.value:
                 if not (isinstance(k, yaml.ScalarNode) and k.tag in (
                         "tag:yaml.org,2002:str", _MERGE)):
                     name = k.value if isinstance(k, yaml.ScalarNode) else "a collection"
                     raise ConfigError([ConfigIssue("", f"a key is a name: {name!r} is not, "
                                                        f"{_at(k)}")])
+                if k.tag != _MERGE:
+                    # YAML would keep the last and drop the first without a word.
+                    if k.value in seen:
+                        raise ConfigError([ConfigIssue("", f"key {k.value!r} is given twice "
+                                                           f"in one mapping, {_at(k)}")])
+                    seen.add(k.value)
         for child in children:
             if id(child) in open_:
                 raise ConfigError([ConfigIssue("", f"an alias names a node it is in, "
