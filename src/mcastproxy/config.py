@@ -233,6 +233,57 @@ LinkRouter = Annotated[ipaddress.IPv4Address | ipaddress.IPv6Address,
                        BeforeValidator(_link_router)]
 
 
+def _static_address(kind: str) -> Callable[[Any], ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    def check(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        try:
+            address = ipaddress.ip_address(str(value).strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address") from None
+        if kind == "group":
+            if not address.is_multicast:
+                raise ValueError(f"{address} is not a multicast group")
+            if ((address.version == 4 and address in ipaddress.ip_network("224.0.0.0/24"))
+                    or (address.version == 6 and address.packed[1] & 0x0F <= 2)):
+                raise ValueError(f"{address} is of link-local scope: never proxied")
+        elif address.is_multicast or address.is_unspecified:
+            raise ValueError(f"{address} is not a unicast source")
+        return address
+
+    return check
+
+
+class StaticGroup(_Model):
+    """A static group (RFC 8652 ``static-group``): the link always receives ``group``, from
+    ``source`` (absent: any source), whoever reports it."""
+
+    group: Annotated[ipaddress.IPv4Address | ipaddress.IPv6Address,
+                     BeforeValidator(_static_address("group"))]
+    source: Annotated[ipaddress.IPv4Address | ipaddress.IPv6Address | None,
+                      BeforeValidator(_static_address("source"))] = None
+
+    @model_validator(mode="after")
+    def _one_family(self) -> StaticGroup:
+        if self.source is not None and self.source.version != self.group.version:
+            raise ValueError(f"source {self.source} is not of the group's family")
+        return self
+
+
+def static_entries(entries: Iterable[StaticGroup], family: Family,
+                   ) -> dict[bytes, frozenset[bytes] | None]:
+    """A link's static groups of ``family``: group -> its sources (None: any source, which
+    an entry without a source asks for whatever others ask)."""
+    out: dict[bytes, frozenset[bytes] | None] = {}
+    for e in entries:
+        if e.group.version != family:
+            continue
+        group = e.group.packed
+        if e.source is None or (group in out and out[group] is None):
+            out[group] = None
+        else:
+            out[group] = (out.get(group) or frozenset()) | {e.source.packed}
+    return out
+
+
 class Downstream(_Model):
     """A downstream link. What it trusts (README, "Security"):
 
@@ -259,6 +310,7 @@ class Downstream(_Model):
     specific_query_rate: int = Field(100, ge=0, le=1_000_000)
     require_router_alert: bool | None = None
     verify_source_subnet: bool = False
+    static_group: tuple[StaticGroup, ...] = ()
     # What may be joined on the link and how much it may hold (``policyconfig``).
     policy: LinkPolicy = LinkPolicy()
     _timers_set: frozenset[str] = PrivateAttr(frozenset())
@@ -530,8 +582,29 @@ def _reason(error: ErrorDetails) -> str:
     return msg
 
 
+def _static_issues(config: Config) -> list[ConfigIssue]:
+    """Static groups that could never be held: of a protocol that is off, or any-source in
+    the SSM range (RFC 4604: an SSM group is joined with its sources)."""
+    issues = []
+    for i, d in enumerate(config.downstream):
+        for j, s in enumerate(d.static_group):
+            path = f"downstream[{i}].static-group[{j}]"
+            proto = config.igmp if s.group.version == 4 else config.mld
+            if proto is None:
+                name = "igmp" if s.group.version == 4 else "mld"
+                issues.append(ConfigIssue(path, f"{s.group} needs {name}, which is off"))
+                continue
+            ranges = proto.ssm_ranges
+            if ranges is None:
+                ranges = SSM_RANGES[Family(s.group.version)]
+            if s.source is None and any(s.group in r for r in ranges):
+                issues.append(ConfigIssue(path, f"{s.group} is an SSM group: it needs a "
+                                                "source (RFC 4604)"))
+    return issues
+
+
 def _cross_checks(config: Config) -> list[ConfigIssue]:
-    issues: list[ConfigIssue] = []
+    issues: list[ConfigIssue] = _static_issues(config)
     seen: dict[str, str] = {}
     places = [(f"downstream[{i}].interface", d.interface) for i, d in enumerate(config.downstream)]
     places += [

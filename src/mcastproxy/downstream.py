@@ -16,9 +16,9 @@ Before the router side sees a message, it is held to the link's validity rules
 a source in the link's subnets, which come with the interface's addresses). Who may be
 querier is the router side's (``QuerierPolicy``); the queries it refuses are logged here, for
 the first few senders (spoofed sources must not flood the log), and counted as drops.
-A new configuration's querier policy, specific-query rate, timers and fast leave reach a link
-that already runs at its next input (they need the time: a link that may no longer leave the
-querier's role to another router takes it at once).
+A new configuration's querier policy, specific-query rate, timers, fast leave, SSM mapping and
+static groups reach a running link when the engine applies it (``retune``, with its time: a
+link that may no longer leave the querier's role to another router takes it at once).
 
 What a subscriber may join and how much it may hold is each link's ``Admission``
 (``admission``), with the link's ``EdgePolicy`` (``policy``) compiled from the configuration.
@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from mcastproxy.actions import Outbox
 from mcastproxy.admission import Admission, Room
-from mcastproxy.config import Config, Downstream
+from mcastproxy.config import Config, Downstream, static_entries
 from mcastproxy.drops import Drop
 from mcastproxy.family import Family
 from mcastproxy.forwarding import Forwarding
@@ -161,6 +161,7 @@ class DownstreamLinks:
                     specific_query_rate=settings.specific_query_rate,
                     admission=self._admission(name, fam), ssm_map=proto.mapping())
                 link.start(now)
+                link.set_static(static_entries(settings.static_group, fam), now)
             else:
                 self._retune_link(name, fam, link, now)
                 link.set_address(own, now)
@@ -198,7 +199,14 @@ class DownstreamLinks:
         link.reconfigure(settings.querier_policy(), settings.specific_query_rate, now,
                          self._config.downstream_timers(name), settings.fast_leave,
                          proto.mapping() if proto is not None else None)
+        link.set_static(static_entries(settings.static_group, family), now)
         return True
+
+    def retune(self, now: float) -> None:
+        """Give every running link what the new configuration changed for it, now."""
+        for (name, fam), link in list(self.links.items()):
+            if self._retune_link(name, fam, link, now):
+                self._flush(name, fam, link)
 
     def prefix_lengths(self, name: str, addresses: tuple[bytes, ...]) -> tuple[int, ...]:
         """The prefix lengths link ``name`` was last up with, if with these ``addresses``."""

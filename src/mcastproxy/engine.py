@@ -281,6 +281,7 @@ class Engine:
         self._channels.forget()  # per-channel takeovers are selected again under new rules
         # Remembered selections stay (smooth migration) unless their upstream is gone.
         self._moves.reselect(now, lambda share: True)
+        self._downstream.retune(now)  # running links take their new settings now
         self._outbox.log("info", "config", "configuration applied")
 
     def _selector_addresses(self) -> dict[str, list[ipaddress.IPv4Address | ipaddress.IPv6Address]]:

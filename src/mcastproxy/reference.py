@@ -75,6 +75,11 @@ MEANING: dict[str, str] = {
     "Downstream.verify_source_subnet": "IGMP reports only from the link's subnets or "
                                        "0.0.0.0 (RFC 8652, RFC 9776 §9.2).",
     "Downstream.policy": "This link's policy and limits, over the global ones.",
+    "Downstream.static_group": "Groups the link always receives, whoever reports them "
+                               "(RFC 8652 static-group); never refused by policy, counted "
+                               "by the limits.",
+    "StaticGroup.group": "The group (one multicast address, not of link-local scope).",
+    "StaticGroup.source": "Its source (absent: any source; an SSM group needs one).",
     "LinkPolicy.default": "permit or deny when no rule of any level matches.",
     "LinkPolicy.ssm_only": "Refuse any-source joins on this link.",
     "LinkPolicy.group_policy": "Ordered rules, first match wins, tried after a subscriber "

@@ -33,6 +33,7 @@ from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import Any
 
 from mcastproxy.drops import Drop
+from mcastproxy.family import Family
 from mcastproxy.policy import UNLIMITED
 from mcastproxy.snapshot import EngineSnapshot, FlowSnapshot, whole
 
@@ -42,10 +43,16 @@ GROUPS_PER_SLICE = 64
 ENTRIES_PER_PIECE = 64
 
 
+_STATIC_HOSTS = frozenset(f.all_routers for f in Family)
+
+
 class _Texts(dict[bytes, str]):
     """Address -> its text, each made once per document (groups and subscribers recur)."""
 
     def __missing__(self, address: bytes) -> str:
+        if address in _STATIC_HOSTS:  # the subscriber of static groups (RouterLink)
+            text = self[address] = "static"
+            return text
         text = self[address] = ("{}.{}.{}.{}".format(*address) if len(address) == 4
                                 else str(ipaddress.IPv6Address(address)))
         return text

@@ -146,6 +146,8 @@ class RouterLink:
     ``None``: everything, unbounded (the proxy always gives one).
     """
 
+    _gmi: float  # [Group Membership Interval], kept at hand for the report path
+
     def __init__(
         self,
         timers: ProtocolTimers,
@@ -196,6 +198,9 @@ class RouterLink:
         self._shared_sets = SharedSets()
         self._admission = admission
         self._ssm_map = ssm_map if ssm_map else None  # membership.ssmmap
+        # Static groups (``set_static``): group -> sources (None: any source), held for
+        # the pseudo-subscriber ``static_host`` with timers that never run out.
+        self._static: dict[bytes, frozenset[bytes] | None] = {}
 
     # ==== the surface ==========================================================================
 
@@ -258,6 +263,42 @@ class RouterLink:
         if not q.is_querier and q.address is not None and querier.refuses(q.address):
             q.take_over(now)
         self._sync_querier()
+
+    @property
+    def static_host(self) -> bytes:
+        """The subscriber static groups are held for: the family's all-routers address,
+        which no report can come from (a multicast source is invalid)."""
+        return self._family.all_routers
+
+    def set_static(self, entries: Mapping[bytes, frozenset[bytes] | None], now: float) -> None:
+        """The link's static groups (RFC 8652 ``static-group``): group -> the sources to
+        receive it from (None: any source). Each is a membership of ``static_host`` whose
+        timers never run out, which no policy or limit refuses (it counts all the same);
+        one no longer listed is left as a host would leave it."""
+        old, self._static = self._static, dict(entries)
+        for group, sources in old.items():
+            if self._static.get(group, 0) != sources:
+                self._static_record(group, TO_IN, (), now)  # left (or changed: asked again)
+        for group, sources in self._static.items():
+            if old.get(group, 0) != sources:
+                self._hold_static(group, now)
+
+    def _hold_static(self, group: bytes, now: float) -> None:
+        sources = self._static[group]
+        if sources is None:
+            self._static_record(group, IS_EX, (), now)
+        else:
+            self._static_record(group, IS_IN, tuple(sources), now)
+
+    def _static_record(self, group: bytes, rtype: int, sources: tuple[bytes, ...],
+                       now: float) -> None:
+        # A Group Membership Interval that never ends: the timers the record sets never run.
+        gmi = self._gmi
+        self._gmi = NEVER
+        try:
+            self._receive_record(group, rtype, sources, self._family.all_routers, now, 0)
+        finally:
+            self._gmi = gmi
 
     def handle_timers(self, now: float) -> None:
         """Process every timer due at or before ``now``."""
@@ -659,7 +700,11 @@ class RouterLink:
 
         adm = self._admission
         count = False
-        if adm is not None and rtype != BLOCK and (a or rtype in (IS_EX, TO_EX)):
+        if adm is not None and host is not None and host == self._family.all_routers:
+            # A static group (``set_static``): the operator's, never refused; it counts as
+            # any state does, so the counts still follow what the link holds.
+            count = g is None and adm.group_counts(group, rtype in (IS_EX, TO_EX), a)
+        elif adm is not None and rtype != BLOCK and (a or rtype in (IS_EX, TO_EX)):
             # A record that asks for more: admitted before it makes any state (admission).
             any_source = rtype in (IS_EX, TO_EX)
             if (any_source and g is not None and g.counted and adm.fast_groups >= 0
@@ -975,6 +1020,10 @@ class RouterLink:
 
     def _expire_group(self, g: Group, now: float) -> None:
         """Everything due in one group at or before ``now``."""
+        if g.address in self._static:
+            # A static group's timers were lowered (a last member's queries, a merged round):
+            # the static member answers, as a host would.
+            self._hold_static(g.address, now)
         changed, deleted, switched = g.expire(now)
         # What the router state forgot because nobody answered, tracking forgets too.
         for s in deleted:
