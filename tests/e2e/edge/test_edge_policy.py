@@ -5,6 +5,7 @@ the proxy's reports watched at prov1, refusals counted in status by reason."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -101,3 +102,39 @@ def test_a_flooding_host_is_held_to_its_report_rate(edge: Edge) -> None:
     wait_until(lambda: refused(proxy, "d2", Drop.SUBSCRIBER_RATE) >= 180, 5)
     assert refused(proxy, "d2", Drop.SUBSCRIBER_RATE) <= 190
     assert proxy.joined("239.1.0.9") == {"u1"}
+
+
+def test_a_static_group_is_joined_with_no_subscriber_and_outlives_a_leave(edge: Edge) -> None:
+    lab, proxy = edge("""
+igmp: {version: 3}
+downstream:
+  - interface: d1
+    static-group: [{group: 239.1.0.77}, {group: 232.1.0.77, source: 10.0.9.1}]
+upstream:
+  candidates: [{interface: u1}]
+""")
+    wait_until(lambda: proxy.joined("239.1.0.77") == {"u1"}
+               and proxy.joined("232.1.0.77") == {"u1"}, 5)
+    assert proxy.status()["downstream"]["d1/igmp"]["groups"]["239.1.0.77"]["subscribers"] == [
+        "static"]
+    rx = lab.receiver("sub1", "eth0")
+    rx.join(JoinMode.IGMPV3_ASM, "239.1.0.77")
+    wait_until(lambda: "10.1.1.11" in proxy.status()["downstream"]["d1/igmp"]["groups"][
+        "239.1.0.77"]["subscribers"], 5)
+    cap = lab.capture("sub2", "eth0")
+    rx.leave("239.1.0.77")  # the last host: queries (no fast leave), no answer but static's
+    group = bytes((239, 1, 0, 77))
+
+    def queries() -> int:
+        return sum(1 for p, m in cap.messages() if p.src == "10.1.1.1"
+                   and type(m).__name__ == "Query" and m.group == group)
+
+    wait_until(lambda: queries() >= 2, 5)  # Last Member Query Count (2), 1 s apart
+    last = max(p.kernel_ns or 0 for p, m in cap.messages() if p.src == "10.1.1.1"
+               and type(m).__name__ == "Query" and m.group == group)
+    # A Last Member Query Interval after the last query the group would end; the static
+    # member holds it (a group gone by then fails the wait: it never comes back).
+    wait_until(lambda: time.time_ns() > last + 1_500_000_000
+               and proxy.joined("239.1.0.77") == {"u1"}
+               and proxy.status()["downstream"]["d1/igmp"]["groups"]["239.1.0.77"][
+                   "subscribers"] == ["static"], 5)
