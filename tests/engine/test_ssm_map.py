@@ -87,3 +87,19 @@ def test_a_mapping_that_cannot_work_is_refused(entry: str, why: str) -> None:
         parse_config(config(4, f"ssm-map: [{entry}]"))
     assert why in str(err.value)
     assert "igmp" in str(err.value)
+
+
+def test_mapped_joins_are_held_to_the_subscribers_limits(v: int) -> None:
+    # An attacker's older-version reports for 600 mapped groups: the mapping happens before
+    # admission, so the subscriber's max-groups (512 built in) holds them as any joins.
+    host = CASES[v][0]
+    w = World.make(config(v, mapping(v)))
+    groups = ([f"232.1.{i // 250}.{i % 250 + 1}" for i in range(600)] if v == 4
+              else [f"ff3e::1:{i + 1:x}" for i in range(600)])
+    for g in groups:  # 100 a second: within the subscriber's report rate
+        w.receive("d1", host, older_join(v, g))
+        w.run_for(0.01)
+    joined = {g for _, g, _ in w.upstream_records("u1")}
+    assert len(joined) == 512
+    # One count per (S,G) refused: 88 groups, two mapped sources each.
+    assert w.engine.dropped.by_interface()["d1"] == {Drop.SUBSCRIBER_MAX_GROUPS: 2 * 88}
