@@ -15,6 +15,7 @@ from mcastproxy.config import Config, ConfigError, load_config
 from mcastproxy.family import Family
 from mcastproxy.policy import UNLIMITED, EdgePolicy
 from mcastproxy.selection import Selector
+from mcastproxy.statusview import VIEWS, text, view
 from mcastproxy.system import interface_addresses
 
 EXIT_USAGE = 2
@@ -62,8 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run, platform=None)
 
     status = sub.add_parser("status", help="show the running proxy's state")
+    status.add_argument("view", nargs="?", choices=VIEWS, metavar="VIEW",
+                        help=f"one part of it, as rows: {', '.join(VIEWS)}")
     status.add_argument("--socket", default=None, metavar="PATH")
     status.add_argument("--json", action="store_true", help="print the state as JSON")
+    status.add_argument("--subscriber", metavar="H", help="rows of this subscriber only")
+    status.add_argument("--group", metavar="G", help="rows of this group only")
+    status.add_argument("--interface", metavar="I", help="rows of this interface only")
     status.set_defaults(func=cmd_status)
     return parser
 
@@ -88,6 +94,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"mcastproxy status: {_no_answer(path, exc)}", file=sys.stderr)
         return 1
+    if args.view is not None or args.subscriber or args.group or args.interface:
+        try:
+            rows = view(state, args.view or "memberships", subscriber=args.subscriber,
+                        group=args.group, interface=args.interface)
+        except ValueError as exc:
+            print(f"mcastproxy status: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(json.dumps(rows, indent=2) if args.json else text(args.view or "memberships",
+                                                                  rows))
+        return 0
     if args.json:
         print(json.dumps(state, indent=2))
         return 0
