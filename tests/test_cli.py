@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mcastproxy import __version__
+from mcastproxy import __version__, build
 from mcastproxy.cli import main
 from mcastproxy.daemon import DEFAULT_STATUS_SOCKET
 
@@ -16,7 +16,7 @@ from mcastproxy.daemon import DEFAULT_STATUS_SOCKET
 def test_version_from_console_entry_point() -> None:
     cmd = [sys.executable, "-m", "mcastproxy", "--version"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == f"mcastproxy {__version__}"
+    assert out.stdout.strip() == f"mcastproxy {__version__} ({build()})"
 
 
 ROOT = Path(__file__).resolve().parents[1]

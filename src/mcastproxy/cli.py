@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mcastproxy import __version__
+from mcastproxy import __version__, build
 from mcastproxy.config import Config, ConfigError, load_config
 from mcastproxy.family import Family
 from mcastproxy.policy import UNLIMITED, EdgePolicy
@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mcastproxy",
         description="IGMP/MLD proxy (RFC 4605) with several upstream interfaces.",
     )
-    parser.add_argument("--version", action="version", version=f"mcastproxy {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"mcastproxy {__version__} ({build()})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = sub.add_parser("check", help="validate a configuration file")

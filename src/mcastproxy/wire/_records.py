@@ -233,6 +233,9 @@ def make_record_builder(
     def build_records(records: Sequence[GroupRecord]) -> list[bytes]:
         parts: list[bytes] = []
         append = parts.append
+        # A plain int, checked below: compiled (mypyc), a RecordType annotation would turn a
+        # record of an unknown type into a TypeError before the check says ValueError.
+        record_type: int
         for record_type, group, sources, aux in records:
             if record_type not in types:
                 raise ValueError(f"unknown record type {record_type!r}")
