@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mcastproxy.checks import host_addresses, warnings
+from mcastproxy.checks import host_view, warnings
 from mcastproxy.cli import main
 from mcastproxy.config import parse_config
 
@@ -70,5 +70,7 @@ def test_check_prints_its_warnings_and_still_takes_the_file(tmp_path: Path,
 
 
 def test_this_hosts_addresses_come_from_netlink() -> None:
-    assert ip("127.0.0.1") in (host_addresses("lo") or [])
-    assert host_addresses("no-such-if0") is None
+    view = host_view(parse_config("igmp: {version: 3}\ndownstream: [{interface: lo}]\n"
+                                  "upstream: {candidates: [{interface: no-such-if0}]}\n"))
+    assert ip("127.0.0.1") in (view("lo") or [])
+    assert view("no-such-if0") is None

@@ -12,7 +12,7 @@ warnings are about the file on this host, or about parts of it that can never ta
   is off (an IPv6 prefix with no ``mld``): it can never match.
 
 ``warnings(config, addresses)`` takes the host's view as a function (interface name -> its
-addresses, or None if it does not exist), so tests give one of their own; ``host_addresses``
+addresses, or None if it does not exist), so tests give one of their own; ``host_view``
 reads this host's through netlink.
 """
 
@@ -98,21 +98,12 @@ def _prefixes(config: Config) -> Iterator[tuple[str, Iterable[Network | None]]]:
             yield f"{at}.subscribers[{j}].prefix", [sub.prefix]
 
 
-def host_addresses(name: str) -> list[bytes] | None:
-    """This host's addresses of interface ``name`` (netlink), or None if it does not exist."""
-    import socket  # noqa: PLC0415 - I/O, for `check` only
+def host_view(config: Config) -> Addresses:
+    """This host's view of the file's interfaces (``system.interface_addresses``, netlink):
+    name -> its addresses, or None if it does not exist."""
+    from mcastproxy.system import interface_addresses  # noqa: PLC0415 - I/O, for `check`
 
-    from pyroute2 import IPRoute  # noqa: PLC0415
-
-    try:
-        index = socket.if_nametoindex(name)
-    except OSError:
-        return None
-    with IPRoute() as ipr:
-        out = []
-        for msg in ipr.get_addr(index=index):
-            text = msg.get_attr("IFA_ADDRESS")
-            if text:
-                family = socket.AF_INET6 if ":" in text else socket.AF_INET
-                out.append(socket.inet_pton(family, text))
-        return out
+    names = [d.interface for d in config.downstream]
+    names += [c.interface for c in config.upstream.candidates]
+    found = interface_addresses(names)
+    return lambda name: [a.packed for a in found[name]] if name in found else None

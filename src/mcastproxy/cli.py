@@ -205,9 +205,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return EXIT_USAGE
-    from mcastproxy.checks import host_addresses, warnings  # noqa: PLC0415 - netlink
+    from mcastproxy.checks import host_view, warnings  # noqa: PLC0415 - netlink
 
-    for warning in warnings(config, host_addresses):
+    for warning in warnings(config, host_view(config)):
         print(f"{args.config}: warning: {warning}", file=sys.stderr)
     print(f"{args.config}: ok: {summarize(config)}")
     return 0
