@@ -55,7 +55,21 @@ class Log:
     fields: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-Action = SendPacket | SetRoute | DeleteRoute | Log
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A subscriber's reception of a channel on a downstream link began (``start``) or ended:
+    what the session log records (RFC 8313 §4.3.3, §4.6). ``source`` None is any source, (*,G);
+    ``family`` 4 or 6 as in ``SendPacket``."""
+
+    interface: str
+    family: int
+    subscriber: bytes
+    source: bytes | None
+    group: bytes
+    start: bool
+
+
+Action = SendPacket | SetRoute | DeleteRoute | Log | Session
 
 
 class Outbox:

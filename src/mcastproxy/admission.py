@@ -49,6 +49,11 @@ about when nothing could refuse it (``fast_groups``: no rule, no ``ssm-only``, n
 no subscriber prefix; a subscriber that holds the group or is under its max-groups): the
 router checks that much itself, and a join costs a few per cent more than with no admission.
 
+Bandwidth (``bandwidth``): where the channel bandwidth table rates something, each link and
+family also has a ``Cac`` that admits channels against the subscriber's and the link's
+``max-bandwidth`` (after the policy, before the count limits) and counts the rates held; the
+shortcuts above are off then, since every subscription's channels must be counted.
+
 Every refusal is counted by reason (a ``Drop`` naming the rule's level or the limit) and by
 subscriber prefix; the first refusal of each (subscriber, reason), for the first
 ``MAX_NOTICES`` of them on the link, is also handed to the router as a ``Notice`` for the log,
@@ -60,6 +65,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import NamedTuple
 
+from mcastproxy.bandwidth import Budget, Cac, Channel
 from mcastproxy.drops import Drop
 from mcastproxy.policy import EdgePolicy, RuleSet
 
@@ -70,13 +76,14 @@ _REFUSED: tuple[None, bool] = (None, False)
 
 class Room:
     """A count shared by everything it bounds (a link's groups, the proxy's entries), and
-    its maximum (``policy.UNLIMITED`` for none)."""
+    its maximum (``policy.UNLIMITED`` for none); a link's also holds its bandwidth budget."""
 
-    __slots__ = ("maximum", "used")
+    __slots__ = ("bandwidth", "maximum", "used")
 
     def __init__(self, maximum: int) -> None:
         self.maximum = maximum
         self.used = 0
+        self.bandwidth = Budget()
 
 
 class Notice(NamedTuple):
@@ -92,8 +99,8 @@ class Notice(NamedTuple):
 class Admission:
     """Admission on one downstream link and family (see the module's comment)."""
 
-    __slots__ = ("_exceptions", "_noticed", "counts_all", "entries", "fast_groups", "groups",
-                 "held", "link", "notices", "policy", "refused", "refused_by_prefix")
+    __slots__ = ("_exceptions", "_noticed", "cac", "counts_all", "entries", "fast_groups",
+                 "groups", "held", "link", "notices", "policy", "refused", "refused_by_prefix")
 
     def __init__(self, policy: EdgePolicy, link: Room | None = None,
                  entries: Room | None = None) -> None:
@@ -107,6 +114,8 @@ class Admission:
         self.refused_by_prefix: Counter[tuple[str, Drop]] = Counter()
         self.notices: list[Notice] = []  # taken by the router
         self._noticed: set[tuple[bytes | None, Drop]] = set()
+        self.link.bandwidth.maximum = policy.max_bandwidth
+        self.cac = Cac(policy.rates, self.link.bandwidth) if policy.rates is not None else None
         self._fast()
 
     def _fast(self) -> None:
@@ -115,7 +124,7 @@ class Admission:
         # subscriber prefix to look up, an any-source join of a group that counts already
         # needs nothing but a subscriber that holds it, or one under ``fast_groups``.
         policy = self.policy
-        self.counts_all = self._exceptions is None
+        self.counts_all = self._exceptions is None and self.cac is None
         simple = self.counts_all and policy.open and not policy.has_subscribers
         self.fast_groups = policy.subscriber_limits(None)[0] if simple else -1
 
@@ -123,12 +132,25 @@ class Admission:
         """A new policy and limits; the counts stay. True if what counts changed (the
         exceptions), so that the router must count its state again (``recount``)."""
         old = self._exceptions
+        old_rates = self.cac.rates.patterns() if self.cac is not None else None
+        new_rates = policy.rates.patterns() if policy.rates is not None else None
         self.policy = policy
         self._exceptions = policy.exceptions
         self.link.maximum = policy.max_groups
         self.entries.maximum = policy.max_entries
+        self.link.bandwidth.maximum = policy.max_bandwidth
+        rates_changed = old_rates != new_rates
+        if rates_changed:
+            if self.cac is not None:
+                self.cac.clear()  # counted again with the new rates (``recount``)
+            self.cac = (Cac(policy.rates, self.link.bandwidth) if policy.rates is not None
+                        else None)
+        elif self.cac is not None and policy.rates is not None:
+            learned = self.cac.rates.learned
+            self.cac.rates = policy.rates
+            policy.rates.learned = learned
         self._fast()
-        return _patterns(old) != _patterns(policy.exceptions)
+        return rates_changed or _patterns(old) != _patterns(policy.exceptions)
 
     # ==== the decision =========================================================================
 
@@ -162,6 +184,15 @@ class Admission:
                         self._refuse(reason, host, group, s)
                     if not a:
                         return EMPTY, False
+        cac = self.cac
+        if cac is not None:
+            fits = self._admit_bandwidth(cac, host, group, any_source, additive, a,
+                                         held_exclude, held)
+            if fits is None:
+                return _REFUSED
+            if not fits and not any_source:
+                return EMPTY, False
+            a = fits
         exceptions = self._exceptions
         if any_source:
             if exceptions is not None and exceptions.first_index(None, group) >= 0:
@@ -201,6 +232,38 @@ class Admission:
                 self._refuse(reason, host, group, s)
             return a - over, False
         return a, False
+
+    def _admit_bandwidth(self, cac: Cac, host: bytes | None, group: bytes, any_source: bool,
+                         additive: bool, a: frozenset[bytes], held_exclude: bool | None,
+                         held: frozenset[bytes]) -> frozenset[bytes] | None:
+        """``a`` less the sources whose rates do not fit a budget; None: the any-source
+        join does not fit (``bandwidth``)."""
+        budget = self.policy.subscriber_bandwidth(host)
+        if any_source:
+            if held_exclude:
+                return a  # it holds (*,G) already
+            why = cac.admit_any_source(host, group, budget, [(s, group) for s in held])
+            if why is None:
+                return a
+            self._refuse(why[0], host, group, None, why[1])
+            return None
+        if held_exclude and additive:
+            return a  # ALLOW in EXCLUDE mode only takes sources off its exclusions
+        old = held if held_exclude is False else EMPTY
+        added = a - old if old else a
+        if not added:
+            return a
+        gives_up: list[Channel] = []  # the channels the record takes the subscriber off
+        if held_exclude:
+            gives_up.append((None, group))  # IS_IN / TO_IN from EXCLUDE: (*,G) given up
+        elif not additive:
+            gives_up += [(s, group) for s in old - a]
+        refused = cac.admit_sources(host, group, added, budget, gives_up)
+        if not refused:
+            return a
+        for s, reason, decided in refused:
+            self._refuse(reason, host, group, s, decided)
+        return a.difference(s for s, _, _ in refused)
 
     def _subscriber_room(self, host: bytes, group: bytes, a: frozenset[bytes],
                          new: frozenset[bytes], added: frozenset[bytes],
@@ -257,14 +320,14 @@ class Admission:
     # ==== refusals ==============================================================================
 
     def _refuse(self, reason: Drop, host: bytes | None, group: bytes,
-                source: bytes | None) -> None:
+                source: bytes | None, decided: str | None = None) -> None:
         self.refused[reason] += 1
         sub = self.policy.subscriber(host)
         self.refused_by_prefix[str(sub.prefix) if sub is not None else "-", reason] += 1
         key = (host, reason)
         if len(self._noticed) < MAX_NOTICES and key not in self._noticed:
             self._noticed.add(key)
-            self.notices.append(Notice(host, group, source, reason,
+            self.notices.append(Notice(host, group, source, reason, decided or
                                        self._decided_by(reason, host, source, group)))
 
     def _decided_by(self, reason: Drop, host: bytes | None, source: bytes | None,
@@ -278,6 +341,8 @@ class Admission:
 
     def hold(self, host: bytes, group: bytes, exclude: bool, sources: frozenset[bytes]) -> None:
         """``host`` has a new subscription to ``group``."""
+        if self.cac is not None:
+            self.cac.hold(host, group, exclude, sources)
         if self._exceptions is None or self._counts(group, exclude, sources):
             held = self.held
             held[host] = held.get(host, 0) + 1
@@ -285,6 +350,8 @@ class Admission:
     def change(self, host: bytes, group: bytes, old_exclude: bool, old: frozenset[bytes],
                exclude: bool, new: frozenset[bytes]) -> None:
         """``host``'s subscription to ``group`` changed mode or sources."""
+        if self.cac is not None:
+            self.cac.change(host, group, old_exclude, old, exclude, new)
         if self._exceptions is None:
             return  # every subscription counts: no change
         was = self._counts(group, old_exclude, old)
@@ -297,6 +364,8 @@ class Admission:
     def release(self, host: bytes, group: bytes, exclude: bool,
                 sources: frozenset[bytes]) -> None:
         """``host``'s subscription to ``group`` ended."""
+        if self.cac is not None:
+            self.cac.release(host, group, exclude, sources)
         if self._exceptions is None or self._counts(group, exclude, sources):
             held = self.held
             n = held.get(host, 0) - 1
@@ -337,6 +406,8 @@ class Admission:
         self.entries.used -= self.groups
         self.groups = 0
         self.held.clear()
+        if self.cac is not None:
+            self.cac.clear()
 
 
 def _patterns(rules: RuleSet | None) -> tuple[object, ...]:

@@ -117,6 +117,10 @@ class Drop(StrEnum):
     SUBSCRIBER_MAX_GROUP_SOURCES = "over the subscriber's max-group-sources"
     LINK_MAX_GROUPS = "over the link's max-groups"
     PROXY_MAX_ENTRIES = "over the proxy's max-entries"
+    # Bandwidth admission (``bandwidth``): the channel's rate does not fit a budget.
+    SUBSCRIBER_MAX_BANDWIDTH = "over the subscriber's max-bandwidth"
+    LINK_MAX_BANDWIDTH = "over the link's max-bandwidth"
+    UNACCOUNTED_BANDWIDTH = "a rated channel asked by an anonymous report where budgets are set"
     # Report rate limits of a link (``ratelimit``): dropped before the router side's work.
     SUBSCRIBER_RATE = "over the subscriber's report rate"
     LINK_RATE = "over the link's report rate"

@@ -31,13 +31,8 @@ Each answer (``Verdict``) says which rule of which level, or which default, deci
 place in the configuration file, for ``explain`` and the log. A refusal's reason is a
 ``Drop`` that names the level.
 
-Rules are compiled per family into one hash table per shape (which prefixes a rule names and
-their lengths), keyed by the masked (S, G), holding the first rule of that key: the first
-match is the smallest index found over the shapes ("tuple space search", as in
-``selection``). Shapes are probed in the order of their first rule, so the probing stops at a
-shape whose first rule comes after the best match so far. A lookup costs a few dict probes
-whatever the number of rules. The same structure finds a rule that an earlier one makes
-unreachable (it matches everything the later would), which the configuration refuses.
+Rules are compiled per family by ``rules.RuleSet``: a lookup costs a few dict probes whatever
+the number of rules.
 
 Limits on how much state a request may create are ``admission``'s; their values, with the
 exception channels that no limit counts, are compiled here with the rules (``EdgePolicy``).
@@ -45,151 +40,32 @@ exception channels that no limit counts, are compiled here with the rules (``Edg
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Sequence
-from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
+from mcastproxy.bandwidth import ChannelRates, RateEntry, format_rate
 from mcastproxy.drops import Drop
 from mcastproxy.family import Family
+from mcastproxy.rules import UNLIMITED, Action, Network, Rule, RuleSet, mask, unreachable
+
+# Rules are ``rules``'; they are this module's words too.
+__all__ = ["UNLIMITED", "Action", "EdgePolicy", "Network", "Rule", "RuleSet", "unreachable"]
 
 if TYPE_CHECKING:
     from mcastproxy.config import Config
-    from mcastproxy.policyconfig import ChannelPattern, PolicyRule
+    from mcastproxy.policyconfig import (
+        ChannelBandwidth,
+        ChannelPattern,
+        GlobalPolicy,
+        PolicyRule,
+    )
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # The built-in limits (README, "Policy and limits", says why each).
 SUBSCRIBER_MAX_GROUPS = 512
 SUBSCRIBER_MAX_GROUP_SOURCES = 64
 LINK_MAX_GROUPS = 16_384
 MAX_ENTRIES = 131_072
-UNLIMITED = 1 << 62  # a bound no count reaches: "unlimited" costs the same comparison
-
-
-class Action(StrEnum):
-    PERMIT = "permit"
-    DENY = "deny"
-
-
-class Rule(NamedTuple):
-    """A compiled rule: its action, its prefixes (None: any) and where it is written."""
-
-    action: Action
-    source: Network | None
-    group: Network | None
-    where: str  # its place in the file: "downstream[0].policy.group-policy[2]"
-
-    def describe(self) -> str:
-        parts = [f"{name} {value}" for name, value in (("source", self.source),
-                                                       ("group", self.group)) if value]
-        return f"{self.action} {', '.join(parts) or 'everything'}"
-
-
-class RuleSet:
-    """Ordered rules of one family, first match wins (see the module's comment)."""
-
-    __slots__ = ("_shapes", "_width", "rules")
-
-    def __init__(self, rules: Iterable[Rule], family: Family) -> None:
-        self.rules = tuple(r for r in rules if _of_family(r, family))
-        self._width = width = family.width
-        # (first index, source mask or None, group mask, table: masked key -> first index)
-        shapes: dict[tuple[int | None, int], tuple[int | None, int, dict[int, int]]] = {}
-        for i, rule in enumerate(self.rules):
-            slen = rule.source.prefixlen if rule.source is not None else None
-            glen = rule.group.prefixlen if rule.group is not None else 0
-            shape = shapes.get((slen, glen))
-            if shape is None:
-                smask = None if slen is None else _mask(slen, width)
-                shape = shapes[slen, glen] = (smask, _mask(glen, width), {})
-            smask, gmask, table = shape
-            table.setdefault(_key(rule, smask, gmask, width), i)
-        self._shapes = sorted(((min(t.values()), smask, gmask, t)
-                               for smask, gmask, t in shapes.values()), key=lambda s: s[0])
-
-    def __bool__(self) -> bool:
-        return bool(self._shapes)
-
-    def first(self, source: bytes | None, group: bytes) -> Rule | None:
-        """The first rule matching (``source``, or any source if None, ``group``)."""
-        index = self.first_index(source, group)
-        return None if index < 0 else self.rules[index]
-
-    def first_index(self, source: bytes | None, group: bytes) -> int:
-        """The index of the first rule matching, -1 if none does."""
-        shapes = self._shapes
-        if not shapes:
-            return -1
-        g = int.from_bytes(group)
-        s = int.from_bytes(source) if source is not None else -1
-        best = len(self.rules)
-        width = self._width
-        for start, smask, gmask, table in shapes:
-            if start >= best:
-                break  # every rule of this shape and the next ones comes later
-            if smask is None:
-                hit = table.get(g & gmask)
-            elif s < 0:
-                continue  # a rule naming a source never matches an any-source request
-            else:
-                hit = table.get((s & smask) << width | (g & gmask))
-            if hit is not None and hit < best:
-                best = hit
-        return -1 if best == len(self.rules) else best
-
-
-def _of_family(rule: Rule, family: Family) -> bool:
-    return all(p is None or p.version == family for p in (rule.source, rule.group))
-
-
-def _mask(length: int, width: int) -> int:
-    return ((1 << length) - 1) << (width - length)
-
-
-def _key(rule: Rule, smask: int | None, gmask: int, width: int) -> int:
-    g = int(rule.group.network_address) & gmask if rule.group is not None else 0
-    if smask is None or rule.source is None:
-        return g
-    return (int(rule.source.network_address) & smask) << width | g
-
-
-def unreachable(rules: Sequence[Rule]) -> list[tuple[int, int]]:
-    """(i, j) for each rule i that an earlier rule j makes unreachable: j matches every
-    request i would (each prefix j names contains i's, and i names it too). The earlier
-    rules are kept by shape, as ``RuleSet`` keeps them: a few probes per rule."""
-    found = []
-    # (family or None for a rule naming no prefix, source length, group length) ->
-    # (masked source, masked group) -> the first rule of that key
-    shapes: dict[tuple[int | None, int | None, int | None],
-                 dict[tuple[int | None, int | None], int]] = {}
-    for i, rule in enumerate(rules):
-        family = next((p.version for p in (rule.source, rule.group) if p is not None), None)
-        first = None
-        for (fam, slen, glen), table in shapes.items():
-            if fam is not None and fam != family:
-                continue
-            if slen is not None and (rule.source is None or rule.source.prefixlen < slen):
-                continue
-            if glen is not None and (rule.group is None or rule.group.prefixlen < glen):
-                continue
-            hit = table.get((_masked(rule.source, slen), _masked(rule.group, glen)))
-            if hit is not None and (first is None or hit < first):
-                first = hit
-        if first is not None:
-            found.append((i, first))
-            continue
-        slen = rule.source.prefixlen if rule.source is not None else None
-        glen = rule.group.prefixlen if rule.group is not None else None
-        shapes.setdefault((family, slen, glen), {}).setdefault(
-            (_masked(rule.source, slen), _masked(rule.group, glen)), i)
-    return found
-
-
-def _masked(prefix: Network | None, length: int | None) -> int | None:
-    if prefix is None or length is None:
-        return None
-    return int(prefix.network_address) & _mask(length, prefix.max_prefixlen)
 
 
 class LimitValue(NamedTuple):
@@ -201,7 +77,12 @@ class LimitValue(NamedTuple):
     where: str
 
     def describe(self) -> str:
-        value = "unlimited" if self.value >= UNLIMITED else f"{self.value:,}"
+        if self.value >= UNLIMITED:
+            value = "unlimited"
+        elif self.name == "max-bandwidth":
+            value = format_rate(self.value)
+        else:
+            value = f"{self.value:,}"
         return f"{self.scope} {self.name} {value} ({self.where or 'built-in default'})"
 
 
@@ -223,6 +104,7 @@ class Subscriber(NamedTuple):
     level: Level
     max_groups: LimitValue
     max_group_sources: LimitValue
+    max_bandwidth: LimitValue
 
 
 class Verdict(NamedTuple):
@@ -250,16 +132,18 @@ class EdgePolicy:
     """The policy and limits in force on one downstream link for one family."""
 
     __slots__ = ("_each", "_levels", "_prefix_lengths", "_subscribers", "default",
-                 "default_where", "exceptions", "family", "limits", "link", "open", "ssm_only",
-                 "ssm_where")
+                 "default_where", "exceptions", "family", "limits", "link", "open", "rates",
+                 "ssm_only", "ssm_where")
 
     def __init__(self, link: str, family: Family, *, ssm_only: bool = False,
                  ssm_where: str = "", levels: Sequence[Level] = (),
                  subscribers: Sequence[Subscriber] = (),
                  default: Action | None = None, default_where: str = "",
                  exceptions: RuleSet | None = None,
-                 limits: Sequence[LimitValue] = ()) -> None:
+                 limits: Sequence[LimitValue] = (),
+                 rates: ChannelRates | None = None) -> None:
         self.link = link
+        self.rates = rates if rates else None  # the channel bandwidth table (``bandwidth``)
         self.family = family
         self.ssm_only = ssm_only
         self.ssm_where = ssm_where
@@ -272,9 +156,9 @@ class EdgePolicy:
         for sub in subscribers:
             length = sub.prefix.prefixlen
             by_length.setdefault(length, {}).setdefault(
-                int(sub.prefix.network_address) & _mask(length, width), sub)
+                int(sub.prefix.network_address) & mask(length, width), sub)
         # Longest prefix first: the first hit is the subscriber's.
-        self._subscribers = tuple((_mask(n, width), table)
+        self._subscribers = tuple((mask(n, width), table)
                                   for n, table in sorted(by_length.items(), reverse=True))
         self._prefix_lengths = len(self._subscribers)
         named = {f"{lv.scope} {lv.name}": lv for lv in limits}
@@ -306,11 +190,23 @@ class EdgePolicy:
         if host is None or not self._prefix_lengths:
             return None
         h = int.from_bytes(host)
-        for mask, table in self._subscribers:
-            sub = table.get(h & mask)
+        for bits, table in self._subscribers:
+            sub = table.get(h & bits)
             if sub is not None:
                 return sub
         return None
+
+    @property
+    def max_bandwidth(self) -> int:
+        """The link's max-bandwidth (bits a second)."""
+        return self.limits["link max-bandwidth"].value
+
+    def subscriber_bandwidth(self, host: bytes | None) -> int:
+        """``host``'s max-bandwidth (bits a second)."""
+        sub = self.subscriber(host) if self._prefix_lengths else None
+        if sub is not None:
+            return sub.max_bandwidth.value
+        return self.limits["subscriber max-bandwidth"].value
 
     def subscriber_limits(self, host: bytes | None) -> tuple[int, int]:
         """(max-groups, max-group-sources) for ``host``."""
@@ -370,14 +266,22 @@ class EdgePolicy:
         """The limits a request of ``host`` is held to: the subscriber's (none for an
         unknown subscriber), the link's and the proxy's."""
         out = []
+        bandwidth = self.rates is not None
         if host is not None:
             sub = self.subscriber(host)
             if sub is not None:
                 out += [sub.max_groups, sub.max_group_sources]
+                if bandwidth:
+                    out.append(sub.max_bandwidth)
             else:
                 out += [self.limits["subscriber max-groups"],
                         self.limits["subscriber max-group-sources"]]
-        return [*out, self.limits["link max-groups"], self.limits["proxy max-entries"]]
+                if bandwidth:
+                    out.append(self.limits["subscriber max-bandwidth"])
+        out += [self.limits["link max-groups"], self.limits["proxy max-entries"]]
+        if bandwidth:
+            out.append(self.limits["link max-bandwidth"])
+        return out
 
     def limit_of(self, reason: Drop, host: bytes | None) -> LimitValue | None:
         """The limit a refusal for ``reason`` hit."""
@@ -399,12 +303,17 @@ _BUILT_IN = {
                                      SUBSCRIBER_MAX_GROUP_SOURCES),
     "link max-groups": ("max-groups", "link", LINK_MAX_GROUPS),
     "proxy max-entries": ("max-entries", "proxy", MAX_ENTRIES),
+    # Bandwidth budgets are asked for: a channel's rate is the operator's to give.
+    "subscriber max-bandwidth": ("max-bandwidth", "subscriber", UNLIMITED),
+    "link max-bandwidth": ("max-bandwidth", "link", UNLIMITED),
 }
 _LIMIT_OF = {
     Drop.SUBSCRIBER_MAX_GROUPS: "subscriber max-groups",
     Drop.SUBSCRIBER_MAX_GROUP_SOURCES: "subscriber max-group-sources",
     Drop.LINK_MAX_GROUPS: "link max-groups",
     Drop.PROXY_MAX_ENTRIES: "proxy max-entries",
+    Drop.SUBSCRIBER_MAX_BANDWIDTH: "subscriber max-bandwidth",
+    Drop.LINK_MAX_BANDWIDTH: "link max-bandwidth",
 }
 
 
@@ -421,8 +330,10 @@ def compile_rules(rules: Iterable[PolicyRule], where: str) -> list[Rule]:
             for i, r in enumerate(rules)]
 
 
-def compile_channels(channels: Iterable[ChannelPattern], where: str) -> list[Rule]:
-    """Exception channels as permit ``Rule``s (matched as rules are)."""
+def compile_channels(channels: Iterable[ChannelPattern | ChannelBandwidth],
+                     where: str) -> list[Rule]:
+    """Exception channels (or bandwidth entries) as permit ``Rule``s (matched as rules
+    are)."""
     return [Rule(Action.PERMIT, c.source, c.group, f"{where}[{i}]")
             for i, c in enumerate(channels)]
 
@@ -465,11 +376,18 @@ def _compile(config: Config, name: str, family: Family) -> EdgePolicy:
     pick("link max-groups", (own.max_groups, f"{at}.max-groups"),
          (glob.max_groups_per_interface, "policy.max-groups-per-interface"))
     pick("proxy max-entries", (glob.max_entries, "policy.max-entries"))
+    pick("subscriber max-bandwidth",
+         (own.subscriber.max_bandwidth, f"{at}.subscriber.max-bandwidth"),
+         (glob.subscriber.max_bandwidth, "policy.subscriber.max-bandwidth"))
+    pick("link max-bandwidth", (own.max_bandwidth, f"{at}.max-bandwidth"),
+         (glob.max_bandwidth_per_interface, "policy.max-bandwidth-per-interface"))
     given = {f"{lv.scope} {lv.name}": lv for lv in limits}
     each_groups = given.get("subscriber max-groups") or LimitValue(
         *_BUILT_IN["subscriber max-groups"], "")
     each_sources = given.get("subscriber max-group-sources") or LimitValue(
         *_BUILT_IN["subscriber max-group-sources"], "")
+    each_bandwidth = given.get("subscriber max-bandwidth") or LimitValue(
+        *_BUILT_IN["subscriber max-bandwidth"], "")
 
     subscribers = []
     for j, entry in enumerate(own.subscribers):
@@ -481,17 +399,30 @@ def _compile(config: Config, name: str, family: Family) -> EdgePolicy:
                       _action(entry.default), Drop.POLICY_SUBSCRIBER_DENY)
         groups = limit_value(entry.max_groups)
         sources = limit_value(entry.max_group_sources)
+        bandwidth = limit_value(entry.max_bandwidth)
         subscribers.append(Subscriber(
             entry.prefix, level,
             each_groups if groups is None else LimitValue(
                 "max-groups", "subscriber", groups, f"{where}.max-groups"),
             each_sources if sources is None else LimitValue(
-                "max-group-sources", "subscriber", sources, f"{where}.max-group-sources")))
+                "max-group-sources", "subscriber", sources, f"{where}.max-group-sources"),
+            each_bandwidth if bandwidth is None else LimitValue(
+                "max-bandwidth", "subscriber", bandwidth, f"{where}.max-bandwidth")))
     exceptions = RuleSet(compile_channels(glob.exceptions, "policy.exceptions")
                          + compile_channels(own.exceptions, f"{at}.exceptions"), family)
     return EdgePolicy(name, family, ssm_only=ssm_only, ssm_where=ssm_where, levels=levels,
                       subscribers=subscribers, default=default, default_where=default_where,
-                      exceptions=exceptions, limits=limits)
+                      exceptions=exceptions, limits=limits, rates=_rates(glob, family))
+
+
+def _rates(glob: GlobalPolicy, family: Family) -> ChannelRates | None:
+    """The channel bandwidth table of ``family``, or None when it rates nothing."""
+    table = glob.bandwidth
+    entries = [RateEntry(c.source, c.group, c.rate, c.channel_class == "mandatory",
+                         f"policy.bandwidth.channels[{i}]")
+               for i, c in enumerate(table.channels)]
+    rates = ChannelRates(entries, family, table.default_rate)
+    return rates if rates else None
 
 
 def _action(value: str | None) -> Action | None:

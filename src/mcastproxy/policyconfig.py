@@ -13,10 +13,15 @@ limits", shows them with the refusals an operator sees):
       subscriber: {max-groups: 512, max-group-sources: 64}   # each subscriber's
       exceptions: [{source: 192.0.2.1, group: 232.0.0.1}]    # channels no limit counts
       report-rate: {subscriber: 100, link: 10000}            # reports a second
+      bandwidth:                              # the channel bandwidth table (``bandwidth``)
+        channels: [{group: 232.1.0.0/16, rate: 8M}, {group: 232.0.0.1, rate: 2M, class: mandatory}]
+        default-rate: 0                       # channels no entry matches
+      max-bandwidth-per-interface: 1G         # each link's max-bandwidth unless it sets one
     downstream:
       - interface: d1
         policy:                               # this link: the same keys, and
           max-groups: 4096                    # groups with state on the link
+          max-bandwidth: 400M                 # the rates of the channels on the link
           subscribers:                        # per subscriber prefix on the link
             - {prefix: 10.1.1.0/24, default: deny, group-policy: [...], max-groups: 16}
 
@@ -34,8 +39,9 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BeforeValidator, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from mcastproxy.bandwidth import parse_rate
 from mcastproxy.configtypes import GroupPrefix, Model, Network, UnicastPrefix
 from mcastproxy.policy import compile_channels, compile_rules, unreachable
 
@@ -76,6 +82,18 @@ def _rate(value: Any) -> float | str:
 
 # Reports (and leaves) a second, or "unlimited"; left out: the next level's, then built-in.
 RateLimit = Annotated[float | Literal["unlimited"], BeforeValidator(_rate)]
+
+
+# Bits a second: a number, or with a k, M or G suffix (``bandwidth.parse_rate``).
+Rate = Annotated[int, BeforeValidator(parse_rate)]
+
+
+def _bandwidth_limit(value: Any) -> int | str:
+    return "unlimited" if value == "unlimited" else parse_rate(value)
+
+
+# A bandwidth budget, or "unlimited"; left out: the next level's, then unlimited.
+BandwidthLimit = Annotated[int | Literal["unlimited"], BeforeValidator(_bandwidth_limit)]
 
 
 class ReportRate(Model):
@@ -125,10 +143,39 @@ class ChannelPattern(Model):
 
 
 class SubscriberLimits(Model):
-    """What one subscriber may hold on a link: groups, and sources in each group."""
+    """What one subscriber may hold on a link: groups, sources in each group, and the
+    rates of its channels."""
 
     max_groups: Limit | None = None
     max_group_sources: Limit | None = None
+    max_bandwidth: BandwidthLimit | None = None
+
+
+class ChannelBandwidth(Model):
+    """An entry of the channel bandwidth table: the channels (S,G) with S in ``source``
+    (omitted: any source, and the any-source join) and G in ``group``, their ``rate`` and
+    ``class`` (``mandatory``: always admitted, and counted)."""
+
+    source: UnicastPrefix | None = None
+    group: GroupPrefix | None = None
+    rate: Rate
+    channel_class: Literal["mandatory", "optional"] = Field("optional", alias="class")
+
+    @model_validator(mode="after")
+    def _something(self) -> ChannelBandwidth:
+        if self.source is None and self.group is None:
+            raise ValueError("a bandwidth entry needs a source or a group; for every other "
+                             "channel, set default-rate")
+        _one_family(self.source, self.group)
+        return self
+
+
+class BandwidthTable(Model):
+    """The channel bandwidth table (``bandwidth``): first match wins; channels no entry
+    matches cost ``default-rate``."""
+
+    channels: tuple[ChannelBandwidth, ...] = ()
+    default_rate: Rate = 0
 
 
 def _rules_of_family(rules: tuple[PolicyRule, ...], prefix: Network) -> None:
@@ -148,6 +195,7 @@ class SubscriberPolicy(Model):
     group_policy: tuple[PolicyRule, ...] = ()
     max_groups: Limit | None = None
     max_group_sources: Limit | None = None
+    max_bandwidth: BandwidthLimit | None = None
 
     @field_validator("prefix")
     @classmethod
@@ -173,6 +221,7 @@ class LinkPolicy(Model):
     ssm_only: bool | None = None
     group_policy: tuple[PolicyRule, ...] = ()
     max_groups: Limit | None = None
+    max_bandwidth: BandwidthLimit | None = None
     subscriber: SubscriberLimits = SubscriberLimits()
     exceptions: tuple[ChannelPattern, ...] = ()
     subscribers: tuple[SubscriberPolicy, ...] = ()
@@ -188,9 +237,11 @@ class GlobalPolicy(Model):
     group_policy: tuple[PolicyRule, ...] = ()
     max_entries: Limit | None = None
     max_groups_per_interface: Limit | None = None
+    max_bandwidth_per_interface: BandwidthLimit | None = None
     subscriber: SubscriberLimits = SubscriberLimits()
     exceptions: tuple[ChannelPattern, ...] = ()
     report_rate: ReportRate = ReportRate()
+    bandwidth: BandwidthTable = BandwidthTable()
 
 
 def policy_issues(glob: GlobalPolicy, links: Sequence[LinkPolicy]) -> list[tuple[str, str]]:
@@ -199,6 +250,8 @@ def policy_issues(glob: GlobalPolicy, links: Sequence[LinkPolicy]) -> list[tuple
     issues = _list_issues(compile_rules(glob.group_policy, "policy.group-policy"),
                           "group-policy")
     issues += _list_issues(compile_channels(glob.exceptions, "policy.exceptions"), "exception")
+    issues += _list_issues(compile_channels(glob.bandwidth.channels,
+                                            "policy.bandwidth.channels"), "bandwidth entry")
     for i, link in enumerate(links):
         at = f"downstream[{i}].policy"
         issues += _list_issues(compile_rules(link.group_policy, f"{at}.group-policy"),
@@ -222,7 +275,7 @@ def _list_issues(rules: list[Rule], kind: str) -> list[tuple[str, str]]:
     for i, j in unreachable(rules):
         rule, earlier = rules[i], rules[j]
         short = earlier.where.rpartition(".")[2]
-        if kind == "exception":
+        if kind in ("exception", "bandwidth entry"):
             out.append((rule.where, f"is within {short}: listed already"))
         elif (rule.source, rule.group) == (earlier.source, earlier.group):
             out.append((rule.where, f"duplicates {short}: it is never reached"))

@@ -101,6 +101,23 @@ MEANING: dict[str, str] = {
     "GlobalPolicy.subscriber": "Each subscriber's limits, unless its link says otherwise.",
     "GlobalPolicy.exceptions": "Channels no limit counts or refuses, on every link.",
     "GlobalPolicy.report_rate": "Report rate limits of every link, unless it says otherwise.",
+    "GlobalPolicy.bandwidth": "The channel bandwidth table: what each channel costs "
+                              "(RFC 8313 §6.1).",
+    "GlobalPolicy.max_bandwidth_per_interface": "Each link's max-bandwidth unless it sets one "
+                                                "(bits a second; built in: unlimited).",
+    "LinkPolicy.max_bandwidth": "The rates of the channels on the link, both families "
+                                "(bits a second: 400M, 1G; built in: unlimited).",
+    "SubscriberLimits.max_bandwidth": "The rates of the channels one subscriber holds on a "
+                                      "link (bits a second; built in: unlimited).",
+    "SubscriberPolicy.max_bandwidth": "Each of these subscribers' max-bandwidth.",
+    "BandwidthTable.channels": "Entries of (source, group) prefixes with their rate and class, "
+                               "first match wins.",
+    "BandwidthTable.default_rate": "The rate of a channel no entry matches (0: not counted).",
+    "ChannelBandwidth.source": "Sources of the channels (absent: any, and any-source joins).",
+    "ChannelBandwidth.group": "Groups of the channels (absent: any).",
+    "ChannelBandwidth.rate": "Bits a second the channel costs: 8000000, 8M, 2.5M, 500k.",
+    "ChannelBandwidth.channel_class": "optional (refused when it does not fit) or mandatory "
+                                      "(always admitted, and counted).",
     "PolicyRule.action": "permit or deny.",
     "PolicyRule.source": "Sources the rule covers (absent: any; a rule with a source never "
                          "matches an any-source join).",
