@@ -63,11 +63,14 @@ with the rule or limit that decided: a flood of refusals costs counts, not log l
 from __future__ import annotations
 
 from collections import Counter
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from mcastproxy.bandwidth import Budget, Cac, Channel
 from mcastproxy.drops import Drop
 from mcastproxy.policy import EdgePolicy, RuleSet
+
+if TYPE_CHECKING:
+    from mcastproxy.placement import Placement
 
 EMPTY: frozenset[bytes] = frozenset()
 MAX_NOTICES = 64  # (subscriber, reason) pairs of a link whose first refusal is logged
@@ -76,14 +79,16 @@ _REFUSED: tuple[None, bool] = (None, False)
 
 class Room:
     """A count shared by everything it bounds (a link's groups, the proxy's entries), and
-    its maximum (``policy.UNLIMITED`` for none); a link's also holds its bandwidth budget."""
+    its maximum (``policy.UNLIMITED`` for none); a link's also holds its bandwidth budget,
+    the proxy's the upstreams' (``placement``: set by the engine)."""
 
-    __slots__ = ("bandwidth", "maximum", "used")
+    __slots__ = ("bandwidth", "maximum", "upstreams", "used")
 
     def __init__(self, maximum: int) -> None:
         self.maximum = maximum
         self.used = 0
         self.bandwidth = Budget()
+        self.upstreams: Placement | None = None
 
 
 class Notice(NamedTuple):
@@ -193,6 +198,15 @@ class Admission:
             if not fits and not any_source:
                 return EMPTY, False
             a = fits
+        ups = self.entries.upstreams
+        if ups is not None and ups.budgets:
+            fits = self._admit_upstreams(ups, host, group, any_source, a, held_exclude, held,
+                                         additive)
+            if fits is None:
+                return _REFUSED
+            if not fits and not any_source:
+                return EMPTY, False
+            a = fits
         exceptions = self._exceptions
         if any_source:
             if exceptions is not None and exceptions.first_index(None, group) >= 0:
@@ -264,6 +278,30 @@ class Admission:
         for s, reason, decided in refused:
             self._refuse(reason, host, group, s, decided)
         return a.difference(s for s, _, _ in refused)
+
+    def _admit_upstreams(self, ups: Placement, host: bytes | None, group: bytes,
+                         any_source: bool, a: frozenset[bytes], held_exclude: bool | None,
+                         held: frozenset[bytes], additive: bool) -> frozenset[bytes] | None:
+        """``a`` less the sources no upstream has room for; None: the any-source join has
+        none (``placement``)."""
+        if any_source:
+            if held_exclude:
+                return a
+            why = ups.refuses(host, None, group)
+            if why is None:
+                return a
+            self._refuse(why[0], host, group, None, why[1])
+            return None
+        if held_exclude and additive:
+            return a
+        old = held if held_exclude is False else EMPTY
+        out = a
+        for s in sorted(a - old if old else a):
+            why = ups.refuses(host, s, group)
+            if why is not None:
+                self._refuse(why[0], host, group, s, why[1])
+                out = out - {s}
+        return out
 
     def _subscriber_room(self, host: bytes, group: bytes, a: frozenset[bytes],
                          new: frozenset[bytes], added: frozenset[bytes],

@@ -5,6 +5,7 @@ Words:
   *order*, with its interface *priority* (§4.3).
 - *unusable*: a candidate that liveness says is down or inactive (§5.1); takeover skips it.
 - *resilient*: channels also joined on the next-ranked usable upstream as hot standby.
+- *placement*: which of tied upstreams carries a channel, by their budgets (``placement``).
 
 The ledger, the forwarding plan and takeover all read one ``Candidates``; the engine updates
 it when the configuration, an upstream's addresses (the §4.4 fallback compares them) or
@@ -17,6 +18,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 
 from mcastproxy.config import Config
+from mcastproxy.placement import Placement
 from mcastproxy.selection import Channels, Selector
 
 Addresses = Mapping[str, Iterable[ipaddress.IPv4Address | ipaddress.IPv6Address]]
@@ -27,6 +29,7 @@ class Candidates:
 
     def __init__(self, config: Config, addresses: Addresses | None = None) -> None:
         self.unusable: frozenset[str] = frozenset()
+        self.placement = Placement(self, config)
         self.configure(config, addresses)
 
     def configure(self, config: Config, addresses: Addresses | None) -> None:
@@ -38,6 +41,7 @@ class Candidates:
         self.priority = {c.interface: c.priority for c in cands}
         self.takeover = config.upstream.takeover
         self.resilient = Channels(config.upstream.resilient)
+        self.placement.configure(config)
 
     def readdress(self, addresses: Addresses) -> None:
         """The candidates' interface addresses changed: compile selection anew."""

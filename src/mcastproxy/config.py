@@ -44,7 +44,7 @@ from mcastproxy.membership.addresses import SSM_RANGES
 from mcastproxy.membership.querier import QuerierMode, QuerierPolicy
 from mcastproxy.membership.ssmmap import SsmMap
 from mcastproxy.membership.timers import FROM_FILE, ProtocolTimers, parse_duration
-from mcastproxy.policyconfig import GlobalPolicy, LinkPolicy, policy_issues
+from mcastproxy.policyconfig import BandwidthLimit, GlobalPolicy, Limit, LinkPolicy, policy_issues
 
 # Linux allows 32 VIFs per multicast routing table (MAXVIFS); each table holds one upstream
 # and the downstream links, so at most 31 downstream links.
@@ -442,6 +442,9 @@ class Candidate(_Model):
     routers: tuple[Annotated[Any, BeforeValidator(_address)], ...] = ()
     hold_down: Duration | None = Field(None, ge=0)
     records: tuple[Record, ...] = ()
+    # Upstream admission (``placement``): what this upstream may carry; unset: unlimited.
+    max_bandwidth: BandwidthLimit | None = None
+    max_groups: Limit | None = None
 
     @field_validator("address", "routers", mode="before")
     @classmethod
@@ -482,6 +485,9 @@ class Upstream(_Model):
     # On a graceful stop, leave upstream what was joined (the upstream stops sending at once
     # instead of when its membership times out).
     leave_on_stop: bool = True
+    # Tied candidates (draft §3.3): all asked (robust), or each channel placed on the one
+    # with the most room (share; ``placement``).
+    ties: Literal["robust", "share"] = "robust"
     candidates: Annotated[tuple[Candidate, ...], AfterValidator(_at_least_one("candidate"))]
 
 

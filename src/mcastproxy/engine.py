@@ -96,6 +96,7 @@ class Engine:
         ledger = self._ledger = Ledger(cands, avoid)
         fwd = self._forwarding = Forwarding(links, ledger, cands, outbox, FlowWatch({}, {}))
         self._downstream = DownstreamLinks(links, ledger, fwd, self._send, outbox)
+        self._downstream.entries.upstreams = cands.placement  # upstream admission
         moves = self._moves = Moves(ledger, cands, outbox, lambda: self._downstream.names,
                                     fwd.refresh, fwd.delivering)
         fwd.bridged, fwd.end_bridges = moves.bridges, moves.end
@@ -276,6 +277,8 @@ class Engine:
 
     def _reconfigure(self, config: Config, now: float) -> None:
         self._candidates.configure(config, self._selector_addresses())
+        if self._candidates.placement.activated:
+            self._ledger.recount_placement()
         self._configure(config)
         self._takeover.reconfigure(config, now, set(self._addresses))
         self._channels.forget()  # per-channel takeovers are selected again under new rules

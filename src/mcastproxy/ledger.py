@@ -169,12 +169,16 @@ class Ledger:
         """Split ``subscriber``'s ``state`` among the upstreams selection picks, and add the
         parts to the merges (``previous``: selections that may stand)."""
         c = self._candidates
+        placement = c.placement
         shares, choice = self._shared(*split(
             c.selector, subscriber, group, state, c.unusable, previous, c.still_good,
             self._avoid.get(group) if c.takeover else None,
             c.resilient.match if c.resilient else None,
+            placement.choose if placement.active else None,
         ))
         share = lg.members[subscriber] = Share(state, shares, choice)
+        if placement.active:
+            placement.hold(group, choice)
         for upstream, part in shares.items():
             lg.by_upstream.setdefault(upstream, MergedGroup()).add(*part)
             self._upstream_merge(upstream, group).add(*part)
@@ -195,6 +199,9 @@ class Ledger:
 
     def unshare(self, group: bytes, lg: LinkGroup, share: Share) -> None:
         """Take ``share``'s parts back from the merges."""
+        placement = self._candidates.placement
+        if placement.active:
+            placement.release(group, share.choice)
         for upstream, part in share.shares.items():
             per_link = lg.by_upstream[upstream]
             per_link.remove(*part)
@@ -208,6 +215,16 @@ class Ledger:
         if merged is None:
             merged = self.upstream_groups[upstream, group] = MergedGroup()
         return merged
+
+    def recount_placement(self) -> None:
+        """Count every share's channels in the placement afresh (its budgets were just
+        turned on)."""
+        placement = self._candidates.placement
+        for (_, group), lg in self.link_groups.items():
+            shares = [*lg.members.values(), *lg.bridging.values()]
+            shares += [s for olds in lg.lingering.values() for s in olds]
+            for share in shares:
+                placement.hold(group, share.choice)
 
     # --- what upstreams are asked -------------------------------------------------------------
 

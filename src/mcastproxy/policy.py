@@ -412,10 +412,10 @@ def _compile(config: Config, name: str, family: Family) -> EdgePolicy:
                          + compile_channels(own.exceptions, f"{at}.exceptions"), family)
     return EdgePolicy(name, family, ssm_only=ssm_only, ssm_where=ssm_where, levels=levels,
                       subscribers=subscribers, default=default, default_where=default_where,
-                      exceptions=exceptions, limits=limits, rates=_rates(glob, family))
+                      exceptions=exceptions, limits=limits, rates=rates_of(glob, family))
 
 
-def _rates(glob: GlobalPolicy, family: Family) -> ChannelRates | None:
+def rates_of(glob: GlobalPolicy, family: Family) -> ChannelRates | None:
     """The channel bandwidth table of ``family``, or None when it rates nothing."""
     table = glob.bandwidth
     entries = [RateEntry(c.source, c.group, c.rate, c.channel_class == "mandatory",

@@ -148,6 +148,12 @@ MEANING: dict[str, str] = {
                           "reception, draft §3.3).",
     "Upstream.leave_on_stop": "Leave upstream what was joined when the proxy stops.",
     "Upstream.candidates": "The upstream interfaces, at least one.",
+    "Upstream.ties": "robust: tied candidates are all asked (draft §3.3); share: each channel "
+                     "is placed on the tied candidate with the most room.",
+    "Candidate.max_bandwidth": "The rates of the channels this upstream carries (bits a "
+                               "second; unset: unlimited); a join none can carry is refused.",
+    "Candidate.max_groups": "The groups this upstream may be asked for (RFC 8652 max-groups; "
+                            "unset: unlimited).",
     "Record.subscriber": "Subscribers the record covers (absent: any; draft §4.1).",
     "Record.source": "Sources the record covers (absent: any).",
     "Record.group": "Groups the record covers (absent: any).",

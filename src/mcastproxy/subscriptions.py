@@ -52,13 +52,15 @@ def split(
     still_good: Callable[[tuple[str, ...]], bool],
     avoid: Mapping[bytes | None, frozenset[str]] | None = None,
     resilient: Callable[[bytes | None, bytes | None, bytes], bool] | None = None,
+    place: Callable[[bytes | None, bytes, tuple[str, ...]], tuple[str, ...]] | None = None,
 ) -> tuple[Shares, Choice]:
     """The shares of subscription (subscriber, group, state), and the choices made.
 
     A selection remembered in ``previous`` is kept while ``still_good`` accepts it.
     ``avoid`` names, per source (None: any source), upstreams on which that channel alone is
     dead (per-channel takeover). Where ``resilient`` says so for (subscriber, source, group),
-    the next-ranked usable upstream is asked too, as hot standby.
+    the next-ranked usable upstream is asked too, as hot standby. ``place`` picks among
+    the upstreams a selection names (``placement``: ties shared, budgets).
     """
     choice = Choice()
     avoid = avoid or {}
@@ -69,7 +71,8 @@ def split(
             old = previous.any_source if source is None else previous.by_source.get(source)
             if old is not None and still_good(old) and not dead.intersection(old):
                 return old
-        return selector.select(subscriber, source, group, unusable | dead).upstreams
+        ups = selector.select(subscriber, source, group, unusable | dead).upstreams
+        return ups if place is None else place(source, group, ups)
 
     def standby(source: bytes | None, primary: tuple[str, ...]) -> tuple[str, ...]:
         if resilient is None or not primary or not resilient(subscriber, source, group):
