@@ -51,6 +51,9 @@ def upstreams(name: str, h: str | None, s: str | None, g: str, *down: str) -> se
         ("network-merging", "fe80::ff:fe02:1234", None, "ff3e::1", (), {"u2"}),
         ("migration", "10.0.0.7", None, "232.1.1.1", (), {"u2"}),
         ("migration", "10.0.0.7", None, "232.5.1.1", (), {"u1"}),
+        # Tied: both may carry a channel; placement puts each on one (test_engine_placement).
+        ("shared-ring", "10.0.0.7", None, "232.1.1.1", (), {"u1", "u2"}),
+        ("shared-ring", "10.0.0.7", None, "232.1.1.1", ("u1",), {"u2"}),
     ],
 )
 def test_example_selects_as_documented(

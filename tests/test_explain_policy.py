@@ -64,7 +64,8 @@ def test_an_unknown_subscriber_is_held_to_the_link_and_proxy_limits(
                            "192.0.2.7", "--group", "232.1.2.3", "--json")
     assert code == 0
     limits = json.loads(out)["policy"]["d1"]["limits"]
-    assert [lv["scope"] for lv in limits] == ["link", "proxy"]
+    assert [(lv["scope"], lv["name"]) for lv in limits] == [
+        ("link", "max-groups"), ("proxy", "max-entries"), ("link", "max-bandwidth")]
 
 
 def test_a_link_that_is_not_downstream_is_a_usage_error(
