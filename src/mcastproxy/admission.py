@@ -199,7 +199,7 @@ class Admission:
                 return EMPTY, False
             a = fits
         ups = self.entries.upstreams
-        if ups is not None and ups.budgets:
+        if ups is not None and ups.checks:
             fits = self._admit_upstreams(ups, host, group, any_source, a, held_exclude, held,
                                          additive)
             if fits is None:

@@ -83,18 +83,20 @@ class ChannelRates:
     __slots__ = ("_by_where", "_rules", "default", "learned", "margin")
 
     def __init__(self, entries: Iterable[RateEntry], family: Family, default: int = 0,
-                 margin: float = 0.0) -> None:
+                 margin: float | None = None) -> None:
         entries = list(entries)
         self._rules = RuleSet((Rule(Action.PERMIT, e.source, e.group, e.where)
                                for e in entries), family)
         self._by_where = {e.where: ChannelRate(e.rate, e.mandatory, e.where) for e in entries}
         self.default = ChannelRate(default, False,
                                    "policy.bandwidth.default-rate" if default else "")
-        self.learned: dict[Channel, int] = {}  # measured rates (``learn``), margin applied
+        # Measured rates, margin applied (``learning`` fills it; one dict for every link
+        # of the family); ``margin`` None: rates are not learned.
+        self.learned: dict[Channel, int] = {}
         self.margin = margin
 
     def __bool__(self) -> bool:
-        return bool(self._rules) or self.default.rate > 0 or bool(self.learned)
+        return bool(self._rules) or self.default.rate > 0 or self.margin is not None
 
     def of(self, source: bytes | None, group: bytes) -> ChannelRate:
         """The rate and class of the channel."""
@@ -105,15 +107,6 @@ class ChannelRates:
         if learned is not None and learned > self.default.rate:
             return ChannelRate(learned, False, "learned")
         return self.default
-
-    def learn(self, source: bytes, group: bytes, measured: float) -> None:
-        """A channel's rate as measured from its traffic (bits a second), used where the
-        table has no entry; the margin (a fraction) is added for bursts."""
-        self.learned[source, group] = int(measured * (1.0 + self.margin))
-
-    def forget(self, channels: Iterable[Channel]) -> None:
-        for channel in channels:
-            self.learned.pop(channel, None)
 
     def patterns(self) -> tuple[object, ...]:
         """What decides rates, to tell whether a new table changes them."""
@@ -133,13 +126,15 @@ class Budget:
 class Cac:
     """The bandwidth counts of one link and family (see the module's comment)."""
 
-    __slots__ = ("budget", "holders", "rates", "used")
+    __slots__ = ("budget", "holders", "hosts", "rates", "used")
 
     def __init__(self, rates: ChannelRates, budget: Budget) -> None:
         self.rates = rates
         self.budget = budget
         self.used: dict[bytes, int] = {}  # subscriber -> bits a second it holds
-        self.holders: dict[Channel, list[int]] = {}  # channel -> [holders, rate counted]
+        # channel -> [subscribers holding it (a count), the rate it is counted at]
+        self.holders: dict[Channel, list[int]] = {}
+        self.hosts: dict[Channel, set[bytes]] = {}  # who holds it, to count a new rate
 
     # ==== the decision =========================================================================
 
@@ -226,8 +221,10 @@ class Cac:
         if held is None:
             rate = self.rates.of(*channel).rate
             held = self.holders[channel] = [0, rate]
+            self.hosts[channel] = set()
             self.budget.used += rate
         held[0] += 1
+        self.hosts[channel].add(host)
         self.used[host] = self.used.get(host, 0) + held[1]
 
     def _remove(self, host: bytes, channel: Channel) -> None:
@@ -240,15 +237,31 @@ class Cac:
         else:
             self.used.pop(host, None)
         held[0] -= 1
+        self.hosts[channel].discard(host)
         if held[0] <= 0:
             del self.holders[channel]
+            del self.hosts[channel]
             self.budget.used -= held[1]
+
+    def rerate(self, channel: Channel) -> None:
+        """Count a held channel at its rate now (one was learned): the link's and its
+        holders' use follow."""
+        held = self.holders.get(channel)
+        if held is None:
+            return
+        delta = self.rates.of(*channel).rate - held[1]
+        if delta:
+            held[1] += delta
+            self.budget.used += delta
+            for host in self.hosts[channel]:
+                self.used[host] = self.used.get(host, 0) + delta
 
     def clear(self) -> None:
         """Forget the counts, before the router counts its state again."""
         for _, rate in self.holders.values():
             self.budget.used -= rate
         self.holders.clear()
+        self.hosts.clear()
         self.used.clear()
 
     @property

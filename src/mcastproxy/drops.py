@@ -124,6 +124,7 @@ class Drop(StrEnum):
     # Upstream admission (``placement``): no upstream selection gives the channel has room.
     UPSTREAM_MAX_BANDWIDTH = "over the upstream's max-bandwidth"
     UPSTREAM_MAX_GROUPS = "over the upstream's max-groups"
+    EMPTY_CHANNEL = "a channel found empty (joined, no traffic) asked again"  # ``learning``
     # Report rate limits of a link (``ratelimit``): dropped before the router side's work.
     SUBSCRIBER_RATE = "over the subscriber's report rate"
     LINK_RATE = "over the link's report rate"

@@ -50,6 +50,7 @@ from mcastproxy.events import (
     InterfaceUp,
     NewFlow,
     PacketReceived,
+    RatesMeasured,
     Shutdown,
     TimerExpired,
     UpstreamUsability,
@@ -57,6 +58,7 @@ from mcastproxy.events import (
 from mcastproxy.family import BY_VERSION, Family
 from mcastproxy.flowwatch import FlowWatch, Health
 from mcastproxy.forwarding import Forwarding, Route
+from mcastproxy.learning import Learning
 from mcastproxy.ledger import Avoid, Ledger
 from mcastproxy.membership.router import RouterLink
 from mcastproxy.membership.validity import check_upstream_query
@@ -97,6 +99,7 @@ class Engine:
         fwd = self._forwarding = Forwarding(links, ledger, cands, outbox, FlowWatch({}, {}))
         self._downstream = DownstreamLinks(links, ledger, fwd, self._send, outbox)
         self._downstream.entries.upstreams = cands.placement  # upstream admission
+        self._learning = Learning(cands, ledger, links, outbox)
         moves = self._moves = Moves(ledger, cands, outbox, lambda: self._downstream.names,
                                     fwd.refresh, fwd.delivering)
         fwd.bridged, fwd.end_bridges = moves.bridges, moves.end
@@ -115,6 +118,7 @@ class Engine:
             for c in config.upstream.candidates})
         self._downstream.configure(config, families)
         self._upstreams.configure(config, families)
+        self._learning.configure(config)
 
     # --- surface ------------------------------------------------------------------------
 
@@ -166,6 +170,8 @@ class Engine:
                 self._drops.add(event.interface, Drop.HELLO_NOT_ON_UPSTREAM)
         elif isinstance(event, CountersSampled):
             self._channels.sampled(event.packets, now)
+        elif isinstance(event, RatesMeasured):
+            self._learning.measured(event.rates, now)
         elif isinstance(event, ConfigChanged):
             self._reconfigure(event.config, now)
         elif isinstance(event, Shutdown) and self._config.upstream.leave_on_stop:

@@ -81,6 +81,14 @@ class CountersSampled:
 
 
 @dataclass(frozen=True, slots=True)
+class RatesMeasured:
+    """Each channel's rate over the last measuring window, from the kernel's byte counters:
+    (source, group) -> bits a second (``learning``)."""
+
+    rates: Mapping[tuple[bytes, bytes], float]
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamUsability:
     """Liveness says candidate ``interface`` became usable or unusable (draft §5.1)."""
 
@@ -114,5 +122,5 @@ class Shutdown:
 
 Event = (
     PacketReceived | InterfaceUp | InterfaceDown | TimerExpired | NewFlow | UpstreamUsability
-    | HelloReceived | ConfigChanged | CountersSampled | Shutdown
+    | HelloReceived | ConfigChanged | CountersSampled | RatesMeasured | Shutdown
 )

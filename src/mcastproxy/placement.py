@@ -92,6 +92,8 @@ class Placement:
         self._upstreams: dict[str, _Upstream] = {}
         # channel -> upstream -> [subscriptions asking it, rate counted]
         self._on: dict[Channel, dict[str, list[int]]] = {}
+        # Channels found empty (``learning``), refused until then.
+        self.empty: dict[Channel, float] = {}
         self.configure(config)
 
     def configure(self, config: Config) -> None:
@@ -164,10 +166,19 @@ class Placement:
         left = up.max_bandwidth - up.bandwidth if up.max_bandwidth < UNLIMITED else 0
         return (left, -up.channels - len(up.groups), -tied.index(upstream))
 
+    @property
+    def checks(self) -> bool:
+        """Whether ``admission`` must ask ``refuses``."""
+        return self.budgets or bool(self.empty)
+
     def refuses(self, host: bytes | None, source: bytes | None,
                 group: bytes) -> tuple[Drop, str] | None:
         """Why a new channel for ``host`` cannot be carried by any upstream selection gives
-        it, with the budget that is full; None if it can (or budgets are off)."""
+        it, with the budget that is full, or because it was found empty; None if it can."""
+        if (source, group) in self.empty:
+            return Drop.EMPTY_CHANNEL, ("asked upstream with no traffic for "
+                                        "policy.bandwidth.empty-after; refused for "
+                                        "policy.bandwidth.refuse-empty-for")
         if not self.budgets:
             return None
         rate, mandatory = self._rate(source, group)
@@ -245,6 +256,17 @@ class Placement:
                 del up.groups[group]
         if not on:
             del self._on[channel]
+
+    def rates(self, family: Family) -> ChannelRates | None:
+        return self._rates[family]
+
+    def rerate(self, channel: Channel) -> None:
+        """Count a placed channel at its rate now (one was learned)."""
+        rate, _ = self._rate(*channel)
+        for u, held in self._on.get(channel, {}).items():
+            if held[1] != rate:
+                self._upstreams[u].bandwidth += rate - held[1]
+                held[1] = rate
 
     def load(self) -> dict[str, Load]:
         """Each upstream's load against its budgets (status)."""

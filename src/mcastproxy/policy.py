@@ -421,7 +421,8 @@ def rates_of(glob: GlobalPolicy, family: Family) -> ChannelRates | None:
     entries = [RateEntry(c.source, c.group, c.rate, c.channel_class == "mandatory",
                          f"policy.bandwidth.channels[{i}]")
                for i, c in enumerate(table.channels)]
-    rates = ChannelRates(entries, family, table.default_rate)
+    rates = ChannelRates(entries, family, table.default_rate,
+                         table.learn_margin if table.learn else None)
     return rates if rates else None
 
 

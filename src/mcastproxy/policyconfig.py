@@ -43,6 +43,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from mcastproxy.bandwidth import parse_rate
 from mcastproxy.configtypes import GroupPrefix, Model, Network, UnicastPrefix
+from mcastproxy.membership.timers import parse_duration
 from mcastproxy.policy import compile_channels, compile_rules, unreachable
 
 if TYPE_CHECKING:
@@ -170,12 +171,28 @@ class ChannelBandwidth(Model):
         return self
 
 
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+
+
 class BandwidthTable(Model):
     """The channel bandwidth table (``bandwidth``): first match wins; channels no entry
-    matches cost ``default-rate``."""
+    matches cost ``default-rate``, or what they are measured to carry (``learn``). Channels
+    joined with no traffic for ``empty-after`` are empty (``learning``); a join of one is
+    refused for ``refuse-empty-for``."""
 
     channels: tuple[ChannelBandwidth, ...] = ()
     default_rate: Rate = 0
+    learn: bool = False
+    learn_margin: float = Field(0.2, ge=0, le=10)
+    empty_after: Seconds | None = Field(None, gt=0)
+    refuse_empty_for: Seconds | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _empty(self) -> BandwidthTable:
+        if self.refuse_empty_for is not None and self.empty_after is None:
+            raise ValueError("refuse-empty-for needs empty-after: a channel is empty when "
+                             "joined with no traffic for empty-after")
+        return self
 
 
 def _rules_of_family(rules: tuple[PolicyRule, ...], prefix: Network) -> None:

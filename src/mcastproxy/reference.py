@@ -113,6 +113,13 @@ MEANING: dict[str, str] = {
     "BandwidthTable.channels": "Entries of (source, group) prefixes with their rate and class, "
                                "first match wins.",
     "BandwidthTable.default_rate": "The rate of a channel no entry matches (0: not counted).",
+    "BandwidthTable.learn": "Channels no entry matches cost what they are measured to carry "
+                            "(from the kernel's counters), when more than default-rate.",
+    "BandwidthTable.learn_margin": "Added to a measured rate, a fraction (0.2: a fifth more).",
+    "BandwidthTable.empty_after": "A channel asked upstream this long with no traffic is empty: "
+                                  "counted and logged (RFC 8313 §6.1; unset: not watched).",
+    "BandwidthTable.refuse_empty_for": "How long a new join of an empty channel is refused "
+                                       "(unset: counted only).",
     "ChannelBandwidth.source": "Sources of the channels (absent: any, and any-source joins).",
     "ChannelBandwidth.group": "Groups of the channels (absent: any).",
     "ChannelBandwidth.rate": "Bits a second the channel costs: 8000000, 8M, 2.5M, 500k.",
