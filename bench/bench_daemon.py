@@ -190,8 +190,10 @@ class Bench:
     """One product in one lab: the proxy, taps, reporters and the upstream router."""
 
     def __init__(self, lab: Lab, product: str, tmp: Path, quickleave: bool = False,
-                 floor: int = 0, forwarding: Forwarding = "kernel") -> None:
+                 floor: int = 0, forwarding: Forwarding = "kernel",
+                 accounting: bool = False) -> None:
         self.lab = lab
+        self.accounting = accounting  # mcastproxy with its session and security logs on
         self.product = product
         self.tmp = tmp
         self.procs: list[Proc] = []
@@ -228,7 +230,12 @@ class Bench:
     def start_daemon(self) -> Proc | Proxy:
         d: Proc | Proxy
         if self.product == "mcastproxy":
-            d = self.lab.proxy(MCASTPROXY_CONFIG, workdir=self.tmp, timeout=15,
+            config = MCASTPROXY_CONFIG
+            if self.accounting:
+                config += (f"accounting: {{session-log: {self.tmp / 'sessions.log'}, "
+                           f"security-log: {self.tmp / 'security.log'}, "
+                           "sample-interval: 1s}\n")
+            d = self.lab.proxy(config, workdir=self.tmp, timeout=15,
                                forwarding=self.forwarding)
         else:
             cfg = self.tmp / "igmpproxy.conf"
@@ -751,7 +758,7 @@ def run_product(product: str, fams: list[int], a: argparse.Namespace, checks: Ch
     label = product + (" (quickleave)" if quickleave else "")
     with Lab(topologies.proxy_lab()) as lab:
         tmp = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
-        b = Bench(lab, product, tmp, quickleave, a.floor, a.forwarding)
+        b = Bench(lab, product, tmp, quickleave, a.floor, a.forwarding, a.accounting)
         if b.floor.values:
             log(f"floor (asyncio echo, no proxy): {b.floor.brief()}")
             results[0] = Result(join=b.floor)
@@ -793,6 +800,11 @@ def run_product(product: str, fams: list[int], a: argparse.Namespace, checks: Ch
                 checks.tap_drops += st["drops"]
             if not b.daemon.running:
                 raise LabError(f"{product} died: {b.daemon.output()[-2000:]}")
+            if b.accounting and product == "mcastproxy":
+                acc = b.status().get("accounting") or {}
+                for name, state in (acc.get("logs") or {}).items():
+                    log(f"{name}: {state['lines']} lines written, {state['dropped']} dropped, "
+                        f"{state['errors']} errors")
         finally:
             b.close()
             if a.keep_logs:
@@ -984,6 +996,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="mcastproxy's routes in the kernel, or recorded in memory (a kernel "
                          "without multicast routing: no zaps, no igmpproxy); default: the "
                          "kernel's where it has multicast routing")
+    ap.add_argument("--accounting", action="store_true",
+                    help="mcastproxy with accounting on: a session log and a security log "
+                         "(accounting: in its configuration), to measure what they cost")
     ap.add_argument("--no-quickleave", action="store_true",
                     help="skip the extra igmpproxy run with quickleave")
     a = ap.parse_args(argv)

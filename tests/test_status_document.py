@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from mcastproxy.config import parse_config
 from mcastproxy.drops import Drop
 from mcastproxy.engine import Engine
-from mcastproxy.events import InterfaceUp, NewFlow, PacketReceived
+from mcastproxy.events import InterfaceDown, InterfaceUp, NewFlow, PacketReceived
 from mcastproxy.family import Family
 from mcastproxy.snapshot import release, whole
 from mcastproxy.status import document, document_slices, encode
@@ -54,9 +54,17 @@ def running() -> Engine:
 
 def test_status_shows_memberships_routes_and_upstreams() -> None:
     engine = running()
-    doc = document(engine.snapshot(), ["d1", "d2"])
-    json.dumps(doc)  # plain data all the way down
+    snap = engine.snapshot()
+    doc = document(snap, ["d1", "d2"], now=11.0)
+    json.dumps(doc, allow_nan=False)  # plain data all the way down
+    link = snap.link("d1", Family.V4)
+    assert link is not None
+    gmi = link.timers.group_membership_interval  # RFC 9776 §8.4; joined at 1.0
     assert doc["downstream"]["d1/igmp"]["groups"]["239.1.1.1"] == {
+        "filter-mode": "exclude", "expire": 1.0 + gmi - 11.0, "up-time": 10.0,
+        "last-reporter": "10.1.0.7", "sources": {},
+        "host": {"10.1.0.7": {"filter-mode": "exclude", "sources": [],
+                              "expire": 1.0 + gmi - 11.0}},
         "subscribers": ["10.1.0.7"], "upstreams": ["u1"]}
     assert list(doc["downstream"]) == ["d1/igmp", "d2/igmp"]
     assert doc["upstreams"]["u1"]["groups"] == {"239.1.1.1": {"mode": "exclude", "sources": []}}
@@ -107,6 +115,107 @@ def test_the_snapshot_has_interfaces_and_each_subscribers_expiry() -> None:
     # Joined at 1.0: forgotten one Group Membership Interval later (RFC 9776 §8.4).
     assert sub.expire == 1.0 + link.timers.group_membership_interval
     assert group.expire == sub.expire
+
+
+def test_each_link_says_its_version_querier_status_and_message_counts() -> None:
+    engine = running()
+    engine.handle(PacketReceived("d1", 4, ip("10.1.0.8"), ip("224.0.0.22"), b"\x22\x00"), 2.0)
+    bad = Report(3, (GroupRecord(RecordType.CHANGE_TO_EXCLUDE_MODE, ip("239.1.1.2")),))
+    engine.handle(PacketReceived("d1", 4, ip("224.1.1.1"), ip("224.0.0.22"),  # a forged sender
+                                 build_igmp(bad)), 2.0)
+    doc = document(engine.snapshot(), ["d1", "d2"], now=3.0)
+    d1 = doc["downstream"]["d1/igmp"]
+    assert (d1["version"], d1["operating-version"], d1["oper-status"]) == (3, 3, "up")
+    assert (d1["querier"], d1["is-querier"]) == ("10.1.0.1", True)
+    stats = d1["statistics"]
+    assert stats["received"] == {"total": 2, "query": 0, "report": 2, "leave": 0,
+                                 "report-v1": 0, "report-v2": 0, "report-v3": 2}
+    assert stats["error"]["report-v3"] == 1
+    assert stats["error"]["total"] == 1
+    assert stats["sent"]["query"] >= 1  # the startup General Queries (RFC 9776 §8.6)
+    assert stats["sent"]["query"] == stats["sent"]["total"]
+    engine.handle(InterfaceDown("d2"), 4.0)
+    doc = document(engine.snapshot(), ["d1", "d2"], now=4.0)
+    assert doc["downstream"]["d2/igmp"]["oper-status"] == "down"
+
+
+def test_sources_show_their_timers_up_time_and_the_hosts_that_name_them() -> None:
+    engine = running()
+    s1, s2, g = "192.0.2.1", "192.0.2.2", "239.1.2.2"
+    for host, sources, at in (("10.1.0.7", (s1, s2), 2.0), ("10.1.0.8", (s1,), 3.0)):
+        report = Report(3, (GroupRecord(RecordType.MODE_IS_INCLUDE, ip(g),
+                                        tuple(ip(s) for s in sources)),))
+        engine.handle(PacketReceived("d1", 4, ip(host), ip("224.0.0.22"),
+                                     build_igmp(report)), at)
+    snap = engine.snapshot()
+    doc = document(snap, ["d1", "d2"], now=5.0)
+    link = snap.link("d1", Family.V4)
+    assert link is not None
+    gmi = link.timers.group_membership_interval
+    entry = doc["downstream"]["d1/igmp"]["groups"][g]
+    assert entry["filter-mode"] == "include"
+    assert "expire" not in entry
+    assert (entry["up-time"], entry["last-reporter"]) == (3.0, "10.1.0.8")
+    assert entry["sources"][s1] == {
+        "expire": 3.0 + gmi - 5.0, "up-time": 3.0, "host-count": 2,
+        "host": {"10.1.0.7": {"host-filter-mode": "include"},
+                 "10.1.0.8": {"host-filter-mode": "include"}}}
+    assert entry["sources"][s2]["host-count"] == 1
+    assert entry["sources"][s2]["up-time"] == 3.0
+    assert entry["host"]["10.1.0.8"] == {"filter-mode": "include", "sources": [s1],
+                                         "expire": 3.0 + gmi - 5.0}
+    # The snapshot keeps the engine's absolute times; without a time, none are shown.
+    group = link.group(ip(g))
+    assert group is not None
+    assert group.up_since == 2.0
+    assert group.source_up_since == {ip(s1): 2.0, ip(s2): 2.0}
+    bare = document(snap, ["d1", "d2"])["downstream"]["d1/igmp"]["groups"][g]
+    assert "up-time" not in bare
+    assert "expire" not in bare["sources"][s1]
+
+
+def test_a_flood_of_forged_reporters_keeps_host_count_and_last_reporter_right() -> None:
+    # Many forged senders, each joining again and again, asking for more than the
+    # per-subscriber limits let it have, then some leaving: each is one host, under the one
+    # source and the one group it may have; the last reporter is the last host that joined.
+    engine = Engine(parse_config(CONFIG.replace(
+        "policy: {subscriber: {max-groups: unlimited}}",
+        "policy: {subscriber: {max-groups: 1, max-group-sources: 1}, report-rate: "
+        "{subscriber: unlimited, link: unlimited}}")), rng=lambda: 0.5)
+    for name, addr in (("u1", "192.0.2.1"), ("u2", "198.51.100.1"), ("d1", "10.1.0.1"),
+                       ("d2", "10.2.0.1")):
+        engine.handle(InterfaceUp(name, (ip(addr),)), 0.0)
+    s1, s2, g, other = "192.0.2.5", "192.0.2.6", "239.1.3.3", "239.1.3.4"
+    hosts = [f"10.1.{n // 250}.{n % 250 + 2}" for n in range(600)]
+
+    def report(host: str, at: float, *records: GroupRecord) -> None:
+        engine.handle(PacketReceived("d1", 4, ip(host), ip("224.0.0.22"),
+                                     build_igmp(Report(3, records))), at)
+
+    wanted = (ip(s1), ip(s2))
+    for rounds in range(3):
+        for host in hosts:
+            report(host, 1.0 + rounds,
+                   GroupRecord(RecordType.MODE_IS_INCLUDE, ip(g), wanted),
+                   GroupRecord(RecordType.MODE_IS_INCLUDE, ip(other), wanted))
+    for host in hosts[-100:]:
+        report(host, 5.0, GroupRecord(RecordType.CHANGE_TO_INCLUDE_MODE, ip(g)))
+    engine.pop_actions()
+    groups = document(engine.snapshot(), ["d1", "d2"], now=6.0)["downstream"]["d1/igmp"][
+        "groups"]
+    assert other not in groups  # max-groups 1: nobody has it
+    entry = groups[g]
+    assert sorted(entry["subscribers"]) == sorted(hosts[:500])
+    counted = [entry["sources"][s]["host-count"] for s in entry["sources"]]
+    assert sum(counted) == 500  # max-group-sources 1: each host under one source only
+    assert {h for s in entry["sources"] for h in entry["sources"][s]["host"]} == set(hosts[:500])
+    assert all(len(h["sources"]) == 1 for h in entry["host"].values())
+    # RFC 8652: the last host that sent a report to join the group; a leave is no join.
+    assert entry["last-reporter"] == hosts[-1]
+    report(hosts[7], 7.0, GroupRecord(RecordType.MODE_IS_INCLUDE, ip(g), wanted))
+    entry = document(engine.snapshot(), ["d1", "d2"], now=8.0)["downstream"]["d1/igmp"][
+        "groups"][g]
+    assert entry["last-reporter"] == hosts[7]
 
 
 # --- made, encoded and let go of a slice at a time -----------------------------------------

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import errno
 import ipaddress
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from mcastproxy import __version__, build
+from mcastproxy import __version__, build, settlement
+from mcastproxy.bandwidth import format_rate
 from mcastproxy.config import Config, ConfigError, load_config
 from mcastproxy.family import Family
 from mcastproxy.policy import UNLIMITED, EdgePolicy
@@ -72,7 +75,41 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--group", metavar="G", help="rows of this group only")
     status.add_argument("--interface", metavar="I", help="rows of this interface only")
     status.set_defaults(func=cmd_status)
+
+    accounting = sub.add_parser(
+        "accounting", help="sum the session log (and its rotated files) for billing and "
+                           "settlement: sessions, duration, packets and bytes")
+    accounting.add_argument("--log", required=True, metavar="PATH",
+                            help="the session log (accounting.session-log); PATH.1 ... too")
+    accounting.add_argument("--since", metavar="T", type=_time,
+                            help="sessions that ended at or after T (ISO 8601; UTC if no zone)")
+    accounting.add_argument("--until", metavar="T", type=_time,
+                            help="sessions that ended before T")
+    accounting.add_argument("--by", choices=settlement.BY,
+                            help="one row per upstream, link, subscriber or channel")
+    accounting.add_argument("--json", action="store_true", help="print a JSON object")
+    accounting.set_defaults(func=cmd_accounting)
     return parser
+
+
+def _time(text: str) -> datetime.datetime:
+    try:
+        return settlement.parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time "
+                                         "(2026-12-03T13:00:00Z)") from None
+
+
+def cmd_accounting(args: argparse.Namespace) -> int:
+    path = Path(args.log)
+    files = settlement.log_files(path)
+    if not files:
+        print(f"mcastproxy accounting: no log at {path} (nor {path}.1)", file=sys.stderr)
+        return 1
+    summary = settlement.summarize(files, since=args.since, until=args.until, by=args.by)
+    print(json.dumps(summary.as_dict(args.by), indent=2) if args.json
+          else settlement.table(summary, args.by))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -117,7 +154,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             srcs = f" sources {', '.join(g['sources'])}" if g["sources"] else ""
             print(f"  {group} {g['mode']}{srcs}")
     for name, link in state["downstream"].items():
-        print(f"downstream {name}{' (querier)' if link['querier'] else ''}:")
+        print(f"downstream {name}{' (querier)' if link.get('is-querier') else ''}:")
         adm = link.get("admission")
         if adm:
             print(f"  admission: {adm['groups-count']} groups of max-groups {adm['max-groups']},"
@@ -135,6 +172,11 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"{', '.join(r['downstream']) or '(standby)'}{data}")
     if state.get("events"):
         print("events: " + ", ".join(f"{k} {v}" for k, v in sorted(state["events"].items())))
+    accounting = state.get("accounting")
+    if accounting:
+        for kind, key in (("received", "upstreams"), ("delivered", "links")):
+            for name, t in sorted(accounting[key].items()):
+                print(f"{kind} {name}: {t['bytes']:,} bytes, {t['packets']:,} packets")
     if state.get("drops"):
         for interface, reasons in sorted(state["drops"].items()):
             where = "no interface" if interface == "-" else interface
@@ -240,6 +282,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     down = {name for item in args.down for name in item.split(",") if name}
     liveness: dict[str, object] = {}
     flows: list[dict[str, object]] = []  # the running proxy's routes of this channel
+    live: dict[str, Any] | None = None  # what the running proxy counts (--live)
     if args.live is not None:
         import asyncio  # noqa: PLC0415 - only --live talks to the daemon
 
@@ -257,6 +300,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 down.add(name)
         flows = [r for r in state.get("routes", []) if r["group"] == str(group)
                  and (source is None or r["source"] == str(source))]
+        live = _live_counts(state, str(group))
     problems += [f"--down {name} is not a candidate upstream" for name in sorted(down - {*names})]
     links = [d.interface for d in config.downstream]
     if args.link is not None and args.link not in links:
@@ -301,6 +345,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 "group": str(group),
             },
             "policy": admission,
+            **({"live": live} if live is not None else {}),
         }, indent=2, ensure_ascii=False))
         return 0
     channel = f"({source or '*'}, {group})"
@@ -323,15 +368,56 @@ def cmd_explain(args: argparse.Namespace) -> int:
         f"down {', '.join(sorted(down)) or 'none'}; "
         f"takeover {'on' if config.upstream.takeover else 'off'}"
     )
+    if config.upstream.ties == "share" and len(sel.upstreams) > 1:
+        print("  ties:     share: the channel is placed on one of them, the one with the most "
+              "room")
+    for c in config.upstream.candidates:
+        if c.interface in sel.upstreams and (c.max_bandwidth is not None
+                                             or c.max_groups is not None):
+            bw = format_rate(UNLIMITED if c.max_bandwidth in (None, "unlimited")
+                             else int(c.max_bandwidth))
+            groups = "unlimited" if c.max_groups in (None, "unlimited") else f"{c.max_groups:,}"
+            print(f"  budget:   {c.interface} max-bandwidth {bw}, max-groups {groups}")
     for link, said in admission.items():
         print(f"  policy on {link}: {said['verdict']}")
         if said["exception"]:
             print(f"    exception {said['exception']}: no limit counts or refuses it")
+        if said.get("bandwidth"):
+            bw = said["bandwidth"]
+            print(f"    bandwidth: {format_rate(bw['rate'])} {bw['class']} "
+                  f"({bw['where'] or 'no table entry'})")
         for lv in said["limits"]:
-            value = f"{lv['value']:,}" if isinstance(lv["value"], int) else lv["value"]
+            value = lv["value"]
+            if isinstance(value, int):
+                value = format_rate(value) if lv["name"] == "max-bandwidth" else f"{value:,}"
             print(f"    limit: {lv['scope']} {lv['name']} {value} "
                   f"({lv['where'] or 'built-in default'})")
+    if live is not None:
+        if live["joined"]:
+            print(f"  live:     joined on {', '.join(live['joined'])}")
+        for key, counts in live["links"].items():
+            refused = ", ".join(f"{reason} {n:,}" for reason, n in counts["refused"].items())
+            print(f"  live {key}: {counts['groups-count']:,} groups of max-groups "
+                  f"{counts['max-groups']}; refused: {refused or 'none'}")
     return 0
+
+
+def _live_counts(state: dict[str, Any], group: str) -> dict[str, Any]:
+    """What the running proxy says of the group: the upstreams that joined it, and each
+    link's counts against its limits with its refusals by reason."""
+    joined = sorted(u for u, up in state["upstreams"].items() if group in up.get("groups", {}))
+    links = {}
+    for key, link in state.get("downstream", {}).items():
+        adm = link.get("admission")
+        if adm is None:
+            continue
+        refused: dict[str, int] = {}
+        for by_reason in adm.get("refused", {}).values():
+            for reason, n in by_reason.items():
+                refused[reason] = refused.get(reason, 0) + n
+        links[key] = {"groups-count": adm.get("groups-count", 0),
+                      "max-groups": adm.get("max-groups"), "refused": refused}
+    return {"joined": joined, "links": links}
 
 
 def _admission(config: Config, link: str, subscriber: bytes | None, source: bytes | None,
@@ -340,6 +426,7 @@ def _admission(config: Config, link: str, subscriber: bytes | None, source: byte
     policy = EdgePolicy.from_config(config, link, Family.of(group))
     verdict = policy.verdict(subscriber, source, group)
     exception = policy.exception(source, group)
+    cost = policy.rates.of(source, group) if policy.rates is not None else None
     return {
         "permit": verdict.permit,
         "reason": verdict.reason.key if verdict.reason else None,
@@ -349,6 +436,9 @@ def _admission(config: Config, link: str, subscriber: bytes | None, source: byte
         "rule": verdict.rule.describe() if verdict.rule else None,
         "verdict": verdict.describe(),
         "exception": exception.where if exception else None,
+        "bandwidth": None if cost is None else {
+            "rate": cost.rate, "class": "mandatory" if cost.mandatory else "optional",
+            "where": cost.where or None},
         "limits": [{"scope": lv.scope, "name": lv.name,
                     "value": lv.value if lv.value < UNLIMITED else "unlimited",
                     "where": lv.where or None} for lv in policy.limits_for(subscriber)],

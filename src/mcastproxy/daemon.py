@@ -30,6 +30,12 @@ objects, freed by their counts, need none.
 Log lines of the engine's events are rate-limited per event name (``LogLimiter``): a host that
 floods or spoofs gets ten lines per event in ten seconds, then one saying how many were not
 written.
+
+Actions are applied by ``applier.Applier``; accounting (the kernel's per-route counters read
+off the hot path, RFC 8313 §4.6), the session log and the security log (§4.3.3) are the
+``meter.Meter``'s, configured by ``accounting:``. Its logs are opened before the kernel is
+touched and at a reload before anything else of it is applied (a path that cannot be opened
+refuses the start or the reload); SIGHUP reopens them (logrotate).
 """
 
 from __future__ import annotations
@@ -40,7 +46,6 @@ import errno
 import fcntl
 import functools
 import gc
-import ipaddress
 import itertools
 import json
 import logging
@@ -54,26 +59,29 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mcastproxy.actions import Action, DeleteRoute, Log, SendPacket, SetRoute
+from mcastproxy.actions import Action
+from mcastproxy.applier import Applier
 from mcastproxy.config import Config, ConfigError, load_config
+from mcastproxy.datasampler import DataSampler
 from mcastproxy.drops import Drop
 from mcastproxy.engine import Engine
 from mcastproxy.events import (
     ConfigChanged,
-    CountersSampled,
     Event,
     HelloReceived,
     InterfaceUp,
     NewFlow,
     PacketReceived,
+    RatesMeasured,
     Shutdown,
     TimerExpired,
 )
-from mcastproxy.family import BY_LENGTH, BY_VERSION, Family
+from mcastproxy.family import Family
 from mcastproxy.gcpolicy import GcPolicy
 from mcastproxy.kernel import KernelError, MulticastRouting, Role, UpcallKind
 from mcastproxy.links import LinkEvent
 from mcastproxy.logs import LogLimiter
+from mcastproxy.meter import Meter
 from mcastproxy.metrics import PUBLISH_INTERVAL, Metrics, View, drop_keys
 from mcastproxy.platform import HelloSocket, LinkWatching, PacketSocket, Platform
 from mcastproxy.snapshot import release, whole
@@ -97,10 +105,6 @@ STATUS_TIMEOUT = 60.0  # an answer not taken by then is dropped
 STATUS_WRITE = 1 << 16  # octets of the answer handed to the socket at once
 log = logging.getLogger("mcastproxy")
 T = TypeVar("T")
-
-
-def _text(address: bytes) -> str:
-    return str(ipaddress.ip_address(address))
 
 
 class Daemon:
@@ -158,10 +162,17 @@ class Daemon:
         self._status_lock = asyncio.Lock()  # one answer made at a time
         self._collection_paused = 0  # answers under way with garbage collection waiting
         self._collection_was_on = True
-        self._sampler: asyncio.TimerHandle | None = None
         self._log_flush: asyncio.TimerHandle | None = None
         self._signals: list[signal.Signals] = []
         self._reload_waiting = False  # a SIGHUP came before the start was done
+        self.meter = Meter(config.accounting, self.routers, self._drop_totals)
+        """Accounting, the session log and the security log (``meter``)."""
+        self.applier = Applier(self.routers, self.sockets, self.meter, self.errors, self._log,
+                               self._now)
+        self.sampler = DataSampler(lambda: self.config, lambda: (u for u, _, _ in
+                                   self.engine.routes()), self.routers, self.meter,
+                                   self.errors, self._handle)
+        """The route counters of data-watched upstreams (``datasampler``)."""
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -188,6 +199,12 @@ class Daemon:
                     log.error("cannot start: %s", exc)
                     return 1
             try:
+                self.meter.open()  # before the kernel too: a log that cannot be written
+            except OSError as exc:
+                log.error("cannot start: accounting log %s: %s", exc.filename,
+                          exc.strerror or exc)
+                return 1
+            try:
                 self._start()
             except KernelError as exc:
                 log.error("cannot start: %s", exc)
@@ -213,7 +230,9 @@ class Daemon:
                               exc.strerror or exc)
                     return 1
                 self._publish()
-            self._arm_sampler()
+            self.sampler.arm(self._loop)
+            self._measure_rates(self.config)
+            self.meter.start(self._loop)
             self.gc.install()  # after start-up: what it made is frozen (gcpolicy)
             log.info("running: %s", self._summary())
             self.ready.set()
@@ -265,16 +284,18 @@ class Daemon:
         running = self.ready.is_set()
         self.ready.clear()
         self.gc.uninstall()
-        for handle in (self._timer, self._sampler, self._publisher):
+        self.sampler.cancel()
+        for handle in (self._timer, self._publisher):
             if handle is not None:
                 handle.cancel()
         self._publisher = None
         self.metrics.close()
-        self._timer = self._sampler = self._deadline = None
+        self._timer = self._deadline = None
         if running:
             # Leave upstream what was joined (upstream.leave-on-stop) while the sockets are
             # still open.
             self._handle(Shutdown(), arm=False)
+        self.meter.close(self._now())
         self._close_status()
         if self._log_flush is not None:
             self._log_flush.cancel()
@@ -326,6 +347,8 @@ class Daemon:
         Never raises: whatever fails, the running configuration stays whole."""
         with self.metrics.reload.time():
             applied = self._reload()
+        if not applied:
+            self.meter.reopen()  # SIGHUP is logrotate's signal too
         self._reloads["applied" if applied else "refused"] += 1
 
     def _reload(self) -> bool:
@@ -346,17 +369,36 @@ class Daemon:
             log.error("reload refused: turning IGMP or MLD on or off needs a restart")
             return False
         try:
+            staged = self.meter.stage(new.accounting)  # the logs' new paths, opened first
+        except OSError as exc:
+            log.error("reload refused, keeping the running configuration: accounting log "
+                      "%s: %s", exc.filename, exc.strerror or exc)
+            return False
+        try:
             self._apply_config(old, new)
         except Exception as exc:
+            self.meter.abort(staged)
             self.errors["reload"] += 1
             log.error("reload refused, keeping the running configuration: %s", why(exc))
             return False
+        self.meter.commit(staged)
+        self._measure_rates(new)
         self._reroute_removed(old, new)
         if new.metrics != old.metrics:
             log.warning("metrics.listen changed: the listener keeps %s until a restart",
                         self.metrics_listen or "off")
         log.info("configuration reloaded from %s: %s", self.config_path, self._summary())
         return True
+
+    def _measure_rates(self, config: Config) -> None:
+        """Channel rates for the engine's learned rates and empty channels (``learning``),
+        measured from the route counters when the configuration asks for either."""
+        table = config.policy.bandwidth
+        wanted = table.learn or table.empty_after is not None
+        self.meter.measure(self._rates_measured if wanted else None)
+
+    def _rates_measured(self, rates: dict[tuple[bytes, bytes], float]) -> None:
+        self._handle(RatesMeasured(rates))
 
     def _apply_config(self, old: Config, new: Config) -> None:
         """Move from ``old`` to ``new``: the kernel's interfaces, the interface map, the
@@ -392,7 +434,7 @@ class Daemon:
         old_down = {d.interface for d in old.downstream}
         for name in sorted({d.interface for d in new.downstream} - old_down):
             self._listen(name)
-        self._arm_sampler()
+        self.sampler.arm()
 
     def _reroute_interfaces(self, old: Config, new: Config,
                             undo: list[Callable[[], object]]) -> None:
@@ -528,71 +570,10 @@ class Daemon:
         if deadline is not None:
             self._timer = self._loop.call_at(deadline, self._on_timer)  # type: ignore[union-attr]
 
-    def _arm_sampler(self) -> None:
-        """Read the route counters of data-watched upstreams every quarter data interval."""
-        if self._sampler is not None:
-            self._sampler.cancel()
-            self._sampler = None
-        period = self.config.sample_period()
-        if period is not None and self._loop is not None:
-            self._sampler = self._loop.call_later(period, self._on_sample)
-
-    def _on_sample(self) -> None:
-        watched = self.config.data_intervals()
-        tables = {u for u, _, _ in self.engine.routes() if u in watched}
-        packets: dict[tuple[str, bytes, bytes], int] = {}
-        started = self._now()
-        for router in self.routers.values():
-            for table in tables:
-                try:
-                    counted = router.counters(table)
-                except (KernelError, OSError, ValueError):
-                    continue
-                packets.update((key, c.packets) for key, c in counted.items())
-        spent, period = self._now() - started, self.config.sample_period() or 0.0
-        if spent > period / 2:
-            # One ioctl per route: thousands of watched routes do not fit a short interval.
-            self.errors["slow counter sample"] += 1
-            if self.errors["slow counter sample"] in (1, 100, 10_000):
-                log.warning("reading %d route counters took %.1f ms, more than half the "
-                            "%.0f ms between readings: channel deaths are seen late; "
-                            "raise liveness.data", len(packets), 1e3 * spent, 1e3 * period)
-        if tables:
-            self._handle(CountersSampled(packets))
-        self._arm_sampler()
-
     # --- actions --------------------------------------------------------------------------
 
     def _apply(self, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, SendPacket):
-                sock = self.sockets.get(BY_VERSION[action.family])
-                if sock is not None:
-                    sock.send(action.interface, action.destination, action.payload)
-            elif isinstance(action, SetRoute):
-                router = self.routers[BY_LENGTH[len(action.group)]]
-                try:
-                    # A table holds the routes of the upstream it is named by: that is the
-                    # interface its flows arrive on.
-                    router.set_route(action.table, action.source, action.group, action.table,
-                                     action.oifs)
-                except (KernelError, OSError, ValueError) as exc:
-                    self.errors["set route"] += 1
-                    self._log(logging.WARNING, "route-refused", f"route ({_text(action.source)}, "
-                              f"{_text(action.group)}) in {action.table}: {exc}", {})
-            elif isinstance(action, DeleteRoute):
-                router = self.routers[BY_LENGTH[len(action.group)]]
-                try:
-                    router.delete_route(action.table, action.source, action.group)
-                except (KernelError, OSError, ValueError) as exc:
-                    self.errors["delete route"] += 1
-                    self._log(logging.WARNING, "route-delete-refused",
-                              f"delete ({_text(action.source)}, {_text(action.group)}) in "
-                              f"{action.table}: {exc}", {})
-            elif isinstance(action, Log):
-                level = logging.getLevelName(action.level.upper())
-                self._log(level if isinstance(level, int) else logging.INFO, action.event,
-                          action.message, action.fields)
+        self.applier.apply(actions)
 
     def _log(self, level: int, event: str, message: str, fields: Mapping[str, Any]) -> None:
         """A line of ``event``, if its rate allows (``log_limit``). The event's name and
@@ -627,12 +608,10 @@ class Daemon:
         """Hand the metrics listener a new view of the engine's aggregates (``metrics``),
         and again every ``PUBLISH_INTERVAL``."""
         engine = self.engine
-        socket_drops: Counter[Drop] = Counter()
-        for sock in self.sockets.values():
-            socket_drops.update(sock.dropped)
         unusable = engine.unusable
         self.metrics.publish(View(
-            drops=drop_keys(engine.dropped.by_key().items(), socket_drops),
+            accounting=self.meter.totals() if self.meter.on else None,
+            drops=self._drop_totals(),
             events=dict(engine.counts), errors=dict(self.errors),
             upstreams={c.interface: c.interface not in unusable
                        for c in self.config.upstream.candidates},
@@ -641,6 +620,13 @@ class Daemon:
             reloads=dict(self._reloads)))
         assert self._loop is not None
         self._publisher = self._loop.call_later(PUBLISH_INTERVAL, self._publish)
+
+    def _drop_totals(self) -> dict[tuple[str, str], int]:
+        """Drops by (interface or "-", reason key): the engine's and the sockets'."""
+        socket_drops: Counter[Drop] = Counter()
+        for sock in self.sockets.values():
+            socket_drops.update(sock.dropped)
+        return drop_keys(self.engine.dropped.by_key().items(), socket_drops)
 
     # --- status -----------------------------------------------------------------------------
 
@@ -655,13 +641,15 @@ class Daemon:
         socket_drops: Counter[Drop] = Counter()
         for sock in self.sockets.values():
             socket_drops.update(sock.dropped)
-        snap = yield from self.engine.snapshot_slices()
-        doc = yield from document_slices(snap, links, socket_drops)
+        now = self._now()  # relative times (expire, up-time) count from the snapshot's start
+        snap = yield from self.engine.snapshot_slices(now)
+        doc = yield from document_slices(snap, links, socket_drops, now)
         parts = release(snap)  # the snapshot is let go of in slices too
         del snap
         yield from parts
+        accounting = yield from self.meter.document_slices()
         return {"pid": os.getpid(), "config": str(self.config_path), **doc,
-                "errors": dict(self.errors)}
+                "errors": dict(self.errors), "accounting": accounting}
 
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -27,6 +27,10 @@ both families of a link) and the proxy's entries (one for all). A new configurat
 reaches every running link at once (it needs no time); the counts stay. Refused joins are
 logged like refused queries: the router side hands over the first refusals of each
 subscriber, for the first few subscribers only.
+
+For a session log (RFC 8313 §4.3.3), the links can say when each subscriber's reception of a
+channel, (S,G) or (*,G), begins and ends (``sessions``, off by default): each
+``SessionChanged`` of a link becomes an ``actions.Session`` in the outbox, in order.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable, Iterator
 
-from mcastproxy.actions import Outbox
+from mcastproxy.actions import Outbox, Session
 from mcastproxy.admission import Admission, Room
 from mcastproxy.config import Config, Downstream, static_entries
 from mcastproxy.drops import Drop
@@ -47,6 +51,7 @@ from mcastproxy.membership.outputs import (
     QueriesMerged,
     QueryRefused,
     SendQuery,
+    SessionChanged,
     SubscriberChanged,
 )
 from mcastproxy.membership.router import RouterLink
@@ -77,7 +82,8 @@ class DownstreamLinks:
     """A ``RouterLink`` per (downstream link, family)."""
 
     def __init__(self, links: dict[tuple[str, Family], RouterLink], ledger: Ledger,
-                 forwarding: Forwarding, send: Send, outbox: Outbox) -> None:
+                 forwarding: Forwarding, send: Send, outbox: Outbox,
+                 sessions: bool = False) -> None:
         self.links = links  # shared with the forwarding plan, which asks what links want
         self._ledger = ledger
         self._forwarding = forwarding
@@ -99,6 +105,21 @@ class DownstreamLinks:
         self._unverified: set[str] = set()  # links told their subnets cannot be checked
         # Report rate limits per link (``ratelimit``): the engine asks them before decoding.
         self.limiters: dict[str, ReportLimiter] = {}
+        self._sessions = sessions
+
+    @property
+    def sessions(self) -> bool:
+        """Whether each subscriber's sessions on every link are put in the outbox as
+        ``actions.Session`` (for a session log; off by default: it costs a little on every
+        join and leave). Set it before the links hear reports: sessions already running are
+        not said."""
+        return self._sessions
+
+    @sessions.setter
+    def sessions(self, on: bool) -> None:
+        self._sessions = on
+        for link in self.links.values():
+            link.sessions = on
 
     def configure(self, config: Config, families: list[Family]) -> None:
         self._config = config
@@ -159,7 +180,8 @@ class DownstreamLinks:
                     config.downstream_timers(name), fam, proto.version, own, settings.fast_leave,
                     ssm_ranges=proto.ssm_ranges, querier=settings.querier_policy(),
                     specific_query_rate=settings.specific_query_rate,
-                    admission=self._admission(name, fam), ssm_map=proto.mapping())
+                    admission=self._admission(name, fam), ssm_map=proto.mapping(),
+                    sessions=self._sessions)
                 link.start(now)
                 link.set_static(static_entries(settings.static_group, fam), now)
             else:
@@ -283,6 +305,9 @@ class DownstreamLinks:
             elif isinstance(out, GroupChanged):
                 if out.group not in touched:
                     touched[out.group] = link.forwarded(out.group)
+            elif isinstance(out, SessionChanged):
+                self._outbox.append(Session(name, family, out.subscriber, out.source,
+                                            out.group, out.start))
             elif isinstance(out, QueriesMerged):
                 self._outbox.counts["specific queries merged"] += 1
             elif isinstance(out, QueryRefused):

@@ -116,6 +116,9 @@ class Engine:
         self._forwarding.watch.configure(config.data_intervals(), {
             c.interface: c.hold_down if c.hold_down is not None else config.upstream.hold_down
             for c in config.upstream.candidates})
+        # Sessions (subscriber, channel) are put out only for a session log to write.
+        self._downstream.sessions = (config.accounting is not None
+                                     and config.accounting.session_log is not None)
         self._downstream.configure(config, families)
         self._upstreams.configure(config, families)
         self._learning.configure(config)
@@ -190,11 +193,12 @@ class Engine:
                       self._channels.next_deadline())
         return min((d for d in deadlines if d is not None), default=None)
 
-    def snapshot(self) -> EngineSnapshot:
-        """What status, metrics and an API show: plain data, detached from the engine."""
-        return whole(self.snapshot_slices())
+    def snapshot(self, now: float | None = None) -> EngineSnapshot:
+        """What status, metrics and an API show: plain data, detached from the engine;
+        ``now``: the time it is taken at, that status counts relative times from."""
+        return whole(self.snapshot_slices(now))
 
-    def snapshot_slices(self) -> Slices:
+    def snapshot_slices(self, now: float | None = None) -> Slices:
         """``snapshot()`` a slice at a time, for a caller that handles events in between (the
         status server): the snapshot is the generator's return value."""
         return take_snapshot_slices(
@@ -202,7 +206,7 @@ class Engine:
             self._ledger, self._forwarding,
             self._takeover.liveness if self._takeover.started else None,
             self._candidates.unusable, self._moves.bridges, self.dropped, self._outbox.counts,
-            self.resets, self.last_error, self._downstream.entries)
+            self.resets, self.last_error, self._downstream.entries, now)
 
     def _reset(self, exc: Exception, now: float, config: Config) -> None:
         """Handling an event failed half-way: start again from ``config`` (the one in force

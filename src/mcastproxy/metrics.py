@@ -50,6 +50,9 @@ class View:
     gc: Mapping[str, float] = field(default_factory=dict)
     reloads: Mapping[str, int] = field(default_factory=dict)
     """"applied" / "refused" -> reloads."""
+    accounting: tuple[Mapping[str, tuple[int, int]], Mapping[str, tuple[int, int]]] | None = None
+    """With accounting on: (upstream -> (packets, bytes) received, downstream link ->
+    (packets, bytes) delivered), from the kernel's route counters (``accounting``)."""
 
 
 class _ViewCollector(Collector):
@@ -90,6 +93,8 @@ class _ViewCollector(Collector):
         for link, n in sorted(v.memberships.items()):
             groups.add_metric([link], n)
         yield groups
+        if v.accounting is not None:
+            yield from _accounting(*v.accounting)
         if v.gc:
             yield GaugeMetricFamily("mcastproxy_gc_frozen_objects", "Objects the collector "
                                     "no longer traverses (gcpolicy)", value=v.gc["frozen"])
@@ -97,6 +102,27 @@ class _ViewCollector(Collector):
                                       value=v.gc["full-collections"])
             yield GaugeMetricFamily("mcastproxy_gc_longest_pause_seconds", "The longest "
                                     "collection so far", value=v.gc["longest-pause-ms"] / 1e3)
+
+
+def _accounting(upstreams: Mapping[str, tuple[int, int]],
+                links: Mapping[str, tuple[int, int]]) -> Iterator[Metric]:
+    """RFC 8313 §4.6: what crossed each peering point, and what each link was delivered."""
+    for unit, i in (("packets", 0), ("bytes", 1)):
+        received = CounterMetricFamily(
+            f"mcastproxy_upstream_received_{unit}", f"Multicast data received on the upstream "
+            f"for the proxy's routes, in {unit} (the kernel's route counters, sampled)",
+            labels=["upstream"])
+        for name, totals in sorted(upstreams.items()):
+            received.add_metric([name], totals[i])
+        yield received
+    for unit, i in (("packets", 0), ("bytes", 1)):
+        delivered = CounterMetricFamily(
+            f"mcastproxy_downstream_delivered_{unit}", f"Multicast data forwarded onto the "
+            f"downstream link, in {unit}: its routes' counts while the link was among their "
+            "outgoing interfaces", labels=["link"])
+        for name, totals in sorted(links.items()):
+            delivered.add_metric([name], totals[i])
+        yield delivered
 
 
 class Metrics:

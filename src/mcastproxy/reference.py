@@ -155,6 +155,19 @@ MEANING: dict[str, str] = {
                           "reception, draft §3.3).",
     "Upstream.leave_on_stop": "Leave upstream what was joined when the proxy stops.",
     "Upstream.candidates": "The upstream interfaces, at least one.",
+    "Config.accounting": "Accounting, the session log and the security log (RFC 8313 "
+                         "§4.3.3, §4.6; README, Accounting); absent: off.",
+    "AccountingSettings.session_log": "An absolute path: one JSON line per session start and "
+                                      "end (subscriber, channel, link, upstreams, times, zap "
+                                      "time, bytes); absent: no session log.",
+    "AccountingSettings.security_log": "An absolute path: refused joins and queries, routers "
+                                       "not configured, and drops counted each second by "
+                                       "interface and reason, as JSON lines; absent: none.",
+    "AccountingSettings.max_size": "Rotate a log by itself once it would pass this size "
+                                   "(octets, or with k, M, G); absent: never (logrotate).",
+    "AccountingSettings.keep": "Rotated files kept by max-size rotation: PATH.1 .. PATH.KEEP.",
+    "AccountingSettings.sample_interval": "Between two readings of every route's counters "
+                                          "(one ioctl each, read in 1 ms slices).",
     "Upstream.ties": "robust: tied candidates are all asked (draft §3.3); share: each channel "
                      "is placed on the tied candidate with the most room.",
     "Candidate.max_bandwidth": "The rates of the channels this upstream carries (bits a "

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -63,6 +63,9 @@ class GroupSnapshot:
     ``expire`` is the Group Timer (None: not running, INCLUDE mode); ``sources`` maps each
     source record to its Source Timer (None: at zero, excluded); ``forwarded`` is what the
     link forwards (RFC 9776 §6.3); ``upstreams`` are the upstreams the link asks for it.
+    ``up_since`` is when the group state was made and ``source_up_since`` when each source
+    record was (RFC 8652 ``up-time``); ``last_reporter`` the last host whose report joined or
+    refreshed it (None: none known, e.g. a static group).
     """
 
     group: bytes
@@ -73,6 +76,9 @@ class GroupSnapshot:
     forwarded: tuple[FilterMode, frozenset[bytes]]
     subscribers: tuple[SubscriberSnapshot, ...]
     upstreams: tuple[str, ...]
+    up_since: float | None = None
+    source_up_since: Frozen[bytes, float] = field(default_factory=lambda: Frozen({}))
+    last_reporter: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +93,16 @@ class AdmissionSnapshot:
     max_groups: int
     subscribers: int
     refused: Frozen[tuple[str, Drop], int]
+    # Bandwidth admission (``bandwidth``), when a table rates channels: the rates of the
+    # link's channels (both families) against its max-bandwidth, bits a second.
+    bandwidth_used: int | None = None
+    max_bandwidth: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class LinkSnapshot:
-    """The router side of one downstream link and family."""
+    """The router side of one downstream link and family. ``statistics``: messages
+    ``received``, ``sent`` and in ``error`` by type (RFC 8652's names)."""
 
     interface: str
     family: Family
@@ -103,6 +114,7 @@ class LinkSnapshot:
     timers: Any  # the timers in force (RFC 9776 §8), the querier's QRV and QQI adopted
     groups: tuple[GroupSnapshot, ...]
     admission: AdmissionSnapshot | None = None
+    statistics: Frozen[str, Frozen[str, int]] = field(default_factory=lambda: Frozen({}))
 
     def group(self, group: bytes) -> GroupSnapshot | None:
         return next((g for g in self.groups if g.group == group), None)
@@ -127,6 +139,9 @@ class UpstreamSnapshot:
     liveness: Frozen[str, Any]
     groups: tuple[UpstreamGroupSnapshot, ...]
     pending_reports: int  # state-change reports still to be retransmitted (RFC 9776 §5.1)
+    # Upstream admission (``placement``), when ties are shared or budgets set: (bandwidth,
+    # max-bandwidth, groups, max-groups, channels) it carries.
+    load: tuple[int, int, int, int, int] | None = None
 
     def state(self, group: bytes) -> tuple[FilterMode, frozenset[bytes]]:
         """What the upstream reports for ``group``: (INCLUDE, {}) when nothing."""
@@ -161,6 +176,7 @@ class EngineSnapshot:
     resets: int
     last_error: str | None
     entries: tuple[int, int] | None = None  # the proxy's (entries-count, max-entries)
+    taken: float | None = None  # when, on the engine's clock, if the engine said
 
     def link(self, interface: str, family: Family) -> LinkSnapshot | None:
         return next((ln for ln in self.links
@@ -183,6 +199,7 @@ UPSTREAM_GROUPS_PER_SLICE = 64
 ROUTES_PER_SLICE = 128
 
 Slices = Generator[None, None, EngineSnapshot]
+_NO_SOURCES: Frozen[bytes, float] = Frozen({})  # shared by every group without sources
 
 
 def whole(slices: Generator[None, None, T]) -> T:
@@ -209,11 +226,13 @@ def take_slices(
     resets: int,
     last_error: str | None,
     entries: Room | None = None,
+    now: float | None = None,
 ) -> Slices:
     """Copy the engine's parts out into an ``EngineSnapshot``, a slice at a time: each
     ``next`` copies a few groups; the snapshot is the generator's return value. The engine
     may handle events between two slices (the parts passed here are read live, never
-    changed)."""
+    changed). ``now`` is when the slices begin, on the engine's clock (``taken``): what
+    status counts relative times from."""
     interfaces, drop_counts, counted = Frozen(dict(interfaces)), drops.by_key(), dict(counts)
     bridged = frozenset(bridges)
     link_snaps = []
@@ -233,18 +252,27 @@ def take_slices(
                     compatibility_mode=state.compatibility_mode, forwarded=link.forwarded(g),
                     subscribers=tuple(SubscriberSnapshot(h, s.filter_mode, s.sources, expiry[h])
                                       for h, s in link.subscribers(g).items()),
-                    upstreams=tuple(sorted(ledger.feeders(name, g)))))
+                    upstreams=tuple(sorted(ledger.feeders(name, g))),
+                    up_since=state.up_since,
+                    source_up_since=Frozen(dict(state.source_up_since)) if state.sources
+                    else _NO_SOURCES,
+                    last_reporter=state.last_reporter))
         adm = link.admission
         link_snaps.append(LinkSnapshot(
             interface=name, family=family, version=link.version,
             operating_version=link.operating_version, querier=link.is_querier,
             querier_address=link.querier_address, own_address=link.own_address,
             timers=link.timers, groups=tuple(groups),
+            statistics=Frozen({k: Frozen(v) for k, v in link.statistics.items()}),
             admission=None if adm is None else AdmissionSnapshot(
                 adm.groups, adm.link.used, adm.link.maximum, len(adm.held),
-                Frozen(dict(adm.refused_by_prefix)))))
+                Frozen(dict(adm.refused_by_prefix)),
+                adm.link.bandwidth.used if adm.cac is not None else None,
+                adm.link.bandwidth.maximum if adm.cac is not None else None)))
         yield
     upstreams = []
+    placement = entries.upstreams if entries is not None else None
+    loads = placement.load() if placement is not None and placement.active else {}
     for cand in config.upstream.candidates:
         joined = []
         pending = 0
@@ -265,7 +293,8 @@ def take_slices(
         upstreams.append(UpstreamSnapshot(
             interface=cand.interface, priority=cand.priority,
             usable=cand.interface not in unusable, liveness=Frozen(dict(described)),
-            groups=tuple(joined), pending_reports=pending))
+            groups=tuple(joined), pending_reports=pending,
+            load=(*loads[cand.interface],) if cand.interface in loads else None))
         yield
     # The health of the watched flows in one go: a few thousand at the most.
     health = {flow: h.value for flow, h in forwarding.watch.flows()}
@@ -284,7 +313,7 @@ def take_slices(
         upstreams=tuple(upstreams), flows=tuple(flows),
         bridged=bridged, drops=Frozen(drop_counts), counts=Frozen(counted),
         resets=resets, last_error=last_error,
-        entries=None if entries is None else (entries.used, entries.maximum))
+        entries=None if entries is None else (entries.used, entries.maximum), taken=now)
 
 
 # Objects one slice of ``release`` lets go of.

@@ -4,13 +4,18 @@ The daemon answers with the whole document (``status``); an operator asking "wha
 subscriber getting, and from which upstream" wants a few rows of it. Each view is made from
 the document alone, on the client's side (the proxy is not asked to do more):
 
-- ``memberships``: a row per (link, group, subscriber) with the upstreams the link asks for
-  the group; a group with untracked listeners only has one row with no subscriber;
+- ``memberships``: a row per (link, group, subscriber): the subscriber's ``filter-mode`` and
+  ``sources`` (explicit tracking), ``expire`` (seconds until it is forgotten unless it reports
+  again; for a row without a subscriber, the group's), the group's ``up-time`` and
+  ``last-reporter`` (RFC 8652's words), and the upstreams the link asks for the group; a group
+  with untracked listeners only has one row with no subscriber;
 - ``upstreams``: a row per (upstream, group) it has joined, with its mode and sources, and
   the upstream's usability;
 - ``flows``: a row per route, (source, group) from an upstream to the links it feeds;
 - ``drops``: a row per (interface, reason) with its count;
-- ``interfaces``: a row per downstream link and protocol: querier, groups, admission counts.
+- ``interfaces``: a row per downstream link and protocol: ``oper-status``, ``version`` in use,
+  the ``querier``'s address and whether it is this proxy, groups, admission counts, and the
+  messages received and in error (RFC 8652 ``statistics``).
 
 Filters (``--subscriber``, ``--group``, ``--interface``) keep the rows that match; addresses
 are compared as addresses (``ff1e::1:1`` is ``ff1e:0::1:1``).
@@ -52,11 +57,20 @@ def memberships(state: dict[str, Any], subscriber: str | None = None,
             if not _same(group, g):
                 continue
             subscribers = info.get("subscribers") or [None]
+            hosts = info.get("host", {})
             for sub in subscribers:
                 if subscriber is not None and (sub is None or not _same(subscriber, sub)):
                     continue
+                host = hosts.get(sub, {}) if sub is not None else {}
                 rows.append({"interface": iface, "protocol": proto, "group": g,
-                             "subscriber": sub, "upstreams": info.get("upstreams", [])})
+                             "subscriber": sub,
+                             "filter-mode": host.get("filter-mode", info.get("filter-mode")),
+                             "sources": host.get("sources", []),
+                             "expire": host.get("expire") if sub is not None
+                             else info.get("expire"),
+                             "up-time": info.get("up-time"),
+                             "last-reporter": info.get("last-reporter"),
+                             "upstreams": info.get("upstreams", [])})
     return rows
 
 
@@ -93,10 +107,16 @@ def interfaces(state: dict[str, Any], interface: str | None = None) -> list[Row]
         iface, proto = _link(name)
         if interface is None or iface == interface:
             adm = link.get("admission") or {}
-            rows.append({"interface": iface, "protocol": proto, "querier": link.get("querier"),
+            stats = link.get("statistics") or {}
+            rows.append({"interface": iface, "protocol": proto,
+                         "oper-status": link.get("oper-status"),
+                         "version": link.get("operating-version", link.get("version")),
+                         "querier": link.get("querier"), "is-querier": link.get("is-querier"),
                          "groups": len(link.get("groups", {})),
                          "max-groups": adm.get("max-groups"),
-                         "subscribers": adm.get("subscribers")})
+                         "subscribers": adm.get("subscribers"),
+                         "received": (stats.get("received") or {}).get("total"),
+                         "errors": (stats.get("error") or {}).get("total")})
     return rows
 
 

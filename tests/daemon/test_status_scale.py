@@ -38,9 +38,9 @@ class Counted(Engine):
         super().__init__(cfg, rng=random.random)
         self.sliced = 0
 
-    def snapshot_slices(self) -> Generator[None, None, EngineSnapshot]:
+    def snapshot_slices(self, now: float | None = None) -> Generator[None, None, EngineSnapshot]:
         self.sliced += 1
-        return super().snapshot_slices()  # type: ignore[misc, no-any-return]
+        return super().snapshot_slices(now)  # type: ignore[misc, no-any-return]
 
 
 def group(i: int) -> str:

@@ -84,6 +84,13 @@ def test_budgets_place_by_room_and_refuse_what_no_upstream_can_carry(v: int) -> 
     assert len(up["u1"]) * 4 * M <= 10 * M
     assert len(up["u2"]) * 4 * M <= 20 * M
     assert len(up["u1"]) + len(up["u2"]) == 7
+    from mcastproxy.status import document  # noqa: PLC0415
+
+    loads = {u: entry["admission"] for u, entry in
+             document(w.engine.snapshot(), ["d1", "d2"])["upstreams"].items()}
+    assert loads["u1"]["bandwidth-used"] == len(up["u1"]) * 4 * M
+    assert loads["u2"]["max-bandwidth"] == 20 * M
+    assert loads["u1"]["channels"] + loads["u2"]["channels"] == 7
     w.join("d1", host(v, 20), group(v, 8))
     assert group(v, 8) not in set().union(*asked(w).values())
     dropped = w.engine.dropped.by_interface()["d1"]

@@ -17,6 +17,7 @@ The daemon drives one router per family::
     router.delete_route("u1", src, grp)                          # DeleteRoute action
     router.interface_changed("ppp0")                  # on RTM_NEWLINK / RTM_DELLINK
     router.counters()                                 # {(table, S, G): RouteCounters}
+    router.route_counters("u1", src, grp)             # one route's, or None
     router.stop()                                     # also from a signal handler
 
 Tables are named by their upstream interface, as in ``SetRoute.table``.
@@ -131,4 +132,8 @@ class MulticastRouting(Protocol):
 
     def counters(self, table: str | None = None) -> dict[tuple[str, bytes, bytes], RouteCounters]:
         """Counters of every route set (in ``table`` only, if given)."""
+        ...
+
+    def route_counters(self, table: str, source: bytes, group: bytes) -> RouteCounters | None:
+        """Counters of one route set (one ioctl), or None if it is not set."""
         ...

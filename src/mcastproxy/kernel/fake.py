@@ -33,6 +33,8 @@ class FakeRouter:
         self.calls: list[tuple[object, ...]] = []
         self.upcall_counts: Counter[UpcallKind] = Counter()
         self._counters: dict[tuple[str, bytes, bytes], RouteCounters] = {}
+        self.counter_reads = 0
+        """Routes read one at a time (``route_counters``)."""
         self._upcalls: list[Upcall] = []
         self._pipe: tuple[int, int] | None = None
         self._refusals: list[tuple[str, str | None, Exception]] = []
@@ -198,6 +200,16 @@ class FakeRouter:
             for (s, g) in self._routes(t)
         }
 
+    def route_counters(self, table: str, source: bytes, group: bytes) -> RouteCounters | None:
+        """The counters of one route set (zero unless ``count`` said otherwise); None if
+        no such route is set."""
+        self._refused("counters", table)
+        routes = self.routes.get(table)
+        if routes is None or (source, group) not in routes:
+            return None
+        self.counter_reads += 1
+        return self._counters.get((table, source, group), _ZERO)
+
     def _routes(self, table: str) -> dict[tuple[bytes, bytes], tuple[str, frozenset[str]]]:
         self._require_running()
         try:
@@ -215,6 +227,7 @@ class FakeRouter:
             raise RuntimeError("the router is not started")
 
 
+_ZERO = RouteCounters(0, 0, 0)
 _VERBS = frozenset({"start", "add_interface", "remove_interface", "interface_changed",
                     "set_route", "delete_route", "counters"})
 

@@ -614,6 +614,20 @@ class MulticastRouter:
                 out[t.upstream, source, group] = RouteCounters(*structs.sg_counts(reply, family))
         return out
 
+    def route_counters(self, table: str, source: bytes, group: bytes) -> RouteCounters | None:
+        """The counters of one route set (one ioctl); None if no such route is set."""
+        t = self._tables.get(table)
+        if t is None:
+            return None
+        route = t.routes.get((source, group))
+        if route is None:
+            return None
+        try:
+            reply = fcntl.ioctl(t.sock.fileno(), structs.SIOCGETSGCNT, route.sg_req)
+        except OSError:
+            return None  # the kernel holds no such entry (someone else deleted it)
+        return RouteCounters(*structs.sg_counts(reply, self.family))
+
     def __repr__(self) -> str:
         tables = ", ".join(f"{n}:{t.id}" for n, t in self._tables.items())
         state = "running" if self.running else "stopped"

@@ -19,6 +19,7 @@ from mcastproxy.membership.outputs import (
     QueriesMerged,
     QueryRefused,
     SendQuery,
+    SessionChanged,
     SubscriberChanged,
 )
 from mcastproxy.membership.querier import QuerierMode, QuerierPolicy
@@ -41,6 +42,7 @@ __all__ = [
     "QueryRefused",
     "RouterLink",
     "SendQuery",
+    "SessionChanged",
     "SubscriberChanged",
     "SubscriberState",
 ]

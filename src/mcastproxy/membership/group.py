@@ -50,29 +50,37 @@ class Group:
     __slots__ = (
         "address",
         "counted",
+        "created",
         "exclude_count",
         "group_timer",
         "in_ssm_range",
         "include_count",
+        "last_reporter",
         "mode",
         "n_exclude",
         "query_count",
         "retransmit_at",
         "scheduled",
         "source_queries",
+        "source_since",
         "sources",
         "subscribers",
         "v1_host",
         "v2_host",
     )
 
-    def __init__(self, address: bytes, in_ssm_range: bool = False) -> None:
+    def __init__(self, address: bytes, in_ssm_range: bool = False, created: float = 0.0) -> None:
         self.address = address
+        self.created = created  # when the group state was made (RFC 8652 ``up-time``)
+        self.last_reporter: bytes | None = None  # RFC 8652 ``last-reporter``
         # In the link's SSM address range (RFC 4604): fixed, as the link's ranges are.
         self.in_ssm_range = in_ssm_range
         self.mode = INCLUDE
         self.group_timer = OFF
         self.sources: dict[bytes, float] = {}  # source -> Source Timer deadline (OFF: zero)
+        # source -> when its record was made (RFC 8652 ``up-time``), from the first source
+        # on; it may hold records since deleted (``_made``).
+        self.source_since: dict[bytes, float] | None = None
         self.v1_host = OFF  # IGMPv1 / MLDv1 Host Present timer (§7.3.2)
         self.v2_host = OFF  # IGMPv2 Host Present timer
         self.query_count = 0  # Group-Specific Query transmissions left (§6.6.3.1)
@@ -126,6 +134,7 @@ class Group:
                 for s in a:
                     if s not in t:
                         changed = True
+                        self._made(s, now)
                     t[s] = gmi_deadline
             elif rtype == BLOCK:
                 # INCLUDE (A)  BLOCK (B)  -> INCLUDE (A)     Send Q(G,A*B)        §6.4.2
@@ -136,6 +145,9 @@ class Group:
                 # INCLUDE (A)  TO_EX (B)  -> EXCLUDE (A*B,B-A)  (B-A)=0; Delete (A-B);
                 #                            Send Q(G,A*B); Group Timer=GMI        §6.4.2
                 self.sources = {s: t.get(s, OFF) for s in a}
+                for s in a:
+                    if s not in t:
+                        self._made(s, now)
                 if rtype == TO_EX:
                     query_sources = [s for s in a if s in t]
                 self.mode = EXCLUDE
@@ -153,7 +165,10 @@ class Group:
                 query_sources = [s for s, timer in t.items() if timer != OFF and s not in a]
                 query_group = True
             for s in a:
-                if t.get(s) == OFF:
+                timer = t.get(s)
+                if timer is None:
+                    self._made(s, now)
+                elif timer == OFF:
                     changed = True  # leaves Y: forwarded again
                 t[s] = gmi_deadline
         elif rtype == BLOCK:
@@ -163,6 +178,7 @@ class Group:
             for s in a:
                 if s not in t:
                     t[s] = group_timer
+                    self._made(s, now)
             query_sources = [s for s in a if t[s] != OFF]
         else:
             # EXCLUDE (X,Y)  IS_EX (A)  -> EXCLUDE (A-Y,Y*A)  (A-X-Y)=GMI; Delete (X-A);
@@ -176,6 +192,9 @@ class Group:
                     changed = True  # leaves Y: forwarded again
                     break
             self.sources = {s: t.get(s, fresh) for s in a}
+            for s in a:
+                if s not in t:
+                    self._made(s, now)
             if rtype == TO_EX:
                 query_sources = [s for s in a if self.sources[s] != OFF]
             self.group_timer = gmi_deadline
@@ -347,6 +366,22 @@ class Group:
         self.query_count = 0
         return True, _NO_SOURCES, True
 
+    def _made(self, source: bytes, now: float) -> None:
+        """A source record was made (RFC 8652 ``up-time``). Records deleted are forgotten
+        here lazily: once more than half of what is kept is gone (amortized O(1))."""
+        since = self.source_since
+        if since is None:
+            self.source_since = since = {}
+        elif len(since) > 2 * len(self.sources) + 8:
+            kept = self.sources
+            self.source_since = since = {s: t for s, t in since.items() if s in kept}
+        since[source] = now
+
+    def source_up_since(self) -> dict[bytes, float]:
+        """When each current source record was made."""
+        since = self.source_since or {}
+        return {s: since.get(s, self.created) for s in self.sources}
+
     # ==== tracked subscribers ==================================================================
 
     def count(self, mode: FilterMode, sources: frozenset[bytes], delta: int) -> None:
@@ -388,6 +423,9 @@ class Group:
             t = self.sources
             fresh = now + gmi
             self.sources = {s: (t[s] if t.get(s, OFF) > now else fresh) for s in self.include_count}
+            for s in self.include_count:
+                if s not in t:
+                    self._made(s, now)
             self.mode = INCLUDE
             self.group_timer = OFF
             changed = True

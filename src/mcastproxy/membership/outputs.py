@@ -1,6 +1,6 @@
 """What a ``RouterLink`` hands back through ``pop_outputs()``: the engine's inputs.
 
-Seven small frozen values:
+Eight small frozen values:
 
 - ``SendQuery``: transmit this Query on the link.
 - ``GroupChanged``: the link's forwarding state or its tracked subscribers for a group
@@ -13,6 +13,8 @@ Seven small frozen values:
   the link's specific-query rate being spent (for a count).
 - ``JoinRefused``: the link's policy or a limit refused a join or some of its sources (for a
   log; only the first refusals of each subscriber, see ``admission``).
+- ``SessionChanged``: a subscriber's reception of (S,G) or (*,G) began or ended (explicit
+  tracking; for the session log, only when the link is asked to, ``RouterLink(sessions=...)``).
 """
 
 from __future__ import annotations
@@ -102,7 +104,20 @@ class JoinRefused:
     decided_by: str
 
 
+@dataclass(frozen=True, slots=True)
+class SessionChanged:
+    """Subscriber ``subscriber``'s tracked state began (``start``) or stopped asking for
+    ``source`` in ``group``: INCLUDE mode asks for each of its sources, EXCLUDE mode for any
+    source (``source`` None, the (*,G) join) whatever sources it excludes. Said only on a
+    change, never on a refresh; never for the static groups' pseudo-subscriber."""
+
+    group: bytes
+    subscriber: bytes
+    source: bytes | None
+    start: bool
+
+
 Output = (
     SendQuery | GroupChanged | SubscriberChanged | QuerierChanged | QueryRefused | QueriesMerged
-    | JoinRefused
+    | JoinRefused | SessionChanged
 )

@@ -78,6 +78,7 @@ class Querier:
         "configured",
         "family",
         "full",
+        "general_queries_sent",
         "is_querier",
         "next_general_query",
         "older_querier_until",
@@ -113,6 +114,7 @@ class Querier:
         self.outputs = outputs
         self.unspecified = family.unspecified
         self.started = False
+        self.general_queries_sent = 0  # for the link's statistics
         self.is_querier = False
         self.address: bytes | None = None  # the querier's address, when known
         self.other_querier_until = OFF
@@ -270,6 +272,7 @@ class Querier:
         timers = self.timers
         query = self.make_query(self.unspecified, timers.query_response_interval, (), False)
         self.outputs.append(SendQuery(query))
+        self.general_queries_sent += 1
         if self.startup_left > 0:
             self.startup_left -= 1
         if self.startup_left > 0:

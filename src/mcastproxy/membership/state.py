@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -41,7 +41,8 @@ class GroupState:
     Timer at zero in EXCLUDE mode). ``compatibility_mode`` is the Group Compatibility Mode of
     RFC 9776 §7.3.2 / Multicast Address Compatibility Mode of RFC 9777 §8.3.2: the version of
     the oldest host heard for the group within [Older Host Present Interval], or 3 (IGMP) /
-    2 (MLD) when there is none.
+    2 (MLD) when there is none. ``up_since`` and ``source_up_since`` are times on the same
+    clock.
     """
 
     group: bytes
@@ -49,6 +50,11 @@ class GroupState:
     group_timer: float | None
     sources: Mapping[bytes, float | None]
     compatibility_mode: int
+    # RFC 8652: when the group state was made (``up-time``) and each source record; the last
+    # host whose report joined or refreshed the group (``last-reporter``; None: none known).
+    up_since: float | None = None
+    source_up_since: Mapping[bytes, float] = field(default_factory=dict)
+    last_reporter: bytes | None = None
 
     @property
     def requested_list(self) -> frozenset[bytes]:

@@ -11,6 +11,8 @@ side in status (``proxy.joined``), refusals in status by reason.
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -63,6 +65,17 @@ upstream:
     # d2 has no budget of its own.
     lab.receiver("sub3", "eth0").join(JoinMode.IGMPV3_SSM, "232.1.0.3", SOURCE)
     wait_until(lambda: proxy.joined("232.1.0.3") == {"u1"}, 5)
+    # explain: the channel's rate and the budget, and --live the running proxy's counts.
+    said = json.loads(lab.run(
+        "proxy", sys.executable, "-m", "mcastproxy", "explain", "-c", str(proxy.config),
+        "--link", "d1", "--subscriber", "10.1.1.11", "--source", SOURCE, "--group",
+        "232.1.0.3", "--live", str(proxy.status_socket), "--json"))
+    assert said["policy"]["d1"]["bandwidth"] == {
+        "rate": 8_000_000, "class": "optional", "where": "policy.bandwidth.channels[1]"}
+    assert {"scope": "link", "name": "max-bandwidth", "value": 16_000_000,
+            "where": "downstream[0].policy.max-bandwidth"} in said["policy"]["d1"]["limits"]
+    assert said["live"]["joined"] == ["u1"]
+    assert said["live"]["links"]["d1/igmp"]["refused"][Drop.LINK_MAX_BANDWIDTH.value] >= 1
 
 
 def test_shared_ties_spread_channels_within_budgets_and_move_on_takeover(edge: Edge) -> None:

@@ -35,7 +35,7 @@ upstream:
 
 
 def querier(proxy: Proxy, link: str) -> bool:
-    return bool(proxy.status()["downstream"][link]["querier"])
+    return bool(proxy.status()["downstream"][link]["is-querier"])
 
 
 def test_a_hosts_query_on_an_access_link_changes_nothing(edge: Edge) -> None:
