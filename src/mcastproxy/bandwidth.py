@@ -143,6 +143,8 @@ class Cac:
         """Why the any-source join of ``group`` by ``host`` does not fit (the reason and
         what decided), or None; ``gives_up``: the channels of the state it replaces."""
         channel: Channel = (None, group)
+        if max_bandwidth >= UNLIMITED and channel in self.holders:
+            return None  # the link carries it and the subscriber has no budget: the common join
         cost = self.rates.of(None, group)
         if cost.mandatory or cost.rate == 0:
             return None

@@ -13,8 +13,7 @@ window). Two things are learned from it:
   more than a tenth, and is kept when the channel stops (a pause does not make it free). The
   channels already counted are counted again at the new rate (``Cac.rerate``,
   ``Placement.rerate``), so the budgets see what flows, not what was guessed at the join.
-  An any-source join (*,G) costs its table or default rate: its sources are not known when it
-  is asked for.
+  An any-source join (*,G) is learned as the sum of its group's sources.
 - *Empty channels* (``empty-after``). RFC 8313 §6.1 names "observation of traffic" as a way to
   recognise invalid or empty state. A channel asked upstream for ``empty-after`` with no
   traffic seen since is empty: counted (``empty channel``), logged once, and, with
@@ -81,17 +80,24 @@ class Learning:
         """The channels' rates over the last window (bits a second)."""
         changed: list[Channel] = []
         margin = self.margin
+        groups: dict[bytes, float] = {}
         for (source, group), bps in rates.items():
             if bps > 0:
                 self.seen[source, group] = now
                 self.seen[None, group] = now
-            if margin is not None and bps > 0:
-                learned = self.learned[Family.V4 if len(group) == 4 else Family.V6]
+                groups[group] = groups.get(group, 0.0) + bps
+        if margin is not None:
+            measured: list[tuple[Channel, float]] = [(c, bps) for c, bps in rates.items()]
+            measured += [((None, g), bps) for g, bps in groups.items()]
+            for channel, bps in measured:
+                if bps <= 0:
+                    continue
+                learned = self.learned[Family.V4 if len(channel[1]) == 4 else Family.V6]
                 rate = int(bps * (1.0 + margin))
-                old = learned.get((source, group))
+                old = learned.get(channel)
                 if old is None or abs(rate - old) > CHANGE * old:
-                    learned[source, group] = rate
-                    changed.append((source, group))
+                    learned[channel] = rate
+                    changed.append(channel)
         if margin is not None:
             self._share_learned()
             for channel in changed:

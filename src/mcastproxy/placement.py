@@ -181,12 +181,14 @@ class Placement:
                                         "policy.bandwidth.refuse-empty-for")
         if not self.budgets:
             return None
+        c = self._candidates
+        on = self._on.get((source, group), {})
+        if on and c.ignore_subscribers(group):
+            return None  # placed already, where every subscriber's selection puts it
         rate, mandatory = self._rate(source, group)
         if mandatory:
             return None
-        c = self._candidates
         ups = c.selector.select(host, source, group, c.unusable).upstreams
-        on = self._on.get((source, group), {})
         reasons = []
         for u in ups:
             if u in on:

@@ -43,9 +43,6 @@ async def test_counters_flow_into_status_metrics_and_the_session_log(
         sock.inject_message("d1", proto.host, proto.join())
         router.push_upcall(Upcall(UpcallKind.NOCACHE, "u1", "u1", src, grp))
         await until(lambda: ("u1" in router.routes and (src, grp) in router.routes["u1"]))
-        # The engine's session of that host (until the engine says so itself).
-        join = Session("d1", int(proto.family), ip(proto.host), None, grp, True)
-        daemon._apply([join])
         router.count("u1", src, grp, RouteCounters(10, 13_000, 0))
         await until(lambda: daemon.meter.sessions.zaps == 1, what="the first packet is seen")
         await until(lambda: daemon.meter.accounting.upstreams.get("u1") == [10, 13_000],
