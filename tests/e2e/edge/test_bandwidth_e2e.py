@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from edge_lab import drops
 
-from mcastlab import JoinMode, Lab, wait_until
+from mcastlab import JoinMode, Lab, topologies, wait_until
 from mcastlab.proxy import Proxy
+from mcastlab.recorded import data_path
 from mcastproxy.drops import Drop
 
 pytestmark = pytest.mark.netns
@@ -113,3 +118,60 @@ upstream:
     lab.set_link("proxy", "u1", up=False)
     wait_until(lambda: all(proxy.joined(g) == {"u2"} for g in channels), 10,
                message=lambda: str({g: proxy.joined(g) for g in channels}))
+
+
+@contextmanager
+def channels_flowing(path: Path, rates: dict[str, int]) -> Iterator[None]:
+    """Data arriving on u1 at ``rates`` (group -> bits a second), told to the recorded
+    router as totals (``mcastlab.recorded``) every 50 ms until the block ends."""
+    stop = threading.Event()
+    began = time.monotonic()
+
+    def feed() -> None:
+        while not stop.wait(0.05):
+            elapsed = time.monotonic() - began
+            flows = [{"upstream": "u1", "source": SOURCE, "group": g,
+                      "packets": int(elapsed * bps / 8 / 1000), "bytes": int(elapsed * bps / 8)}
+                     for g, bps in rates.items()]
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"flows": flows}))
+            tmp.replace(path)
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_rates_are_learned_from_a_2_and_an_8_mbit_channel(
+        make_lab: Callable[..., Lab]) -> None:
+    lab = make_lab(topologies.proxy_lab())
+    proxy = lab.proxy("""
+igmp: {version: 3}
+policy:
+  bandwidth: {learn: true, learn-margin: 0}
+downstream:
+  - {interface: d1, policy: {max-bandwidth: 100M}}
+  - {interface: d2}
+upstream:
+  candidates: [{interface: u1}]
+""", forwarding="recorded")  # the routes' counters are what the test says arrived
+    sub1 = lab.receiver("sub1", "eth0")
+    sub1.join(JoinMode.IGMPV3_SSM, "232.1.0.2", SOURCE)
+    sub1.join(JoinMode.IGMPV3_SSM, "232.1.0.8", SOURCE)
+    wait_until(lambda: proxy.joined("232.1.0.2") == proxy.joined("232.1.0.8") == {"u1"}, 5)
+
+    def used() -> int:
+        adm = proxy.status()["downstream"]["d1/igmp"]["admission"]
+        return int(adm.get("bandwidth-used", 0))
+
+    assert used() == 0  # nothing measured yet
+    with channels_flowing(data_path(proxy.config), {"232.1.0.2": 2_000_000,
+                                                    "232.1.0.8": 8_000_000}):
+        # A first sample, then a window of at least five seconds (meter.MEASURE_WINDOW).
+        wait_until(lambda: used() > 0, 20, message=lambda: str(proxy.status()["downstream"]))
+    # 10 Mbit/s, give or take the feeder's and the sampler's timing.
+    assert 8_500_000 <= used() <= 11_500_000, used()
