@@ -76,6 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--interface", metavar="I", help="rows of this interface only")
     status.set_defaults(func=cmd_status)
 
+    top = sub.add_parser("top", help="a live view of the running proxy: upstreams, links, the "
+                                     "busiest channels and their rates, refusals")
+    top.add_argument("--socket", default=None, metavar="PATH")
+    top.add_argument("--interval", type=_interval, default=1.0, metavar="SECONDS",
+                     help="between two refreshes (default 1)")
+    top.add_argument("--rows", type=int, default=20, metavar="N", help="channels shown")
+    top.add_argument("--once", action="store_true", help="print one frame and exit")
+    top.set_defaults(func=cmd_top)
+
     accounting = sub.add_parser(
         "accounting", help="sum the session log (and its rotated files) for billing and "
                            "settlement: sessions, duration, packets and bytes")
@@ -90,6 +99,28 @@ def build_parser() -> argparse.ArgumentParser:
     accounting.add_argument("--json", action="store_true", help="print a JSON object")
     accounting.set_defaults(func=cmd_accounting)
     return parser
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0.1 "
+                                         "to 3600")
+    return value
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from mcastproxy import daemon, top  # noqa: PLC0415
+
+    path = Path(args.socket) if args.socket else daemon.DEFAULT_STATUS_SOCKET
+    try:
+        return top.run(path, args.interval, args.once, max(1, args.rows))
+    except OSError as exc:
+        print(f"mcastproxy top: {_no_answer(path, exc)}", file=sys.stderr)
+        return 1
 
 
 def _time(text: str) -> datetime.datetime:

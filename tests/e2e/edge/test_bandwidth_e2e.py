@@ -81,6 +81,12 @@ upstream:
             "where": "downstream[0].policy.max-bandwidth"} in said["policy"]["d1"]["limits"]
     assert said["live"]["joined"] == ["u1"]
     assert said["live"]["links"]["d1/igmp"]["refused"][Drop.LINK_MAX_BANDWIDTH.value] >= 1
+    # top: one frame of the same.
+    frame = lab.run("proxy", sys.executable, "-m", "mcastproxy", "top", "--once", "--socket",
+                    str(proxy.status_socket))
+    assert "17Mbit/s of 16Mbit/s" in frame, frame  # a mandatory 1M over the 16M budget
+    assert "232.1.9.9" in frame
+    assert Drop.LINK_MAX_BANDWIDTH.value in frame
 
 
 def test_shared_ties_spread_channels_within_budgets_and_move_on_takeover(edge: Edge) -> None:
