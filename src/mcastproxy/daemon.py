@@ -616,6 +616,7 @@ class Daemon:
             upstreams={c.interface: c.interface not in unusable
                        for c in self.config.upstream.candidates},
             routes=len(engine.routes()), memberships=engine.memberships(),
+            messages=engine.messages(), bandwidth=engine.bandwidth(),
             gc=self.gc.counts() if self.gc.installed else {},
             reloads=dict(self._reloads)))
         assert self._loop is not None

@@ -282,6 +282,26 @@ class DownstreamLinks:
             out[name] = out.get(name, 0) + link.group_count
         return out
 
+    def messages(self) -> dict[tuple[str, str, str, str], int]:
+        """(link, protocol, received/sent/error, message type) -> messages (for metrics:
+        O(links))."""
+        out: dict[tuple[str, str, str, str], int] = {}
+        for (name, family), link in self.links.items():
+            for direction, counts in link.statistics.items():
+                for kind, n in counts.items():
+                    if kind != "total" and n:
+                        out[name, family.protocol, direction, kind] = n
+        return out
+
+    def bandwidth(self) -> dict[str, int]:
+        """Link -> bits a second of the channels on it, where a table rates channels."""
+        out: dict[str, int] = {}
+        for (name, _), link in self.links.items():
+            adm = link.admission
+            if adm is not None and adm.cac is not None:
+                out[name] = adm.link.bandwidth.used
+        return out
+
     def drops(self) -> Iterator[tuple[str, Drop, int]]:
         """What the router sides dropped: (link, reason, count)."""
         for (name, _), link in self.links.items():

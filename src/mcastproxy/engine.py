@@ -266,6 +266,18 @@ class Engine:
         metrics, published every second."""
         return self._downstream.group_counts()
 
+    def messages(self) -> dict[tuple[str, str, str, str], int]:
+        """IGMP/MLD messages per (link, protocol, received/sent/error, type): for metrics."""
+        return self._downstream.messages()
+
+    def bandwidth(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(link -> bits a second of its channels, upstream -> of the channels placed on
+        it), where a table rates channels and placement is on: for metrics."""
+        placement = self._candidates.placement
+        ups = ({u: load.bandwidth for u, load in placement.load().items()}
+               if placement.active else {})
+        return self._downstream.bandwidth(), ups
+
     def routes(self) -> Mapping[Route, frozenset[str]]:
         """(upstream, source, group) -> the downstream links it is forwarded to (read-only:
         the daemon reads it every counter sample, too often to copy thousands of routes)."""

@@ -50,6 +50,11 @@ class View:
     gc: Mapping[str, float] = field(default_factory=dict)
     reloads: Mapping[str, int] = field(default_factory=dict)
     """"applied" / "refused" -> reloads."""
+    messages: Mapping[tuple[str, str, str, str], int] = field(default_factory=dict)
+    """(link, protocol, received/sent/error, type) -> IGMP/MLD messages (RFC 8652's
+    statistics)."""
+    bandwidth: tuple[Mapping[str, int], Mapping[str, int]] = ({}, {})
+    """(link -> bits a second of its channels, upstream -> of those placed on it)."""
     accounting: tuple[Mapping[str, tuple[int, int]], Mapping[str, tuple[int, int]]] | None = None
     """With accounting on: (upstream -> (packets, bytes) received, downstream link ->
     (packets, bytes) delivered), from the kernel's route counters (``accounting``)."""
@@ -93,6 +98,28 @@ class _ViewCollector(Collector):
         for link, n in sorted(v.memberships.items()):
             groups.add_metric([link], n)
         yield groups
+        messages = CounterMetricFamily(
+            "mcastproxy_messages", "IGMP and MLD messages on the downstream links, by "
+            "direction (received, sent, error: dropped whole) and type (RFC 8652 statistics)",
+            labels=["link", "protocol", "direction", "type"])
+        for key, n in sorted(v.messages.items()):
+            messages.add_metric(list(key), n)
+        yield messages
+        links, ups = v.bandwidth
+        if links:
+            gauge = GaugeMetricFamily("mcastproxy_link_bandwidth_bits_per_second", "The rates "
+                                      "of the channels on the link (bandwidth admission)",
+                                      labels=["link"])
+            for name, bps in sorted(links.items()):
+                gauge.add_metric([name], bps)
+            yield gauge
+        if ups:
+            gauge = GaugeMetricFamily("mcastproxy_upstream_bandwidth_bits_per_second", "The "
+                                      "rates of the channels placed on the upstream (upstream "
+                                      "admission)", labels=["upstream"])
+            for name, bps in sorted(ups.items()):
+                gauge.add_metric([name], bps)
+            yield gauge
         if v.accounting is not None:
             yield from _accounting(*v.accounting)
         if v.gc:

@@ -99,6 +99,26 @@ async def test_the_metrics_follow_what_the_proxy_was_sent(
     assert (value(got, "mcastproxy_event_handling_seconds_count") or 0) >= 4
     assert value(got, "mcastproxy_routes") == 0.0
     assert (value(got, "mcastproxy_gc_frozen_objects") or 0) > 0
+    # RFC 8652's statistics: the join received, and the three that did not decode in error.
+    assert value(got, "mcastproxy_messages_total", link="d1", protocol="igmp",
+                 direction="received", type="report-v3") == 1.0
+    assert (value(got, "mcastproxy_messages_total", link="d1", protocol="igmp",
+                  direction="sent", type="query") or 0) >= 1
+
+
+async def test_bandwidth_in_use_is_a_gauge_per_link_and_upstream(
+    net: FakeNetwork, workdir: Path,
+) -> None:
+    text = config(IGMP, extra="policy: {bandwidth: {channels: [{group: 239.0.0.0/8, rate: 3M}]}}"
+                              "\n")
+    text = text.replace("candidates: [{interface: u1}]",
+                        "candidates: [{interface: u1, max-bandwidth: 1G}]")
+    async with running(net, workdir, text, metrics=("127.0.0.1", 0)) as daemon:
+        assert daemon.metrics_address is not None
+        net.sockets[IGMP.family].inject_message("d1", IGMP.host, IGMP.join())
+        got = await scraped(daemon.metrics_address, lambda s: value(
+            s, "mcastproxy_link_bandwidth_bits_per_second", link="d1") == 3e6)
+    assert value(got, "mcastproxy_upstream_bandwidth_bits_per_second", upstream="u1") == 3e6
 
 
 async def test_spoofed_hosts_add_no_series(net: FakeNetwork, workdir: Path) -> None:
@@ -167,7 +187,12 @@ def dashboard_queries() -> list[str]:
 async def test_every_query_of_the_dashboard_names_a_metric_the_proxy_exports(
     net: FakeNetwork, workdir: Path,
 ) -> None:
-    async with running(net, workdir, config(IGMP), metrics=("127.0.0.1", 0)) as daemon:
+    # Every part on, so that every metric the dashboard may show is exported: bandwidth
+    # admission, upstream budgets, accounting.
+    text = config(IGMP, candidates="[{interface: u1, max-bandwidth: 1G}]",
+                  extra="policy: {bandwidth: {default-rate: 1M}}\n"
+                        "accounting: {sample-interval: 100ms}\n")
+    async with running(net, workdir, text, metrics=("127.0.0.1", 0)) as daemon:
         assert daemon.metrics_address is not None
         sock = net.sockets[IGMP.family]
         sock.inject("d1", ip(IGMP.host), IGMP.family.all_v3_routers, b"\x22")
