@@ -37,7 +37,7 @@ earlier rule of its list makes unreachable, a subscriber prefix or an exception 
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
@@ -133,12 +133,13 @@ class ChannelPattern(Model):
 
     source: UnicastPrefix | None = None
     group: GroupPrefix | None = None
+    NEEDS: ClassVar[str] = ("an exception needs a source or a group; to lift a limit, set it "
+                            "to unlimited")
 
     @model_validator(mode="after")
     def _something(self) -> ChannelPattern:
         if self.source is None and self.group is None:
-            raise ValueError("an exception needs a source or a group; to lift a limit, set "
-                             "it to unlimited")
+            raise ValueError(self.NEEDS)
         _one_family(self.source, self.group)
         return self
 
@@ -152,23 +153,15 @@ class SubscriberLimits(Model):
     max_bandwidth: BandwidthLimit | None = None
 
 
-class ChannelBandwidth(Model):
+class ChannelBandwidth(ChannelPattern):
     """An entry of the channel bandwidth table: the channels (S,G) with S in ``source``
     (omitted: any source, and the any-source join) and G in ``group``, their ``rate`` and
     ``class`` (``mandatory``: always admitted, and counted)."""
 
-    source: UnicastPrefix | None = None
-    group: GroupPrefix | None = None
     rate: Rate
     channel_class: Literal["mandatory", "optional"] = Field("optional", alias="class")
-
-    @model_validator(mode="after")
-    def _something(self) -> ChannelBandwidth:
-        if self.source is None and self.group is None:
-            raise ValueError("a bandwidth entry needs a source or a group; for every other "
-                             "channel, set default-rate")
-        _one_family(self.source, self.group)
-        return self
+    NEEDS: ClassVar[str] = ("a bandwidth entry needs a source or a group; for every other "
+                            "channel, set default-rate")
 
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
