@@ -27,6 +27,7 @@ bounded by the limits on membership state.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -172,6 +173,4 @@ class Learning:
 
 
 def _text(address: bytes) -> str:
-    import ipaddress  # noqa: PLC0415  (only for a log line)
-
     return str(ipaddress.ip_address(address))
