@@ -62,6 +62,7 @@ with the rule or limit that decided: a flood of refusals costs counts, not log l
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -104,8 +105,9 @@ class Notice(NamedTuple):
 class Admission:
     """Admission on one downstream link and family (see the module's comment)."""
 
-    __slots__ = ("_exceptions", "_noticed", "cac", "counts_all", "entries", "fast_groups",
-                 "groups", "held", "link", "notices", "policy", "refused", "refused_by_prefix")
+    __slots__ = ("_exceptions", "_noticed", "cac", "counts_all", "entries", "evictions",
+                 "fast_groups", "groups", "held", "link", "notices", "policy", "refused",
+                 "refused_by_prefix")
 
     def __init__(self, policy: EdgePolicy, link: Room | None = None,
                  entries: Room | None = None) -> None:
@@ -118,6 +120,7 @@ class Admission:
         self.refused: Counter[Drop] = Counter()
         self.refused_by_prefix: Counter[tuple[str, Drop]] = Counter()
         self.notices: list[Notice] = []  # taken by the router
+        self.evictions: list[bytes] = []  # groups preempted, cleared by the router
         self._noticed: set[tuple[bytes | None, Drop]] = set()
         self.link.bandwidth.maximum = policy.max_bandwidth
         self.cac = Cac(policy.rates, self.link.bandwidth) if policy.rates is not None else None
@@ -257,6 +260,8 @@ class Admission:
             if held_exclude:
                 return a  # it holds (*,G) already
             why = cac.admit_any_source(host, group, budget, [(s, group) for s in held])
+            if cac.victims:
+                self._preempted(cac, host, group, None)
             if why is None:
                 return a
             self._refuse(why[0], host, group, None, why[1])
@@ -273,11 +278,31 @@ class Admission:
         elif not additive:
             gives_up += [(s, group) for s in old - a]
         refused = cac.admit_sources(host, group, added, budget, gives_up)
+        if cac.victims:
+            self._preempted(cac, host, group, None)
         if not refused:
             return a
         for s, reason, decided in refused:
             self._refuse(reason, host, group, s, decided)
         return a.difference(s for s, _, _ in refused)
+
+    def _preempted(self, cac: Cac, host: bytes | None, group: bytes,
+                   source: bytes | None) -> None:
+        """Optional channels preempted for a mandatory one: their groups are cleared by the
+        router after the record (``evictions``), each counted and logged."""
+        for victim_source, victim_group in cac.victims:
+            if victim_group in self.evictions:
+                continue  # taken already (the victims stay until the router clears them)
+            self.evictions.append(victim_group)
+            self._refuse(Drop.PREEMPTED, None, victim_group, victim_source,
+                         f"preempted for the mandatory channel of group "
+                         f"{ipaddress.ip_address(group)}")
+
+    def evicted(self) -> None:
+        """The router cleared the preempted groups."""
+        self.evictions.clear()
+        if self.cac is not None:
+            self.cac.victims.clear()
 
     def _admit_upstreams(self, ups: Placement, host: bytes | None, group: bytes,
                          any_source: bool, a: frozenset[bytes], held_exclude: bool | None,

@@ -39,8 +39,12 @@ An anonymous report (source 0.0.0.0 or ::) makes state that no subscriber answer
 cannot be counted: where a link budget is set, it is refused a rated optional channel the link
 does not already carry (``UNACCOUNTED_BANDWIDTH``); it may still join what flows.
 
-Preemption (admitting a channel by evicting an optional one) is not done: a refusal is final
-and says which budget was full.
+Preemption (``preempt``): a mandatory channel that would take a link past its max-bandwidth
+takes the room from optional channels instead of going over: the least watched first (then the
+costliest), until it fits. A preempted channel's group ends on the link for all who watch it
+(``victims``, taken by ``admission`` and cleared by the router after the record), and its
+subscribers' next joins are admitted or refused as any join is. Without it, a mandatory
+channel goes over the budget and the optional ones that follow are refused until there is room.
 """
 
 from __future__ import annotations
@@ -80,10 +84,10 @@ class RateEntry(NamedTuple):
 class ChannelRates:
     """The channel bandwidth table of one family, with the rates learned from traffic."""
 
-    __slots__ = ("_by_where", "_rules", "default", "learned", "margin")
+    __slots__ = ("_by_where", "_rules", "default", "learned", "margin", "preempt")
 
     def __init__(self, entries: Iterable[RateEntry], family: Family, default: int = 0,
-                 margin: float | None = None) -> None:
+                 margin: float | None = None, *, preempt: bool = False) -> None:
         entries = list(entries)
         self._rules = RuleSet((Rule(Action.PERMIT, e.source, e.group, e.where)
                                for e in entries), family)
@@ -94,6 +98,7 @@ class ChannelRates:
         # of the family); ``margin`` None: rates are not learned.
         self.learned: dict[Channel, int] = {}
         self.margin = margin
+        self.preempt = preempt
 
     def __bool__(self) -> bool:
         return bool(self._rules) or self.default.rate > 0 or self.margin is not None
@@ -110,7 +115,7 @@ class ChannelRates:
 
     def patterns(self) -> tuple[object, ...]:
         """What decides rates, to tell whether a new table changes them."""
-        return (tuple(self._by_where.items()), self.default, self.margin)
+        return (tuple(self._by_where.items()), self.default, self.margin, self.preempt)
 
 
 class Budget:
@@ -126,7 +131,7 @@ class Budget:
 class Cac:
     """The bandwidth counts of one link and family (see the module's comment)."""
 
-    __slots__ = ("budget", "holders", "hosts", "rates", "used")
+    __slots__ = ("budget", "holders", "hosts", "rates", "used", "victims")
 
     def __init__(self, rates: ChannelRates, budget: Budget) -> None:
         self.rates = rates
@@ -135,6 +140,7 @@ class Cac:
         # channel -> [subscribers holding it (a count), the rate it is counted at]
         self.holders: dict[Channel, list[int]] = {}
         self.hosts: dict[Channel, set[bytes]] = {}  # who holds it, to count a new rate
+        self.victims: list[Channel] = []  # preempted, for the router to clear (``preempt``)
 
     # ==== the decision =========================================================================
 
@@ -146,7 +152,10 @@ class Cac:
         if max_bandwidth >= UNLIMITED and channel in self.holders:
             return None  # the link carries it and the subscriber has no budget: the common join
         cost = self.rates.of(None, group)
-        if cost.mandatory or cost.rate == 0:
+        if cost.mandatory:
+            self._make_room(channel, cost.rate)
+            return None
+        if cost.rate == 0:
             return None
         credit = sum(self._rate_held(c) for c in gives_up) if host else 0
         return self._fits(host, channel, cost, cost.rate - credit, max_bandwidth)
@@ -162,7 +171,10 @@ class Cac:
         for s in sorted(added):
             channel = (s, group)
             cost = self.rates.of(s, group)
-            if cost.mandatory or cost.rate == 0:
+            if cost.mandatory:
+                self._make_room(channel, cost.rate + extra_link)
+                continue
+            if cost.rate == 0:
                 continue
             why = self._fits(host, channel, cost, extra_sub + cost.rate, max_bandwidth,
                              extra_link)
@@ -192,6 +204,27 @@ class Cac:
                 f"link max-bandwidth {format_rate(budget.maximum)}, "
                 f"{format_rate(budget.used)} in use; channel {cost.describe()}")
         return None
+
+    def _make_room(self, channel: Channel, rate: int) -> None:
+        """Preempt optional channels until a mandatory ``channel`` of ``rate`` fits the link
+        (``preempt``; the least watched first, then the costliest)."""
+        budget = self.budget
+        if not self.rates.preempt or channel in self.holders or budget.maximum >= UNLIMITED:
+            return
+        freed = sum(self._rate_held(v) for v in self.victims)
+        over = budget.used - freed + rate - budget.maximum
+        if over <= 0:
+            return
+        groups = {v[1] for v in self.victims}
+        candidates = sorted(
+            (held[0], -held[1], c) for c, held in self.holders.items()
+            if c[1] != channel[1] and c[1] not in groups and not self.rates.of(*c).mandatory
+            and not self.hosts[c] & _STATIC)  # a static group is the operator's: never taken
+        for _, minus_rate, victim in candidates:
+            if over <= 0:
+                break
+            self.victims.append(victim)
+            over += minus_rate
 
     def _rate_held(self, channel: Channel) -> int:
         held = self.holders.get(channel)
@@ -270,6 +303,9 @@ class Cac:
     def link_used(self) -> int:
         """Bits a second of this family's channels on the link."""
         return sum(rate for _, rate in self.holders.values())
+
+
+_STATIC = frozenset(f.all_routers for f in Family)  # static groups' pseudo-subscriber
 
 
 def _channels(group: bytes, exclude: bool, sources: Iterable[bytes]) -> Iterable[Channel]:

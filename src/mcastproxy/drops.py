@@ -121,6 +121,7 @@ class Drop(StrEnum):
     SUBSCRIBER_MAX_BANDWIDTH = "over the subscriber's max-bandwidth"
     LINK_MAX_BANDWIDTH = "over the link's max-bandwidth"
     UNACCOUNTED_BANDWIDTH = "a rated channel asked by an anonymous report where budgets are set"
+    PREEMPTED = "an optional channel preempted for a mandatory one (bandwidth.preempt)"
     # Upstream admission (``placement``): no upstream selection gives the channel has room.
     UPSTREAM_MAX_BANDWIDTH = "over the upstream's max-bandwidth"
     UPSTREAM_MAX_GROUPS = "over the upstream's max-groups"

@@ -422,7 +422,7 @@ def rates_of(glob: GlobalPolicy, family: Family) -> ChannelRates | None:
                          f"policy.bandwidth.channels[{i}]")
                for i, c in enumerate(table.channels)]
     rates = ChannelRates(entries, family, table.default_rate,
-                         table.learn_margin if table.learn else None)
+                         table.learn_margin if table.learn else None, preempt=table.preempt)
     return rates if rates else None
 
 

@@ -175,6 +175,7 @@ class BandwidthTable(Model):
 
     channels: tuple[ChannelBandwidth, ...] = ()
     default_rate: Rate = 0
+    preempt: bool = False
     learn: bool = False
     learn_margin: float = Field(0.2, ge=0, le=10)
     empty_after: Seconds | None = Field(None, gt=0)

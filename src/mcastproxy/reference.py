@@ -113,6 +113,9 @@ MEANING: dict[str, str] = {
     "BandwidthTable.channels": "Entries of (source, group) prefixes with their rate and class, "
                                "first match wins.",
     "BandwidthTable.default_rate": "The rate of a channel no entry matches (0: not counted).",
+    "BandwidthTable.preempt": "A mandatory channel that would take a link past its "
+                              "max-bandwidth preempts optional channels, the least watched "
+                              "first, instead of going over.",
     "BandwidthTable.learn": "Channels no entry matches cost what they are measured to carry "
                             "(from the kernel's counters), when more than default-rate.",
     "BandwidthTable.learn_margin": "Added to a measured rate, a fraction (0.2: a fifth more).",

@@ -361,3 +361,66 @@ def test_one_subscriber_asking_many_sources_holds_its_budget(flavor: Flavor) -> 
     cac = adm_of(h).cac
     assert cac is not None
     assert cac.used[flavor.host(1)] == 12 * M
+
+
+# --- preemption --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flavor", FLAVORS, ids=str)
+def test_a_mandatory_channel_preempts_the_least_watched_optional_one(flavor: Flavor) -> None:
+    h = Harness(flavor, admission=Admission(preempting(flavor, "{max-bandwidth: 8M}")))
+    h.receive(flavor.join(flavor.group(1)), flavor.host(1), at=1)
+    h.receive(flavor.join(flavor.group(1)), flavor.host(2))  # two watch group 1
+    h.receive(flavor.join(flavor.group(2)), flavor.host(3))  # one watches group 2
+    assert link_used(h) == 8 * M
+    out = h.receive(flavor.join(flavor.group(9)), flavor.host(4))  # mandatory 2M
+    assert refused(out) == [(None, Drop.PREEMPTED)]
+    assert h.link.group_state(flavor.group(2)) is None  # the least watched: gone
+    assert h.link.group_state(flavor.group(1)) is not None
+    assert flavor.host(4) in h.link.subscribers(flavor.group(9))
+    assert link_used(h) == 6 * M
+    # Its subscriber asks again: 4M does not fit in the 2M left.
+    assert refused(h.receive(flavor.join(flavor.group(2)), flavor.host(3))) == [
+        (None, Drop.LINK_MAX_BANDWIDTH)]
+
+
+@pytest.mark.parametrize("flavor", SOURCE_FILTERING, ids=str)
+def test_preemption_takes_no_more_than_the_mandatory_channel_needs(flavor: Flavor) -> None:
+    h = Harness(flavor, admission=Admission(preempting(flavor, "{max-bandwidth: 12M}")))
+    for n in (1, 2, 3):
+        h.receive(flavor.join(flavor.group(n)), flavor.host(n), at=n)
+    out = h.receive(sources_join(flavor, flavor.group(9), 1), flavor.host(5))  # 2M
+    assert refused(out) == [(None, Drop.PREEMPTED)]
+    assert sum(h.link.group_state(flavor.group(n)) is not None for n in (1, 2, 3)) == 2
+    assert link_used(h) == 10 * M
+    assert adm_of(h).evictions == []
+    cac = adm_of(h).cac
+    assert cac is not None
+    assert cac.victims == []
+
+
+def test_without_preempt_nothing_is_taken() -> None:
+    flavor = FLAVORS[1]
+    h = harness(flavor, d1="{max-bandwidth: 8M}")
+    h.receive(flavor.join(flavor.group(1)), flavor.host(1), at=1)
+    h.receive(flavor.join(flavor.group(2)), flavor.host(2))
+    assert refused(h.receive(flavor.join(flavor.group(9)), flavor.host(3))) == []
+    assert link_used(h) == 10 * M
+
+
+def test_a_static_group_is_never_preempted() -> None:
+    flavor = FLAVORS[1]
+    h = Harness(flavor, admission=Admission(preempting(flavor, "{max-bandwidth: 4M}")))
+    h.link.set_static({flavor.group(1): None}, 1)
+    assert link_used(h) == 4 * M
+    assert refused(h.receive(flavor.join(flavor.group(9)), flavor.host(3), at=2)) == []
+    assert h.link.group_state(flavor.group(1)) is not None
+    assert flavor.host(3) in h.link.subscribers(flavor.group(9))
+
+
+def preempting(flavor: Flavor, d1: str) -> EdgePolicy:
+    table = TABLE[flavor.family].replace("{channels:", "{preempt: true, channels:")
+    yaml = (f"igmp: {{}}\nmld: {{}}\npolicy: {{bandwidth: {table}}}\n"
+            f"downstream: [{{interface: d1, policy: {d1}}}]\n"
+            "upstream: {candidates: [{interface: u1}]}\n")
+    return EdgePolicy.from_config(parse_config(yaml), "d1", flavor.family)

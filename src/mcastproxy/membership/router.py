@@ -176,6 +176,23 @@ class RouterLink(StaticGroups):
                 stats.error[LEAVE] += 1
         else:
             self._dropped[Drop.UNKNOWN_MESSAGE] += 1
+        adm = self._admission
+        if adm is not None and adm.evictions:
+            # Optional channels preempted for a mandatory one (``bandwidth``): cleared once
+            # the report is applied.
+            for group in adm.evictions:
+                self.clear(group)
+            adm.evicted()
+
+    def clear(self, group: bytes) -> bool:
+        """Forget the link's state of ``group`` and every subscriber's (a static group
+        excepted): as if all had left. True if there was any."""
+        g = self._groups.get(group)
+        if g is None or group in self._static:
+            return False
+        self._delete_group(g)
+        self._changed_groups[group] = None
+        return True
 
     def set_address(self, address: bytes | None, now: float) -> None:
         """Our address on the link changed (``None``: we have none, so cannot be querier)."""
