@@ -262,6 +262,23 @@ class DownstreamLinks:
         self._flush(name, family, link)
         return None
 
+    def clear(self, interface: str | None, group: bytes | None, source: bytes | None) -> int:
+        """RFC 8652 clear-groups: forget the groups on the links named (``ClearGroups``);
+        how many (link, group) states were forgotten. Static groups stay."""
+        cleared = 0
+        for (name, fam), link in self.links.items():
+            if interface is not None and name != interface:
+                continue
+            if group is not None and len(group) != fam.length:
+                continue
+            for g in ([group] if group is not None else list(link.groups())):
+                state = link.group_state(g)
+                if state is None or (source is not None and source not in state.sources):
+                    continue
+                cleared += link.clear(g)
+            self._flush(name, fam, link)
+        return cleared
+
     def due(self, now: float) -> None:
         for (name, fam), link in self.links.items():
             retuned = bool(self._retune) and self._retune_link(name, fam, link, now)

@@ -42,6 +42,7 @@ from mcastproxy.config import Config
 from mcastproxy.downstream import DownstreamLinks, own_address
 from mcastproxy.drops import Drop, DropCounts
 from mcastproxy.events import (
+    ClearGroups,
     ConfigChanged,
     CountersSampled,
     Event,
@@ -175,6 +176,10 @@ class Engine:
             self._channels.sampled(event.packets, now)
         elif isinstance(event, RatesMeasured):
             self._learning.measured(event.rates, now)
+        elif isinstance(event, ClearGroups):
+            cleared = self._downstream.clear(event.interface, event.group, event.source)
+            self._outbox.log("info", "clear-groups", f"cleared {cleared} group states on "
+                             f"{event.interface or 'every link'}", cleared=cleared)
         elif isinstance(event, ConfigChanged):
             self._reconfigure(event.config, now)
         elif isinstance(event, Shutdown) and self._config.upstream.leave_on_stop:

@@ -89,6 +89,17 @@ class RatesMeasured:
 
 
 @dataclass(frozen=True, slots=True)
+class ClearGroups:
+    """RFC 8652's ``clear-groups``: forget the membership state of ``group`` (None: every
+    group) on downstream ``interface`` (None: every link), or only the groups that hold
+    ``source``; the subscribers are learned again from the next queries' answers."""
+
+    interface: str | None = None
+    group: bytes | None = None
+    source: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamUsability:
     """Liveness says candidate ``interface`` became usable or unusable (draft §5.1)."""
 
@@ -122,5 +133,5 @@ class Shutdown:
 
 Event = (
     PacketReceived | InterfaceUp | InterfaceDown | TimerExpired | NewFlow | UpstreamUsability
-    | HelloReceived | ConfigChanged | CountersSampled | RatesMeasured | Shutdown
+    | HelloReceived | ConfigChanged | CountersSampled | RatesMeasured | ClearGroups | Shutdown
 )
