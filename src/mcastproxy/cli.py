@@ -331,7 +331,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 down.add(name)
         flows = [r for r in state.get("routes", []) if r["group"] == str(group)
                  and (source is None or r["source"] == str(source))]
-        live = _live_counts(state, str(group))
+        live = _live_counts(state, str(group), str(source) if source else "*")
     problems += [f"--down {name} is not a candidate upstream" for name in sorted(down - {*names})]
     links = [d.interface for d in config.downstream]
     if args.link is not None and args.link not in links:
@@ -426,6 +426,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if live is not None:
         if live["joined"]:
             print(f"  live:     joined on {', '.join(live['joined'])}")
+        if live["measured"] is not None:
+            print(f"  live:     measured {format_rate(live['measured'])}"
+                  f"{' (found empty)' if live['empty'] else ''}")
+        elif live["empty"]:
+            print("  live:     found empty: asked upstream with no traffic")
         for key, counts in live["links"].items():
             refused = ", ".join(f"{reason} {n:,}" for reason, n in counts["refused"].items())
             print(f"  live {key}: {counts['groups-count']:,} groups of max-groups "
@@ -433,9 +438,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _live_counts(state: dict[str, Any], group: str) -> dict[str, Any]:
-    """What the running proxy says of the group: the upstreams that joined it, and each
-    link's counts against its limits with its refusals by reason."""
+def _live_counts(state: dict[str, Any], group: str, source: str) -> dict[str, Any]:
+    """What the running proxy says of the channel: the upstreams that joined its group, its
+    measured rate and whether it was found empty (with ``learning``), and each link's counts
+    against its limits with its refusals by reason."""
     joined = sorted(u for u, up in state["upstreams"].items() if group in up.get("groups", {}))
     links = {}
     for key, link in state.get("downstream", {}).items():
@@ -448,7 +454,12 @@ def _live_counts(state: dict[str, Any], group: str) -> dict[str, Any]:
                 refused[reason] = refused.get(reason, 0) + n
         links[key] = {"groups-count": adm.get("groups-count", 0),
                       "max-groups": adm.get("max-groups"), "refused": refused}
-    return {"joined": joined, "links": links}
+    learning = state.get("learning") or {}
+    measured = next((r["rate"] for r in learning.get("rates", [])
+                     if r["group"] == group and r["source"] == source), None)
+    empty = any(e["group"] == group and e["source"] == source
+                for e in learning.get("empty", []))
+    return {"joined": joined, "measured": measured, "empty": empty, "links": links}
 
 
 def _admission(config: Config, link: str, subscriber: bytes | None, source: bytes | None,

@@ -211,7 +211,7 @@ class Engine:
             self._ledger, self._forwarding,
             self._takeover.liveness if self._takeover.started else None,
             self._candidates.unusable, self._moves.bridges, self.dropped, self._outbox.counts,
-            self.resets, self.last_error, self._downstream.entries, now)
+            self.resets, self.last_error, self._downstream.entries, now, self._learning)
 
     def _reset(self, exc: Exception, now: float, config: Config) -> None:
         """Handling an event failed half-way: start again from ``config`` (the one in force

@@ -63,6 +63,11 @@ class Learning:
         self.empty_after: float | None = None
         self.refuse_for: float | None = None
 
+    @property
+    def watching(self) -> bool:
+        """Whether rates are learned or empty channels watched."""
+        return self.margin is not None or self.empty_after is not None
+
     def configure(self, config: Config) -> None:
         table = config.policy.bandwidth
         self.margin = table.learn_margin if table.learn else None

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from mcastproxy.admission import Room
     from mcastproxy.config import Config
     from mcastproxy.forwarding import Forwarding
+    from mcastproxy.learning import Learning
     from mcastproxy.ledger import Ledger
     from mcastproxy.liveness import Liveness
     from mcastproxy.membership.router import RouterLink
@@ -177,6 +178,10 @@ class EngineSnapshot:
     last_error: str | None
     entries: tuple[int, int] | None = None  # the proxy's (entries-count, max-entries)
     taken: float | None = None  # when, on the engine's clock, if the engine said
+    # Learned rates ((source or None, group) -> bits a second) and the channels found empty,
+    # where the configuration asks for them (``learning``); None: it does not.
+    learned: Frozen[tuple[bytes | None, bytes], int] | None = None
+    empty: frozenset[tuple[bytes | None, bytes]] = frozenset()
 
     def link(self, interface: str, family: Family) -> LinkSnapshot | None:
         return next((ln for ln in self.links
@@ -227,6 +232,7 @@ def take_slices(
     last_error: str | None,
     entries: Room | None = None,
     now: float | None = None,
+    learning: Learning | None = None,
 ) -> Slices:
     """Copy the engine's parts out into an ``EngineSnapshot``, a slice at a time: each
     ``next`` copies a few groups; the snapshot is the generator's return value. The engine
@@ -234,6 +240,11 @@ def take_slices(
     changed). ``now`` is when the slices begin, on the engine's clock (``taken``): what
     status counts relative times from."""
     interfaces, drop_counts, counted = Frozen(dict(interfaces)), drops.by_key(), dict(counts)
+    learned: Frozen[tuple[bytes | None, bytes], int] | None = None
+    empty: frozenset[tuple[bytes | None, bytes]] = frozenset()
+    if learning is not None and learning.watching:
+        learned = Frozen({c: r for rates in learning.learned.values() for c, r in rates.items()})
+        empty = frozenset(learning.empty)
     bridged = frozenset(bridges)
     link_snaps = []
     for (name, family), link in list(links.items()):
@@ -313,7 +324,8 @@ def take_slices(
         upstreams=tuple(upstreams), flows=tuple(flows),
         bridged=bridged, drops=Frozen(drop_counts), counts=Frozen(counted),
         resets=resets, last_error=last_error,
-        entries=None if entries is None else (entries.used, entries.maximum), taken=now)
+        entries=None if entries is None else (entries.used, entries.maximum), taken=now,
+        learned=learned, empty=empty)
 
 
 # Objects one slice of ``release`` lets go of.

@@ -165,7 +165,25 @@ def document_slices(snap: EngineSnapshot, links: Iterable[str],
     if snap.entries is not None:
         used, maximum = snap.entries
         doc["admission"] = {"entries-count": used, "max-entries": _limit(maximum)}
+    if snap.learned is not None:
+        doc["learning"] = {
+            "rates": [{"source": "*" if s is None else _address(s), "group": _address(g),
+                       "rate": r}
+                      for (s, g), r in sorted(snap.learned.items(),
+                                              key=lambda item: _channel(item[0]))],
+            "empty": [{"source": "*" if s is None else _address(s), "group": _address(g)}
+                      for s, g in sorted(snap.empty, key=_channel)]}
     return doc
+
+
+def _address(address: bytes) -> str:
+    return str(ipaddress.ip_address(address))
+
+
+def _channel(channel: tuple[bytes | None, bytes]) -> tuple[bytes, bytes]:
+    """Orders (source or None, group) channels by group, then source."""
+    source, group = channel
+    return group, source or b""
 
 
 def _group(lg: GroupSnapshot, text: _Texts, now: float | None) -> dict[str, Any]:

@@ -181,3 +181,11 @@ upstream:
         wait_until(lambda: used() > 0, 20, message=lambda: str(proxy.status()["downstream"]))
     # 10 Mbit/s, give or take the feeder's and the sampler's timing.
     assert 8_500_000 <= used() <= 11_500_000, used()
+    # Status lists the learned rates, and explain --live gives the channel's.
+    rates = {(r["source"], r["group"]): r["rate"] for r in proxy.status()["learning"]["rates"]}
+    assert 1_700_000 <= rates[SOURCE, "232.1.0.2"] <= 2_300_000, rates
+    said = json.loads(lab.run(
+        "proxy", sys.executable, "-m", "mcastproxy", "explain", "-c", str(proxy.config),
+        "--link", "d1", "--subscriber", "10.1.1.11", "--source", SOURCE, "--group",
+        "232.1.0.8", "--live", str(proxy.status_socket), "--json"))
+    assert 6_800_000 <= said["live"]["measured"] <= 9_200_000, said["live"]
