@@ -31,7 +31,7 @@ Nothing here reads the clock, sleeps, or touches a socket.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import get_args
 
@@ -136,6 +136,25 @@ class Engine:
         config = self._config  # the one in force before the event (a reload may fail)
         try:
             self._dispatch(event, now)
+            self._settle(now)
+        except Exception as exc:
+            self._reset(exc, now, config)
+            raise
+
+    def handle_burst(self, events: Sequence[Event], now: float) -> None:
+        """Take in a burst of events (the reports one socket read brought): each handled in
+        order, then what changed upstream reported and the routes refreshed once for all
+        (a state-change report carries the burst's records together). A fault resets the
+        engine as ``handle`` does: the burst is not half applied."""
+        if not all(isinstance(event, _EVENTS) for event in events):
+            raise TypeError(f"not engine events: {events!r}")
+        if not self._started:
+            self._takeover.start(self._config, now)
+            self._started = True
+        config = self._config
+        try:
+            for event in events:
+                self._dispatch(event, now)
             self._settle(now)
         except Exception as exc:
             self._reset(exc, now, config)
