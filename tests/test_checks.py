@@ -10,7 +10,7 @@ import pytest
 
 from mcastproxy.checks import host_view, warnings
 from mcastproxy.cli import main
-from mcastproxy.config import parse_config
+from mcastproxy.config import Config, parse_config
 
 
 def ip(text: str) -> bytes:
@@ -74,3 +74,16 @@ def test_this_hosts_addresses_come_from_netlink() -> None:
                                   "upstream: {candidates: [{interface: no-such-if0}]}\n"))
     assert ip("127.0.0.1") in (view("lo") or [])
     assert view("no-such-if0") is None
+
+
+def test_an_amt_upstream_is_made_by_the_proxy_and_an_existing_non_tun_is_named() -> None:
+    def cfg(name: str) -> Config:
+        amt = "{relay: 192.0.2.10}"
+        return parse_config(f"igmp: {{}}\ndownstream: [{{interface: d1}}]\nupstream: "
+                            f"{{candidates: [{{interface: {name}, amt: {amt}}}]}}\n")
+
+    host = {**HOST, "lo": [ip("127.0.0.1")]}
+    assert not [w for w in warnings(cfg("amt1"), host.get) if "amt1" in w]  # made at start
+    (said,) = [w for w in warnings(cfg("lo"), host.get) if "candidates[0]" in w]
+    assert said == ("upstream.candidates[0].interface: lo exists and is not a TUN device: the "
+                    "AMT upstream cannot use it")

@@ -24,6 +24,7 @@ from fakes import FakeNetwork
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from mcastproxy.amt.upstream import AmtUpstreams
 from mcastproxy.config import Config, ConfigError, parse_config
 from mcastproxy.daemon import Daemon, query_status
 from mcastproxy.family import Family
@@ -242,8 +243,11 @@ def test_a_reload_of_anything_applies_wholly_or_not_at_all(
         daemon.reload()  # anything it raised would fail the test
         same_families = isinstance(new, Config) and (new.igmp is None) == (
             before.igmp is None) and (new.mld is None) == (before.mld is None)
-        if not same_families:  # refused: nothing of it applied
-            event("refused" if isinstance(new, ConfigError) else "refused: IGMP or MLD")
+        amt_changed = isinstance(new, Config) and AmtUpstreams.reload_refusal(
+            before, new) is not None
+        if not same_families or amt_changed:  # refused: nothing of it applied
+            event("refused" if isinstance(new, ConfigError) else
+                  "refused: AMT upstream" if same_families else "refused: IGMP or MLD")
             assert daemon.config is before
             assert daemon.engine.config is before
             assert kernel_state(net) == kernel

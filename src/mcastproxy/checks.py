@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
+from mcastproxy.amt.tun import is_tun
 from mcastproxy.config import Config, Record
 from mcastproxy.configtypes import Network
 from mcastproxy.family import Family
@@ -34,6 +35,13 @@ def warnings(config: Config, addresses: Addresses) -> list[str]:
         out += _interface(f"downstream[{i}].interface", d.interface, config, addresses,
                           downstream=True)
     for i, c in enumerate(config.upstream.candidates):
+        if c.amt is not None:
+            # An AMT upstream's TUN is made by the proxy at start: an interface of that name
+            # that exists already must be a TUN device (the start refuses anything else).
+            if addresses(c.interface) is not None and is_tun(c.interface) is False:
+                out.append(f"upstream.candidates[{i}].interface: {c.interface} exists and is "
+                           "not a TUN device: the AMT upstream cannot use it")
+            continue
         out += _interface(f"upstream.candidates[{i}].interface", c.interface, config,
                           addresses, downstream=False)
     out += _never_matching(config)

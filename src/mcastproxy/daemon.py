@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mcastproxy.actions import Action
+from mcastproxy.amt.upstream import AmtError, AmtUpstreams
 from mcastproxy.applier import Applier
 from mcastproxy.config import Config, ConfigError, load_config
 from mcastproxy.datasampler import DataSampler
@@ -179,6 +180,8 @@ class Daemon:
         self._log_flush: asyncio.TimerHandle | None = None
         self._signals: list[signal.Signals] = []
         self._reload_waiting = False  # a SIGHUP came before the start was done
+        self.amt = AmtUpstreams(config)
+        """The AMT upstreams' TUN devices and gateways (``amt.upstream``)."""
         self.meter = Meter(config.accounting, self.routers, self._drop_totals)
         """Accounting, the session log and the security log (``meter``)."""
         self.applier = Applier(self.routers, self.sockets, self.meter, self.errors, self._log,
@@ -218,6 +221,12 @@ class Daemon:
                 log.error("cannot start: accounting log %s: %s", exc.filename,
                           exc.strerror or exc)
                 return 1
+            try:
+                self.amt.open()  # before the kernel: each TUN becomes its upstream's VIF
+            except AmtError as exc:
+                log.error("cannot start: %s", exc)
+                return 1
+            self.amt.start(self._loop)
             try:
                 self._start()
             except KernelError as exc:
@@ -334,6 +343,7 @@ class Daemon:
                 loop.remove_reader(router.fileno())
             router.stop()
         self.routers.clear()
+        self.amt.stop()  # the last reports and Teardown sent; the TUN devices go
         if running:
             log.info("stopped; kernel state removed")
 
@@ -381,6 +391,10 @@ class Daemon:
         old = self.config
         if (new.igmp is None) != (old.igmp is None) or (new.mld is None) != (old.mld is None):
             log.error("reload refused: turning IGMP or MLD on or off needs a restart")
+            return False
+        refusal = AmtUpstreams.reload_refusal(old, new)
+        if refusal is not None:
+            log.error("reload refused, keeping the running configuration: %s", refusal)
             return False
         try:
             staged = self.meter.stage(new.accounting)  # the logs' new paths, opened first
@@ -680,7 +694,8 @@ class Daemon:
         yield from parts
         accounting = yield from self.meter.document_slices()
         return {"pid": os.getpid(), "config": str(self.config_path), **doc,
-                "errors": dict(self.errors), "accounting": accounting}
+                "errors": dict(self.errors), "accounting": accounting,
+                **({"amt": self.amt.status()} if self.amt else {})}
 
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

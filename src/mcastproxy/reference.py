@@ -184,7 +184,20 @@ MEANING: dict[str, str] = {
     "Candidate.priority": "Higher is preferred among the candidates a record selects "
                           "(draft §3.2).",
     "Candidate.address": "The upstream's address(es), for the default upstream's highest-"
-                         "address choice (draft §3.2).",
+                         "address choice (draft §3.2); for an AMT upstream, also given to its "
+                         "TUN device (/32, /128).",
+    "Candidate.amt": "An AMT upstream (RFC 7450): the interface is a TUN device the proxy "
+                     "makes at start and removes at stop, where a gateway delivers what a "
+                     "relay tunnels to it over unicast (README, AMT).",
+    "AmtSettings.relay": "The relay's unicast address (IPv4 or IPv6: the tunnel's family); or "
+                         "give discovery.",
+    "AmtSettings.discovery": "An address to find a relay at by Relay Discovery (RFC 7450 "
+                             "§4.1.1, §5.2.3.4: an anycast address, e.g. in 192.52.193.0/24 "
+                             "or 2001:3::/32, §7); or give relay.",
+    "AmtSettings.port": "The relay's UDP port (RFC 7450 §7).",
+    "AmtSettings.querier": "The source address of the relay's General Queries inside the "
+                           "TUN, one per family (default 0.0.0.0 and fe80::1; an MLD one is "
+                           "link-local, RFC 9777 §5.1.14).",
     "Candidate.active_interval": "This upstream's active interval (draft §5.2).",
     "Candidate.liveness": "What counts as evidence of life (draft §5.1).",
     "Candidate.routers": "The routers whose queries and hellos count, and the only ones "

@@ -17,6 +17,7 @@ FORBIDDEN = {
     "selectors", "signal", "pyroute2", "datetime", "fcntl",
 }  # fmt: skip
 ROOTS = ["mcastproxy.amt.gateway", "mcastproxy.amt.inner", "mcastproxy.amt.events",
+         "mcastproxy.amt.pseudo",
          "mcastproxy.amt.actions", "mcastproxy.wire.amt"]
 PACKAGE = Path(mcastproxy.__file__).parent
 

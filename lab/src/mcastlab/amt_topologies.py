@@ -50,3 +50,50 @@ def amt_lab(*, feed: bool = False) -> Topology:
                src.iface("eth0", "10.30.3.2/24", "fd30:3::2/64"))
         src.route("224.0.0.0/4", dev="eth0")
     return t
+
+
+PROXY_WAN = {4: "10.30.1.2", 6: "fd30:1::2"}
+"""The proxy's address on its unicast-only path to the relay (the AMT transport's source)."""
+SUBSCRIBER = {4: "10.1.1.11", 6: "fd01:1::11"}
+
+
+def amt_proxy_lab(*, native: bool = False) -> Topology:
+    """The proxy with an AMT upstream: a relay two routed unicast hops away, a subscriber on
+    d1, and with ``native=True`` a native provider on u1 as well.
+
+    ::
+
+        [native=True]
+        prov1 eth0 10.0.1.2/24, fd00:1::2/64
+              |
+              u1 10.0.1.1/24, fd00:1::1/64
+              |
+            proxy  wan 10.30.1.2/24 --- eth0 10.30.1.1/24 router eth1 10.30.2.1/24 --- relay
+              |        fd30:1::2/64          fd30:1::1/64          fd30:2::1/64    eth0 10.30.2.2/24
+              |    (amt1: the TUN the proxy makes)                                 fd30:2::2/64
+              d1 10.1.1.1/24, fd01:1::1/64
+              |
+        sub1 eth0 10.1.1.11/24, fd01:1::11/64
+
+    No multicast routing anywhere on the way to the relay: the router forwards unicast only.
+    """
+    t = Topology()
+    router = t.host("router").forwarding()
+    proxy = t.host("proxy").forwarding()
+    relay, sub1 = t.hosts("relay", "sub1")
+    t.veth(proxy.iface("wan", "10.30.1.2/24", "fd30:1::2/64"),
+           router.iface("eth0", "10.30.1.1/24", "fd30:1::1/64"))
+    t.veth(router.iface("eth1", "10.30.2.1/24", "fd30:2::1/64"),
+           relay.iface("eth0", "10.30.2.2/24", "fd30:2::2/64"))
+    proxy.route("10.30.2.0/24", via="10.30.1.1").route("fd30:2::/64", via="fd30:1::1")
+    relay.route("default", via="10.30.2.1").route("default", via="fd30:2::1")
+    t.veth(proxy.iface("d1", "10.1.1.1/24", "fd01:1::1/64"),
+           sub1.iface("eth0", "10.1.1.11/24", "fd01:1::11/64"))
+    sub1.route("default", via="10.1.1.1").route("default", via="fd01:1::1")
+    if native:
+        prov1 = t.host("prov1")
+        t.veth(proxy.iface("u1", "10.0.1.1/24", "fd00:1::1/64"),
+               prov1.iface("eth0", "10.0.1.2/24", "fd00:1::2/64"))
+        prov1.route("224.0.0.0/4", dev="eth0")
+        prov1.route("10.1.0.0/16", via="10.0.1.1").route("fd01::/16", via="fd00:1::1")
+    return t

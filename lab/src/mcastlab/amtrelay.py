@@ -38,7 +38,9 @@ JSON lines on stdout: ``{"event": "ready", ...}`` first, then one per thing that
      "gateway": "10.30.1.2:40000", ...}
 
 (``update`` with the tunnel's ``channels``, ``[[source or null, group], ...]``; ``refused``
-with ``why``). Lines on stdin, each answered with its number ``n``: ``tunnels`` ->
+with ``why``; each with ``time_ns``, CLOCK_MONOTONIC when it was written, one clock for every
+namespace, for a benchmark's latencies). Lines on stdin, each answered with its number
+``n``: ``tunnels`` ->
 ``{"event": "tunnels", "n": 1, "tunnels": [{"gateway": ..., "channels": ..., "sent": ...}]}``,
 ``quit`` -> ``{"event": "done", "n": 2, ...}``. End of stdin ends it.
 """
@@ -326,6 +328,7 @@ def complete_udp_checksum(packet: bytes) -> bytes:
 
 
 def _emit(obj: dict[str, Any]) -> None:
+    obj.setdefault("time_ns", time.monotonic_ns())
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
 

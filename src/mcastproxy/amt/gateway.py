@@ -50,6 +50,10 @@ gateway's side of that, as a state machine (``GatewayState``):
   query that set up the tunnel, so that the relay stops sending to that endpoint. A relay
   that sends no G fields leaves nothing to say them with: no Teardown then, its state times
   out.
+- Keeping the querier (``keep_querier=True``): the Request and query exchange runs even
+  with nothing joined (an Update with no report is never sent then), so that the relay's
+  queries go on arriving as evidence that the relay answers (an upstream whose liveness is its
+  queries). The last leave still sends a Teardown, then a Request with a fresh nonce.
 - The L flag (§5.1.4): a relay that takes no new gateways says so; a query with L set is
   dropped unless the tunnel is already up with that relay, so the Request goes unanswered
   and the gateway moves on (to another relay, through anycast discovery).
@@ -179,7 +183,10 @@ class Gateway:
     ``discovery_address`` (packed; its family is the transport's).
 
     ``report_source`` is the source address of the reports it sends in Updates (default the
-    unspecified address); ``name`` the interface its drops are counted under.
+    unspecified address); ``name`` the interface its drops are counted under; ``port`` the
+    relay's UDP port (RFC 7450 §7: 2268), where the gateway sends and the only port it
+    accepts from; ``keep_querier`` runs the query exchange with nothing joined (module
+    comment).
     """
 
     def __init__(
@@ -192,7 +199,11 @@ class Gateway:
         report_source: bytes | None = None,
         timers: GatewayTimers | None = None,
         name: str | None = None,
+        port: int = AMT_PORT,
+        keep_querier: bool = False,
     ) -> None:
+        if not 0 < port < 65536:
+            raise ValueError(f"UDP port {port} is not in 1-65535")
         self.family = family = Family(family)
         self.transport = Family.of(discovery_address)  # ValueError if no address
         self.discovery_address = discovery_address
@@ -202,6 +213,8 @@ class Gateway:
             raise ValueError(f"report_source must be an {family.length}-octet address")
         self.timers = timers or GatewayTimers()
         self.name = name
+        self.port = port
+        self.keep_querier = keep_querier
         self.dropped = DropCounts()
         self._nonce = nonce
         self._state = _IDLE
@@ -252,7 +265,7 @@ class Gateway:
     def receive(self, source: bytes, port: int, data: bytes, now: float) -> None:
         """A UDP datagram from ``source``:``port``: ``handle(DatagramReceived(...), now)``."""
         if data[:1] == b"\x06":  # Multicast Data: the hot path
-            if source != self._relay or port != AMT_PORT:
+            if source != self._relay or port != self.port:
                 self._drop(Drop.AMT_NOT_FROM_RELAY)
                 return
             if self._state is _STOPPED:
@@ -342,6 +355,8 @@ class Gateway:
         self._enter(_RELAY_FOUND, why)
         if self._current:
             self._request(now, "something to join")
+        elif self.keep_querier:
+            self._request(now, "keeping the querier")
 
     def _request(self, now: float, why: str, *, keep_backoff: bool = False) -> None:
         # §5.2.3.5: each Request a fresh nonce; retransmissions of it repeat it.
@@ -414,8 +429,10 @@ class Gateway:
                 self._tunnel = None
                 self._pending = self._retry_at = None
                 self._enter(_RELAY_FOUND, "nothing joined")
+                if self.keep_querier:
+                    self._request(now, "keeping the querier")
         elif state is _REQUESTING:
-            if not current:
+            if not current and not self.keep_querier:
                 self._pending = self._retry_at = None
                 self._enter(_RELAY_FOUND, "nothing joined")
         elif state is _RELAY_FOUND and current:
@@ -453,7 +470,7 @@ class Gateway:
     def _advertisement(self, msg: RelayAdvertisement, port: int, now: float) -> None:
         if self._state is not _DISCOVERING:
             self._drop(Drop.AMT_UNEXPECTED)
-        elif port != AMT_PORT:
+        elif port != self.port:
             self._drop(Drop.AMT_NOT_FROM_RELAY)
         elif msg.nonce != self._pending:
             # §5.2.3.4: only the nonce ties an advertisement to our discovery (it may come
@@ -469,7 +486,7 @@ class Gateway:
         if state is not _REQUESTING and state is not _ESTABLISHED:
             self._drop(Drop.AMT_UNEXPECTED)
             return
-        if source != self._relay or port != AMT_PORT:
+        if source != self._relay or port != self.port:
             self._drop(Drop.AMT_NOT_FROM_RELAY)
             return
         old = self._tunnel
@@ -511,7 +528,7 @@ class Gateway:
     # --- what goes out ----------------------------------------------------------------------
 
     def _send(self, destination: bytes, msg: _Outgoing) -> None:
-        self._actions.append(SendDatagram(destination, AMT_PORT, build_amt(msg)))
+        self._actions.append(SendDatagram(destination, self.port, build_amt(msg)))
 
     def _update(self, report: Report) -> None:
         tunnel, relay = self._tunnel, self._relay

@@ -7,8 +7,9 @@ device, so a socket that joined a group there receives it, and (a later stage) t
 be a VIF of a multicast routing table. The device is not persistent: it disappears when the
 descriptor is closed, so a gateway that dies leaves nothing behind.
 
-Addresses are the caller's business (``ip addr add``); an IPv4 source-specific join by
-``ip_mreq_source`` needs one, a join by interface index does not.
+Addresses are the caller's business: ``add_address`` gives the device one (by ioctl, as
+``ifconfig`` does: SIOCSIFADDR, with a netmask for IPv4 and a prefix length for IPv6); an
+IPv4 source-specific join by ``ip_mreq_source`` needs one, a join by interface index does not.
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ IFF_NO_PI: Final = 0x1000
 SIOCGIFFLAGS: Final = 0x8913  # linux/sockios.h
 SIOCSIFFLAGS: Final = 0x8914
 SIOCSIFMTU: Final = 0x8922
+SIOCSIFADDR: Final = 0x8916
+SIOCSIFNETMASK: Final = 0x891C
 IFF_UP: Final = 0x1
 IFNAMSIZ: Final = 16
 
 _ifreq_flags = struct.Struct(f"{IFNAMSIZ}sH22x")  # struct ifreq: name, then ifr_flags
 _ifreq_int = struct.Struct(f"{IFNAMSIZ}si20x")  # name, then ifr_mtu
+_ifreq_inet = struct.Struct(f"{IFNAMSIZ}sH2x4s8x8x")  # name, then a struct sockaddr_in
+_in6_ifreq = struct.Struct("16sIi")  # linux/ipv6.h: address, prefix length, ifindex
 
 
 def open_tun(name: str, *, mtu: int | None = None) -> int:
@@ -53,3 +58,34 @@ def open_tun(name: str, *, mtu: int | None = None) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def add_address(name: str, address: bytes, prefix_length: int) -> None:
+    """Give device ``name`` the IPv4 (4 octets) or IPv6 (16 octets) ``address`` with its
+    prefix length. ``OSError`` if the kernel refuses (EEXIST: it has it already)."""
+    raw = name.encode()
+    if len(address) == 4:
+        if not 0 <= prefix_length <= 32:
+            raise ValueError(f"an IPv4 prefix length is 0 to 32, not {prefix_length}")
+        mask = (0xFFFFFFFF << (32 - prefix_length)) & 0xFFFFFFFF
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            fcntl.ioctl(s.fileno(), SIOCSIFADDR, _ifreq_inet.pack(raw, socket.AF_INET, address))
+            fcntl.ioctl(s.fileno(), SIOCSIFNETMASK,
+                        _ifreq_inet.pack(raw, socket.AF_INET, mask.to_bytes(4, "big")))
+        return
+    if len(address) != 16:
+        raise ValueError("an address is 4 (IPv4) or 16 (IPv6) octets")
+    if not 0 <= prefix_length <= 128:
+        raise ValueError(f"an IPv6 prefix length is 0 to 128, not {prefix_length}")
+    index = socket.if_nametoindex(name)
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+        fcntl.ioctl(s.fileno(), SIOCSIFADDR, _in6_ifreq.pack(address, prefix_length, index))
+
+
+def is_tun(name: str) -> bool | None:
+    """Whether the existing device ``name`` is a TUN/TAP device (sysfs has its
+    ``tun_flags``); None if there is no such device."""
+    base = f"/sys/class/net/{name}"
+    if "/" in name or not os.path.exists(base):
+        return None
+    return os.path.exists(f"{base}/tun_flags")

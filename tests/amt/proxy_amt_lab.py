@@ -1,0 +1,74 @@
+"""Helpers for the namespace tests of the proxy with an AMT upstream, on
+``mcastlab.amt_topologies.amt_proxy_lab``: the lab relay, the proxy's configuration, what
+the relay holds and what the proxy's status says of its AMT upstream.
+
+The daemon runs with its routes recorded (``forwarding="recorded"``): this kernel has no
+multicast routing, so what is checked is what the proxy says and hears (the relay's view of
+its Membership Updates, the queries, the Teardown) and that the relay's data enters the TUN
+(its counters), not forwarding to d1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcastlab import Lab
+from mcastlab.amt_topologies import RELAY
+from mcastlab.procs import JsonProc
+from mcastlab.proxy import Proxy
+
+SSM = {4: ("10.0.9.1", "232.1.1.1"), 6: ("fd00:9::1", "ff3e::8000:1")}
+ASM = {4: ("10.0.9.2", "239.1.1.1"), 6: ("fd00:9::2", "ff1e::1:1")}
+RATE = 100.0
+
+
+def amt_config(*, transport: int = 4, native: bool = False, extra: str = "",
+               amt_liveness: str = "{queries: true}") -> str:
+    """The proxy's configuration: d1 downstream; amt1 through the relay (over ``transport``);
+    with ``native``, u1 first (priority 10) and amt1 the takeover (priority 0)."""
+    u1 = "    - {interface: u1, priority: 10}\n" if native else ""
+    return (
+        "igmp: {version: 3}\n"
+        "mld: {version: 2}\n"
+        "downstream: [{interface: d1}]\n"
+        "upstream:\n"
+        "  hold-down: 1s\n"
+        f"{extra}"
+        "  candidates:\n"
+        f"{u1}"
+        "    - interface: amt1\n"
+        f"      liveness: {amt_liveness}\n"
+        f"      amt: {{relay: \"{RELAY[transport]}\"}}\n"
+    )
+
+
+def start_relay(lab: Lab, transport: int = 4, *, sender: str = "relay-1",
+                query_interval: int = 1) -> JsonProc:
+    """The lab relay on its address of ``transport``, streaming the SSM and ASM channels."""
+    args = ["--address", RELAY[transport], "--rate", str(RATE), "--id", sender,
+            "--query-interval", str(query_interval), "--max-seconds", "120"]
+    for source, group in (*SSM.values(), *ASM.values()):
+        args += ["--stream", f"{source},{group}"]
+    relay = lab.python_json("relay", "mcastlab.amtrelay", *args)
+    ready = relay.wait_event(lambda e: e.get("event") in ("ready", "error"), 10)
+    assert ready["event"] == "ready", ready
+    return relay
+
+
+def relay_channels(relay: JsonProc) -> set[tuple[str | None, str]]:
+    """Every channel the relay holds for any tunnel now (its ``tunnels`` answer)."""
+    answer = relay.command("tunnels")
+    return {(s, g) for t in answer["tunnels"] for s, g in t["channels"]}
+
+
+def amt_status(proxy: Proxy, name: str = "amt1") -> dict[str, Any]:
+    return dict(proxy.status()["amt"][name])
+
+
+def gateway(proxy: Proxy, protocol: str, name: str = "amt1") -> dict[str, Any]:
+    return dict(amt_status(proxy, name)["gateways"][protocol])
+
+
+def tun_rx_packets(lab: Lab, name: str = "amt1") -> int:
+    """The kernel's count of packets received on the TUN (those the gateway wrote in)."""
+    return int(lab.run("proxy", "cat", f"/sys/class/net/{name}/statistics/rx_packets"))
