@@ -32,10 +32,24 @@ COMPILED = [
     "mcastproxy/wire/messages.py",
     "mcastproxy/wire/mld.py",
     # the router side's state, the host side, selection and the engine's concepts
+    "mcastproxy/membership/__init__.py",
     "mcastproxy/membership/addresses.py",
     "mcastproxy/membership/group.py",
     "mcastproxy/membership/state.py",
     "mcastproxy/membership/tracking.py",
+    # RouterLink and the chain of classes it is built from (a native class inherits only
+    # from native classes: all of them or none), and what it holds
+    "mcastproxy/membership/linkstate.py",
+    "mcastproxy/membership/explicit.py",
+    "mcastproxy/membership/queries.py",
+    "mcastproxy/membership/intake.py",
+    "mcastproxy/membership/static.py",
+    "mcastproxy/membership/router.py",
+    "mcastproxy/membership/querier.py",
+    "mcastproxy/membership/validity.py",
+    "mcastproxy/membership/statistics.py",
+    "mcastproxy/membership/outputs.py",
+    "mcastproxy/membership/ssmmap.py",
     "mcastproxy/upstream/__init__.py",
     "mcastproxy/upstream/host.py",
     "mcastproxy/upstream/merge.py",
@@ -48,12 +62,37 @@ COMPILED = [
     "mcastproxy/liveness.py",
     "mcastproxy/moves.py",
     "mcastproxy/takeover.py",
+    # the engine and its concepts
+    "mcastproxy/engine.py",
+    "mcastproxy/downstream.py",
+    "mcastproxy/admission.py",
+    "mcastproxy/policy.py",
+    "mcastproxy/rules.py",
+    "mcastproxy/bandwidth.py",
+    "mcastproxy/placement.py",
+    "mcastproxy/learning.py",
+    "mcastproxy/subscriptions.py",
+    "mcastproxy/ratelimit.py",
+    "mcastproxy/upstreams.py",
+    "mcastproxy/snapshot.py",
 ]
-"""The modules mypyc compiles, relative to src/.
+"""The modules mypyc compiles, relative to src/: the protocol core, from the codecs to the
+engine. A compiled (native) class inherits only from compiled classes, so ``RouterLink``
+comes with every class it is built from (``membership.linkstate`` to ``.static``); and
+Python code cannot subclass or patch one (tests wrap the engine instead of subclassing it).
 
-Not ``membership.timers``: a pydantic dataclass, whose validators pydantic inspects for their
-signature at class creation, which a compiled function does not have (and it is read once,
-at configuration time)."""
+Left as Python:
+
+- ``membership.timers``: a pydantic dataclass, whose validators pydantic inspects for their
+  signature at class creation, which a compiled function does not have (and it is read
+  once, at configuration time);
+- ``config``, ``configtypes``, ``policyconfig``: pydantic models, read at configuration time
+  alone;
+- ``events``, ``actions``, ``family``, ``drops``: what the daemon and the engine hand each
+  other, made and read on both sides (not tried yet: the next candidates);
+- the daemon and everything with I/O (``daemon``, ``netio``, ``kernel``, ``amt``, status,
+  metrics, logs, the CLI): their time goes to system calls and the event loop, and they
+  are changed often."""
 
 
 def _wanted() -> bool:

@@ -8,6 +8,9 @@ Two downstream links and two upstreams selected by group prefix. Every subscribe
 group (any-source joins: the common IPTV case), then a mixed load of joins and leaves is
 timed: reports are built beforehand, so the figure is decode + router state + selection +
 upstream merge + state-change reports + route plan, per report.
+
+It runs the mcastproxy that is installed (the compiled build, in .venv-compiled), else the
+sources of this tree, and says which: compare the builds by running it with each Python.
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import importlib.util
 import pstats
 import random
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+if importlib.util.find_spec("mcastproxy") is None:  # not installed: the sources here
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+import mcastproxy
 from mcastproxy.config import parse_config
 from mcastproxy.engine import Engine
 from mcastproxy.events import InterfaceUp, PacketReceived, TimerExpired
@@ -162,6 +168,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--family", type=int, choices=(4, 6), action="append")
     args = parser.parse_args()
+    print(f"mcastproxy ({mcastproxy.build()}) from {Path(mcastproxy.__file__).parent}; "
+          f"Python {sys.version.split()[0]}")
     for family in args.family or (4, 6):
         bench_family(family, args.subscribers, args.groups, args.profile)
 

@@ -341,7 +341,7 @@ def release(done: object) -> Generator[None, None, None]:
     and the like are copied, at C's speed). The caller must hold no other reference
     (``parts = release(x)``, ``del x``, then run ``parts``)."""
     held: deque[tuple[list[Any] | dict[Any, Any], int]] = deque([([done], 0)])
-    del done
+    done = None  # (not ``del``: mypyc keeps a generator's locals, and cannot delete them)
     freed = 0
     while held:
         members, level = held[0]

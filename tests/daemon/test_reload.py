@@ -17,6 +17,7 @@ import random
 import signal
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from daemon_harness import IGMP, MLD, TO_EX, Proto, config, records, running, status_of, until
@@ -167,17 +168,22 @@ class Poisoned(FakeInterfaceMap):
         return super().refresh(name)
 
 
-class FailingEngine(Engine):
-    """The engine, failing (as a bug would) on the configurations ``fails`` picks."""
+class FailingEngine:
+    """The engine, failing (as a bug would) on the configurations ``fails`` picks. (It
+    holds the engine rather than subclass it: the compiled build's Engine takes no subclass
+    written in Python.)"""
 
     def __init__(self, config: Config, fails: Callable[[Config], bool]) -> None:
-        super().__init__(config, rng=random.random)
+        self.engine = Engine(config, rng=random.random)
         self.fails = fails
 
     def handle(self, event: Event, now: float) -> None:
-        super().handle(event, now)
+        self.engine.handle(event, now)
         if isinstance(event, ConfigChanged) and self.fails(event.config):
             raise RuntimeError("a bug")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)  # the rest of the engine's surface
 
 
 def kernel_state(net: FakeNetwork) -> dict[Family, tuple[object, ...]]:

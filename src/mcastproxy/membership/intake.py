@@ -75,19 +75,26 @@ class RecordIntake(LastMemberQueries):
             return False
         host = None if source == self._unspecified else source
         version = report.version
+        # The record type as a plain int, unpacked rather than read as ``record.type``:
+        # compiled (mypyc), that read checks for a RecordType, and a record built with a type
+        # from a newer RFC would raise TypeError rather than be counted (_receive_record).
+        rtype: int
         if version == self._full:
-            for record in report.records:
-                self._receive_record(record.group, record.type, record.sources, host, now, 0)
+            for rtype, group, sources, _aux in report.records:
+                self._receive_record(group, rtype, sources, host, now, 0)
             return True
         if not 1 <= version < self._full:
             self._dropped[Drop.VERSION_INVALID] += 1
             return False
         # An IGMPv1/v2 or MLDv1 report: one group, read as IS_EX({}) (RFC 9776 §7.3.2).
         records = report.records
-        if len(records) != 1 or records[0].type != IS_EX or records[0].sources:
+        rtype, group, sources = 0, b"", ()
+        if len(records) == 1:
+            rtype, group, sources, _aux = records[0]
+        if rtype != IS_EX or sources:
             self._dropped[Drop.RECORD_INVALID_FOR_VERSION] += 1
             return False
-        self._receive_record(records[0].group, IS_EX, (), host, now, version)
+        self._receive_record(group, IS_EX, (), host, now, version)
         return True
 
     def _receive_leave(self, leave: Leave, source: bytes, now: float) -> bool:

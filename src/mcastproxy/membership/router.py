@@ -57,7 +57,7 @@ from mcastproxy.membership.statistics import LEAVE, QUERY, REPORT_V1, REPORT_V3,
 from mcastproxy.membership.timers import ProtocolTimers
 from mcastproxy.membership.tracking import SharedSets, SubscriberView
 from mcastproxy.policy import EdgePolicy
-from mcastproxy.wire.messages import Leave, Message, Query, Report
+from mcastproxy.wire.messages import Leave, Query, Report
 
 _NEXT_DEADLINE_BUDGET = 64  # stale heap entries next_deadline() drops per heap and call
 _NO_SOURCES: Mapping[bytes, float] = MappingProxyType({})
@@ -151,11 +151,13 @@ class RouterLink(StaticGroups):
         self._querier.start(now)
         self._sync_querier()
 
-    def receive(self, message: Message, source_address: bytes, now: float) -> None:
-        """Process a Query, Report or Leave heard on the link from ``source_address``.
+    def receive(self, message: object, source_address: bytes, now: float) -> None:
+        """Process a Query, Report or Leave (a ``Message``) heard on the link from
+        ``source_address``.
 
         Timers due at or before ``now`` are processed first. Bad input is counted in
-        ``dropped``, never raised.
+        ``dropped``, never raised (``message`` is an ``object`` for that: compiled, a
+        ``Message`` parameter would raise TypeError at the call for anything else).
         """
         if now >= self._due:
             self.handle_timers(now)
