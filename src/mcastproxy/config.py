@@ -38,6 +38,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from mcastproxy.apiconfig import ApiSettings, api_issues
 from mcastproxy.configtypes import GroupPrefix, Model, Network, UnicastPrefix
 from mcastproxy.family import Family
 from mcastproxy.membership.addresses import SSM_RANGES
@@ -691,6 +692,8 @@ class Config(_Model):
     policy: GlobalPolicy = GlobalPolicy()
     metrics: MetricsSettings | None = None
     accounting: AccountingSettings | None = None
+    # The controller API (``apiconfig``, ``api``): off when absent.
+    api: ApiSettings | None = None
 
     def candidate(self, name: str) -> Candidate:
         return next(c for c in self.upstream.candidates if c.interface == name)
@@ -884,6 +887,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([ConfigIssue("", f"cannot read {path}: {why}")]) from None
     config = parse_config(data, str(path))
     issues = log_path_issues(config.accounting)  # what this host says of the file's paths
+    issues += [ConfigIssue(path, reason) for path, reason in api_issues(config.api)]
     if issues:
         raise ConfigError(issues)
     return config

@@ -55,7 +55,7 @@ import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,6 +67,7 @@ from mcastproxy.datasampler import DataSampler
 from mcastproxy.drops import Drop
 from mcastproxy.engine import Engine
 from mcastproxy.events import (
+    ClearGroups,
     ConfigChanged,
     Event,
     HelloReceived,
@@ -180,10 +181,14 @@ class Daemon:
         self._log_flush: asyncio.TimerHandle | None = None
         self._signals: list[signal.Signals] = []
         self._reload_waiting = False  # a SIGHUP came before the start was done
-        self.amt = AmtUpstreams(config)
-        """The AMT upstreams' TUN devices and gateways (``amt.upstream``)."""
+        self.api: Any = None
+        """The controller API's server (``mcastproxy.api.ApiServer``) while it serves."""
+        self.event_sinks: list[Callable[[int, str, str, Mapping[str, Any]], None]] = []
+        """Told every event ``_log`` is given, before its rate limit (the API's stream)."""
         self.meter = Meter(config.accounting, self.routers, self._drop_totals)
         """Accounting, the session log and the security log (``meter``)."""
+        self.amt = AmtUpstreams(config)
+        """The AMT upstreams' TUN devices and gateways (``amt.upstream``)."""
         self.applier = Applier(self.routers, self.sockets, self.meter, self.errors, self._log,
                                self._now)
         self.sampler = DataSampler(lambda: self.config, lambda: (u for u, _, _ in
@@ -243,6 +248,15 @@ class Daemon:
                 except OSError as exc:
                     log.error("cannot start: status socket %s: %s", self.status_socket,
                               exc.strerror or exc)
+                    return 1
+            if self.config.api is not None:
+                from mcastproxy.api import ApiServer  # noqa: PLC0415 (aiohttp: only if on)
+
+                try:
+                    self.api = ApiServer(self)
+                    await self.api.start()
+                except (OSError, ValueError) as exc:
+                    log.error("cannot start: api: %s", why(exc))
                     return 1
             if self.metrics_listen is not None:
                 try:
@@ -320,6 +334,9 @@ class Daemon:
             self._handle(Shutdown(), arm=False)
         self.meter.close(self._now())
         self._close_status()
+        if self.api is not None:
+            await self.api.close()
+            self.api = None
         if self._log_flush is not None:
             self._log_flush.cancel()
             self._log_flush = None
@@ -388,35 +405,68 @@ class Daemon:
             log.exception("reload refused, keeping the running configuration: reading %s "
                           "failed: %s", self.config_path, why(exc))
             return False
+        try:
+            self._adopt(new)
+        except ConfigRefusedError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            self._told("reload-refused", {"by": "SIGHUP", "reason": str(exc)})
+            return False
+        log.info("configuration reloaded from %s: %s", self.config_path, self._summary())
+        if self.api is not None:
+            self.api.reloaded()  # its tokens file again, and the file's document
+        self._told("reloaded", {"by": "SIGHUP"})
+        return True
+
+    def apply_config(self, new: Config, who: str) -> None:
+        """A controller's configuration (``mcastproxy.api``), already validated as the file
+        is, applied through the reload's own path: wholly, or not at all
+        (``ConfigRefusedError``)."""
+        with self.metrics.reload.time():
+            try:
+                self._adopt(new, reselect=True)
+            except ConfigRefusedError as exc:
+                self._reloads["refused"] += 1
+                log.error("change by %s refused, keeping the running configuration: %s",
+                          who, exc)
+                self._told("reload-refused", {"by": who, "reason": str(exc)})
+                raise
+        self._reloads["applied"] += 1
+        log.info("configuration changed by %s: %s", who, self._summary())
+        self._told("reloaded", {"by": who})
+
+    def _told(self, event: str, fields: Mapping[str, Any]) -> None:
+        for sink in self.event_sinks:
+            sink(logging.INFO, event, event, fields)
+
+    def _adopt(self, new: Config, *, reselect: bool = False) -> None:
+        """Move to ``new`` (validated), make-before-break; ``ConfigRefusedError`` saying why
+        not, with nothing of it applied. ``reselect``: running subscriptions follow the new
+        selection (a controller's change) rather than stay (a SIGHUP's)."""
         old = self.config
         if (new.igmp is None) != (old.igmp is None) or (new.mld is None) != (old.mld is None):
-            log.error("reload refused: turning IGMP or MLD on or off needs a restart")
-            return False
+            raise ConfigRefusedError("turning IGMP or MLD on or off needs a restart")
         refusal = AmtUpstreams.reload_refusal(old, new)
         if refusal is not None:
-            log.error("reload refused, keeping the running configuration: %s", refusal)
-            return False
+            raise ConfigRefusedError(refusal)
         try:
             staged = self.meter.stage(new.accounting)  # the logs' new paths, opened first
         except OSError as exc:
-            log.error("reload refused, keeping the running configuration: accounting log "
-                      "%s: %s", exc.filename, exc.strerror or exc)
-            return False
+            raise ConfigRefusedError(f"accounting log {exc.filename}: {exc.strerror or exc}",
+                                fault="system") from None
         try:
-            self._apply_config(old, new)
+            self._apply_config(old, new, reselect)
         except Exception as exc:
             self.meter.abort(staged)
             self.errors["reload"] += 1
-            log.error("reload refused, keeping the running configuration: %s", why(exc))
-            return False
+            raise ConfigRefusedError(why(exc), fault="system") from None
         self.meter.commit(staged)
         self._measure_rates(new)
         self._reroute_removed(old, new)
         if new.metrics != old.metrics:
             log.warning("metrics.listen changed: the listener keeps %s until a restart",
                         self.metrics_listen or "off")
-        log.info("configuration reloaded from %s: %s", self.config_path, self._summary())
-        return True
+        if new.api != old.api and self.api is not None:
+            self.api.settings_changed(new.api)
 
     def _measure_rates(self, config: Config) -> None:
         """Channel rates for the engine's learned rates and empty channels (``learning``),
@@ -428,7 +478,13 @@ class Daemon:
     def _rates_measured(self, rates: dict[tuple[bytes, bytes], float]) -> None:
         self._handle(RatesMeasured(rates))
 
-    def _apply_config(self, old: Config, new: Config) -> None:
+    def clear_groups(self, interface: str | None, group: bytes | None,
+                     source: bytes | None, who: str) -> None:
+        """RFC 8652 clear-groups, asked by a controller: the engine forgets that state."""
+        log.info("clear-groups by %s: interface %s", who, interface or "every link")
+        self._handle(ClearGroups(interface, group, source))
+
+    def _apply_config(self, old: Config, new: Config, reselect: bool = False) -> None:
         """Move from ``old`` to ``new``: the kernel's interfaces, the interface map, the
         engine, the sockets and netlink. If any step raises, those done are undone in reverse
         and the error raised: nothing of ``new`` is left."""
@@ -445,7 +501,7 @@ class Daemon:
             # If the engine fails on the new configuration, it resets itself: it is given the
             # old one back, on which the rest of the daemon stays.
             undo.append(lambda: self.engine.config is old or self._handle(ConfigChanged(old)))
-            if not self._handle(ConfigChanged(new)):
+            if not self._handle(ConfigChanged(new, reselect)):
                 raise RuntimeError(f"the engine failed on the new configuration "
                                    f"({self.engine.last_error}); it was reset")
             if self._links is not None:
@@ -622,6 +678,8 @@ class Daemon:
     def _log(self, level: int, event: str, message: str, fields: Mapping[str, Any]) -> None:
         """A line of ``event``, if its rate allows (``log_limit``). The event's name and
         fields ride on the record (``FieldsFormatter``)."""
+        for sink in self.event_sinks:  # the API's event streams: each bounded, never blocks
+            sink(level, event, message, fields)
         if not log.isEnabledFor(level):
             return
         if self.log_limit.allow(event, self._now()):
@@ -693,10 +751,26 @@ class Daemon:
         del snap
         yield from parts
         accounting = yield from self.meter.document_slices()
+        amt = {"amt": self.amt.status()} if self.amt else {}
         return {"pid": os.getpid(), "config": str(self.config_path), **doc,
-                "errors": dict(self.errors), "accounting": accounting,
-                **({"amt": self.amt.status()} if self.amt else {})}
+                "errors": dict(self.errors), "accounting": accounting, **amt}
 
+
+    @contextlib.asynccontextmanager
+    async def status_held(self) -> AsyncIterator[dict[str, Any]]:
+        """The status document made a slice at a time as the socket's answer is (the loop
+        handling reports in between), for the API: held for the block (garbage collection
+        waiting, as for the socket's answers), then let go of in slices."""
+        with self._collection_waiting():
+            async with self._status_lock:
+                doc = await self._paced(self._status_slices(), lambda: False)
+            assert doc is not None  # never abandoned: nobody is asked whether it is gone
+            try:
+                yield doc
+            finally:
+                parts = release(doc)
+                del doc
+                await self._paced(parts, lambda: False)
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One ``mcastproxy status``: the document made and written a slice at a time, the

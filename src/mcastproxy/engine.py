@@ -200,7 +200,7 @@ class Engine:
             self._outbox.log("info", "clear-groups", f"cleared {cleared} group states on "
                              f"{event.interface or 'every link'}", cleared=cleared)
         elif isinstance(event, ConfigChanged):
-            self._reconfigure(event.config, now)
+            self._reconfigure(event.config, now, event.reselect)
         elif isinstance(event, Shutdown) and self._config.upstream.leave_on_stop:
             self._outbox.log("info", "leave-on-stop", "stopping: leaving every group joined "
                              "upstream")
@@ -321,15 +321,20 @@ class Engine:
 
     # --- configuration ----------------------------------------------------------------------
 
-    def _reconfigure(self, config: Config, now: float) -> None:
+    def _reconfigure(self, config: Config, now: float, reselect: bool = False) -> None:
         self._candidates.configure(config, self._selector_addresses())
         if self._candidates.placement.activated:
             self._ledger.recount_placement()
         self._configure(config)
         self._takeover.reconfigure(config, now, set(self._addresses))
         self._channels.forget()  # per-channel takeovers are selected again under new rules
-        # Remembered selections stay (smooth migration) unless their upstream is gone.
-        self._moves.reselect(now, lambda share: True)
+        if reselect:
+            # A controller's change: every subscription selected afresh, bridged on its old
+            # upstream until the new one delivers (make before break).
+            self._moves.reselect(now, lambda share: True, fresh=True, bridge=True)
+        else:
+            # Remembered selections stay (smooth migration) unless their upstream is gone.
+            self._moves.reselect(now, lambda share: True)
         self._downstream.retune(now)  # running links take their new settings now
         self._outbox.log("info", "config", "configuration applied")
 

@@ -119,9 +119,13 @@ class HelloReceived:
 
 @dataclass(frozen=True, slots=True)
 class ConfigChanged:
-    """A new, already validated configuration takes effect (SIGHUP, controller)."""
+    """A new, already validated configuration takes effect (SIGHUP, controller).
+    ``reselect``: running subscriptions are selected again under it, make before break (a
+    controller moving channels); else they stay where they are while their upstream is
+    still a candidate (a SIGHUP's smooth migration)."""
 
     config: Config
+    reselect: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,6 +171,25 @@ MEANING: dict[str, str] = {
     "AccountingSettings.keep": "Rotated files kept by max-size rotation: PATH.1 .. PATH.KEEP.",
     "AccountingSettings.sample_interval": "Between two readings of every route's counters "
                                           "(one ioctl each, read in 1 ms slices).",
+    "Config.api": "The controller API: RESTCONF-style resources (RFC 8040) to read the state "
+                  "and configuration and change it like a reload (absent: off; README, "
+                  "Controller API).",
+    "ApiSettings.socket": "A UNIX socket to serve the API on; its file's rights decide who "
+                          "may connect (with no tokens, whoever connects may write).",
+    "ApiSettings.socket_mode": "The socket file's rights: 0600 (the daemon's user, the "
+                               "default) or 0660 (and its group).",
+    "ApiSettings.listen": "ADDRESS:PORT of a TCP listener; needs tls, and tokens or "
+                          "tls.client-ca: never unauthenticated, never in clear.",
+    "ApiSettings.tls": "TLS (1.2 or later) of the TCP listener.",
+    "ApiSettings.tokens": "A file of bearer tokens (RFC 6750), one a line: NAME read|write "
+                          "TOKEN (16-256 characters); NAME is who a change is logged as. Read "
+                          "at check, start and each reload; others may not read it.",
+    "TlsSettings.certificate": "The listener's certificate chain (PEM).",
+    "TlsSettings.key": "The listener's private key (PEM).",
+    "TlsSettings.client_ca": "When given, every client shows a certificate this CA signed; who "
+                             "is its subject.",
+    "TlsSettings.client_access": "What a client certificate may do without a token: read "
+                                 "(default) or write.",
     "Upstream.ties": "robust: tied candidates are all asked (draft §3.3); share: each channel "
                      "is placed on the tied candidate with the most room.",
     "Candidate.max_bandwidth": "The rates of the channels this upstream carries (bits a "

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""A controller of mcastproxy's API in a few lines of the standard library.
+
+Reads the running configuration (and its ETag), merges a change into it with PATCH and
+If-Match (RFC 8040, RFC 7396), and prints what the proxy answered: 204 and the new ETag, or
+RFC 8040's error body naming the field and the reason (412 if another controller changed the
+configuration in between: read it again and retry).
+
+    # over the UNIX socket (the api section's socket), as root or its group:
+    examples/controller.py --socket /run/mcastproxy/api.sock get
+    examples/controller.py --socket /run/mcastproxy/api.sock move 232.1.1.0/24 u2
+    # over TCP with TLS and a token:
+    MCASTPROXY_TOKEN=... examples/controller.py --url https://192.0.2.10:8443 \\
+        --ca /etc/mcastproxy/ca.pem state upstreams
+
+``move PREFIX UPSTREAM`` takes the group record PREFIX out of every candidate and gives it to
+UPSTREAM (a running subscription stays on the upstream it has while that one is a candidate;
+what is joined next follows the record). ``patch JSON`` merges any change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import ssl
+import sys
+import urllib.parse
+from typing import Any
+
+CONFIG = "/restconf/data/mcastproxy:config"
+YANG = "application/yang-data+json"
+
+
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP over a UNIX socket."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.path)
+        self.sock = sock
+
+
+class Api:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.token = os.environ.get("MCASTPROXY_TOKEN") or args.token
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.args.socket:
+            return UnixConnection(self.args.socket, self.args.timeout)
+        url = urllib.parse.urlsplit(self.args.url)
+        if url.scheme != "https":
+            sys.exit("controller: --url must be https:// (the API never listens in clear)")
+        context = ssl.create_default_context(cafile=self.args.ca)
+        if self.args.cert:
+            context.load_cert_chain(self.args.cert, self.args.key)
+        return http.client.HTTPSConnection(url.hostname or "", url.port or 443,
+                                           timeout=self.args.timeout, context=context)
+
+    def call(self, method: str, path: str, body: Any = None,
+             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+        hdrs = {"Accept": YANG, **(headers or {})}
+        if self.token:
+            hdrs["Authorization"] = f"Bearer {self.token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs["Content-Type"] = YANG
+        conn = self._connection()
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            response = conn.getresponse()
+            text = response.read().decode()
+            return response.status, dict(response.getheaders()), json.loads(text) if text else None
+        finally:
+            conn.close()
+
+
+def show(status: int, headers: dict[str, str], body: Any) -> int:
+    print(f"{status} {http.client.responses.get(status, '')}")
+    if "ETag" in headers:
+        print(f"ETag: {headers['ETag']}")
+    if body is not None:
+        print(json.dumps(body, indent=2))
+    return 0 if status < 300 else 1
+
+
+def move(config: dict[str, Any], prefix: str, upstream: str) -> dict[str, Any]:
+    """A merge patch giving the group record ``prefix`` to ``upstream`` alone."""
+    candidates = config["upstream"]["candidates"]
+    if upstream not in [c["interface"] for c in candidates]:
+        sys.exit(f"controller: {upstream} is not a candidate upstream")
+    out = []
+    for given in candidates:
+        cand = dict(given)
+        records = [r for r in cand.get("records", []) if r != {"group": prefix}]
+        if cand["interface"] == upstream:
+            records.append({"group": prefix})
+        if records:
+            cand["records"] = records
+        else:
+            cand.pop("records", None)
+        out.append(cand)
+    return {"upstream": {"candidates": out}}  # a list is replaced whole (RFC 7396)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--socket", help="the API's UNIX socket")
+    where.add_argument("--url", help="https://ADDRESS:PORT of the API's TCP listener")
+    parser.add_argument("--token", help="a bearer token (or MCASTPROXY_TOKEN)")
+    parser.add_argument("--ca", help="the CA that signed the API's certificate")
+    parser.add_argument("--cert", help="a client certificate (PEM), with --key")
+    parser.add_argument("--key")
+    parser.add_argument("--timeout", type=float, default=10.0)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("get", help="the running configuration and its ETag")
+    state = sub.add_parser("state", help="the state, or a subtree of it")
+    state.add_argument("path", nargs="*", help="e.g. upstreams=u1")
+    patch = sub.add_parser("patch", help="merge a JSON change into the configuration")
+    patch.add_argument("change", help='e.g. \'{"upstream": {"default": "u2"}}\'')
+    mv = sub.add_parser("move", help="give a group record to one upstream")
+    mv.add_argument("prefix")
+    mv.add_argument("upstream")
+    args = parser.parse_args()
+    api = Api(args)
+
+    if args.command == "get":
+        return show(*api.call("GET", CONFIG))
+    if args.command == "state":
+        path = "/".join(urllib.parse.quote(p, safe="=") for p in args.path)
+        return show(*api.call("GET", "/restconf/data/mcastproxy:state"
+                              + (f"/{path}" if path else "")))
+    status, headers, body = api.call("GET", CONFIG)
+    if status != 200:
+        return show(status, headers, body)
+    config, etag = body["mcastproxy:config"], headers["ETag"]
+    change = (json.loads(args.change) if args.command == "patch"
+              else move(config, args.prefix, args.upstream))
+    return show(*api.call("PATCH", CONFIG, {"mcastproxy:config": change},
+                          {"If-Match": etag}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
