@@ -21,7 +21,7 @@ import pytest
 from daemon_harness import IGMP, config, running, status_of, until
 from fakes import FakeNetwork
 
-from mcastproxy import daemon as daemon_module
+from mcastproxy import statusserver
 from mcastproxy.config import parse_config
 from mcastproxy.daemon import Daemon, query_status
 
@@ -97,7 +97,7 @@ async def test_a_missing_directory_is_one_clear_line(
 async def test_a_missing_directory_in_a_runtime_directory_is_made(
     net: FakeNetwork, workdir: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(daemon_module, "RUNTIME_DIRECTORIES", (workdir,))
+    monkeypatch.setattr(statusserver, "RUNTIME_DIRECTORIES", (workdir,))
     old = os.umask(0o077)
     try:
         path = workdir / "mcastproxy" / "mcastproxy.sock"
