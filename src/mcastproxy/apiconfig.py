@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from mcastproxy.configtypes import Model
+from mcastproxy.opsconfig import listen_address
 
 MIN_TOKEN = 16
 MAX_TOKEN = 256
@@ -140,9 +141,8 @@ def _socket_path(value: Any) -> Path:
 
 def _listen(value: Any) -> tuple[str, int]:
     # The same ADDRESS:PORT as metrics.listen (config._listen_address), without importing it.
-    from mcastproxy.config import _listen_address  # noqa: PLC0415 (config imports this module)
 
-    return _listen_address(value)
+    return listen_address(value)
 
 
 def _mode(value: Any) -> int:

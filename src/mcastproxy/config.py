@@ -16,15 +16,12 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
-import math
 import stat
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -40,12 +37,29 @@ from pydantic_core import ErrorDetails
 
 from mcastproxy.apiconfig import ApiSettings, api_issues
 from mcastproxy.configtypes import GroupPrefix, Model, Network, UnicastPrefix
+from mcastproxy.configyaml import (
+    MAX_ALIAS_NODES,
+    MAX_FILE_SIZE,
+    MAX_NESTING,
+    ConfigError,
+    ConfigIssue,
+    check_numbers,
+    one_line,
+    read_yaml,
+    too_large,
+)
 from mcastproxy.family import Family
 from mcastproxy.membership.addresses import SSM_RANGES
 from mcastproxy.membership.querier import QuerierMode, QuerierPolicy
 from mcastproxy.membership.ssmmap import SsmMap
 from mcastproxy.membership.timers import FROM_FILE, ProtocolTimers, parse_duration
+from mcastproxy.opsconfig import AccountingSettings, MetricsSettings, log_path_issues
 from mcastproxy.policyconfig import BandwidthLimit, GlobalPolicy, Limit, LinkPolicy, policy_issues
+
+# What other modules take from here, some of it defined in the modules the file's parts live in.
+__all__ = ["MAX_ALIAS_NODES", "MAX_FILE_SIZE", "MAX_NESTING", "AccountingSettings",
+           "AmtSettings", "Candidate", "Config", "ConfigError", "ConfigIssue", "Downstream",
+           "MetricsSettings", "Record", "load_config", "parse_config", "static_entries"]
 
 # Linux allows 32 VIFs per multicast routing table (MAXVIFS); each table holds one upstream
 # and the downstream links, so at most 31 downstream links.
@@ -53,25 +67,6 @@ MAX_DOWNSTREAM = 31
 IFNAMSIZ = 16
 MIN_DATA_INTERVAL = 0.02  # 20 ms: counters read every 5 ms at the most
 
-# libyaml's safe loader when PyYAML was built with it: ten times faster on large record lists.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigIssue:
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}" if self.path else self.reason
-
-
-class ConfigError(Exception):
-    """A configuration that cannot be used; ``issues`` lists every problem found."""
-
-    def __init__(self, issues: Iterable[ConfigIssue]) -> None:
-        self.issues = tuple(issues)
-        super().__init__("\n".join(str(i) for i in self.issues))
 
 
 # --- field types ---------------------------------------------------------------------------
@@ -553,131 +548,6 @@ class Upstream(_Model):
     candidates: Annotated[tuple[Candidate, ...], AfterValidator(_at_least_one("candidate"))]
 
 
-def _listen_address(value: Any) -> tuple[str, int]:
-    """``ADDRESS:PORT`` (``[ADDRESS]:PORT`` for IPv6): an IP address, never a name to look
-    up, and a port 1-65535."""
-    if not isinstance(value, str):
-        raise ValueError("expected ADDRESS:PORT")
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"{value!r}: expected ADDRESS:PORT with a port 1-65535")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"{host!r} is not an IP address (names are not looked up)") from None
-    return str(address), int(port)
-
-
-class MetricsSettings(_Model):
-    """Prometheus metrics (``metrics``): served at http://LISTEN/metrics. Metrics name no
-    subscriber, but they tell what the proxy carries: listen on loopback or a management
-    address."""
-
-    listen: Annotated[tuple[str, int], BeforeValidator(_listen_address)]
-
-
-# --- accounting ----------------------------------------------------------------------------
-
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-MIN_LOG_SIZE = 1 << 12  # a rotated file holds at least a few lines
-
-
-def _size(value: Any) -> int:
-    """Octets: a bare number, or with k, M or G (powers of 1024)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a size such as 100M")
-    if isinstance(value, int):
-        number, unit = value, ""
-    elif isinstance(value, str) and value.strip():
-        text = value.strip().lower().removesuffix("b").removesuffix("i")
-        unit = text[-1] if text[-1] in "kmg" else ""
-        digits = text[:-1] if unit else text
-        if not digits.isdigit() or len(digits) > 15:
-            raise ValueError(f"{value!r} is not a size (a number of octets, or with k, M, G)")
-        number = int(digits)
-    else:
-        raise ValueError("expected a size such as 100M")
-    size = number * _SIZE_UNITS[unit]
-    if not MIN_LOG_SIZE <= size <= 1 << 50:
-        raise ValueError(f"{value!r}: between {MIN_LOG_SIZE} octets and 1P")
-    return size
-
-
-def _log_path(value: Any) -> Path:
-    """An absolute path to a file: never a directory, no NUL, no control character."""
-    if isinstance(value, Path):
-        value = str(value)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("expected the absolute path of a file")
-    if any(unicodedata.category(c) == "Cc" for c in value):
-        raise ValueError(f"{value!r} holds a control character")
-    if not value.startswith("/"):
-        raise ValueError(f"{value!r} is not an absolute path")
-    if value.endswith("/") or Path(value).name in ("", ".", ".."):
-        raise ValueError(f"{value!r} names a directory, not a file")
-    if len(value.encode()) >= 4096:
-        raise ValueError("longer than PATH_MAX")
-    return Path(value)
-
-
-LogPath = Annotated[Path, BeforeValidator(_log_path)]
-
-
-class AccountingSettings(_Model):
-    """Accounting (RFC 8313 §4.3.3, §4.6): the kernel's per-route counters read every
-    ``sample-interval`` into bytes and packets per channel, upstream and downstream link
-    (``status``' ``accounting``, the metrics); a session log and a security log of JSON lines
-    where paths are given. Off when the section is absent."""
-
-    session_log: LogPath | None = None
-    security_log: LogPath | None = None
-    max_size: Annotated[int | None, BeforeValidator(lambda v: None if v is None else _size(v))
-                        ] = None
-    keep: int = Field(10, ge=1, le=1000)
-    sample_interval: Duration = Field(10.0, ge=0.1, le=3600)
-
-
-def log_path_issues(settings: AccountingSettings | None) -> list[ConfigIssue]:
-    """What this host says of the log paths: their directory must exist, and each must be a
-    regular file or not exist yet (``load_config``: at ``check``, at the start and at each
-    reload, so that a reload with a bad path is refused whole). A file or directory the proxy
-    may not write is refused when it opens the log (``meter``), the reload as whole."""
-    if settings is None:
-        return []
-    issues = []
-    paths = [(f"accounting.{key}", p) for key, p in (("session-log", settings.session_log),
-                                                       ("security-log", settings.security_log))
-             if p is not None]
-    if len(paths) == 2 and paths[0][1] == paths[1][1]:
-        issues.append(ConfigIssue(paths[1][0], f"{paths[1][1]} is also the session-log"))
-    for where, path in paths:
-        try:
-            why = _unwritable(path)
-        except OSError as exc:
-            why = exc.strerror or str(exc)
-        if why:
-            issues.append(ConfigIssue(where, f"{path}: {why}"))
-    return issues
-
-
-def _unwritable(path: Path) -> str | None:
-    directory = path.parent
-    if not directory.exists():
-        return f"no directory {directory}"
-    if not directory.is_dir():
-        return f"{directory} is not a directory"
-    if path.exists() or path.is_symlink():
-        info = path.stat() if path.exists() else None
-        if info is None:
-            return "a dangling symbolic link"
-        if stat.S_ISDIR(info.st_mode):
-            return "is a directory"
-        if not stat.S_ISREG(info.st_mode):
-            return "not a regular file"
-    return None
-
-
 class Config(_Model):
     igmp: IgmpSettings | None = None
     mld: MldSettings | None = None
@@ -831,27 +701,13 @@ def _cross_checks(config: Config) -> list[ConfigIssue]:
 
 
 # What a file may cost to read. A configuration of thousands of records is a few hundred KiB.
-MAX_FILE_SIZE = 16 * 2**20  # octets
-# Collections within collections: the file's deepest are the fields of a record, six down.
-# libyaml builds its nodes recursively in C, so that a deep enough file would crash it.
-MAX_NESTING = 16
-# Anchors and aliases are allowed (a list of records or routers written once, used by several
-# candidates) but bounded. An alias stands for its anchor's whole node without it being written
-# again, so a few hundred octets of aliases of aliases can stand for billions of nodes (the
-# "billion laughs"), which validation would walk one by one. Bounding the number of aliases
-# would not do (nine aliases of nine aliases, nine deep, are 81 aliases for 9^9 nodes):
-# what is bounded is the nodes they add, counted as if every alias were written out.
-MAX_ALIAS_NODES = 10_000
-_MERGE = "tag:yaml.org,2002:merge"  # ``<<: *defaults``
-
-
 def parse_config(text: str | bytes, source: str = "<config>") -> Config:
     """Validate YAML ``text`` (UTF-8 if ``bytes``); raise ConfigError listing every
     problem. Raises nothing else, whatever the input."""
-    data = _read_yaml(text, source)
+    data = read_yaml(text, source)
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue("", "the file must hold a mapping of settings")])
-    issues = _check_numbers(data)
+    issues = check_numbers(data)
     if issues:
         raise ConfigError(issues)
     try:
@@ -863,7 +719,7 @@ def parse_config(text: str | bytes, source: str = "<config>") -> Config:
         ) from None
     except (ValueError, TypeError, LookupError, AttributeError, RecursionError) as exc:
         # A validator that did not expect what it got: still a refusal, not a traceback.
-        raise ConfigError([ConfigIssue("", f"cannot be validated: {_one_line(exc)}")]) from None
+        raise ConfigError([ConfigIssue("", f"cannot be validated: {one_line(exc)}")]) from None
     if issues:
         raise ConfigError(issues)
     return config
@@ -877,13 +733,13 @@ def load_config(path: str | Path) -> Config:
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError([ConfigIssue("", f"cannot read {path}: not a regular file")])
         if info.st_size > MAX_FILE_SIZE:
-            raise ConfigError([_too_large()])
+            raise ConfigError([too_large()])
         with Path(path).open("rb") as file:
             data = file.read(info.st_size + 1)
             if len(data) > info.st_size:  # it grew, or does not tell its size (/proc)
                 data += file.read(MAX_FILE_SIZE + 1 - len(data))
     except OSError as exc:
-        why = exc.strerror or _one_line(exc)
+        why = exc.strerror or one_line(exc)
         raise ConfigError([ConfigIssue("", f"cannot read {path}: {why}")]) from None
     config = parse_config(data, str(path))
     issues = log_path_issues(config.accounting)  # what this host says of the file's paths
@@ -891,155 +747,3 @@ def load_config(path: str | Path) -> Config:
     if issues:
         raise ConfigError(issues)
     return config
-
-
-def _too_large() -> ConfigIssue:
-    return ConfigIssue("", f"larger than {MAX_FILE_SIZE // 2**20} MiB: too large for a "
-                           "configuration")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _read_yaml(text: str | bytes, source: str) -> Any:
-    """The data of YAML ``text``, refused (ConfigError) if it is too large, not UTF-8, not
-    YAML, nested too deep, or expands its aliases beyond ``MAX_ALIAS_NODES``."""
-    if len(text) > MAX_FILE_SIZE:
-        raise ConfigError([_too_large()])
-    if not isinstance(text, str):
-        try:
-            text = bytes(text).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            octet = exc.object[exc.start]
-            raise ConfigError([ConfigIssue("", f"not UTF-8 text: octet 0x{octet:02x} at offset "
-                                               f"{exc.start}")]) from None
-    try:
-        _check_nesting(text)  # before libyaml builds nodes, recursively
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-            if node is None:
-                return None
-            _check_nodes(node)
-            return loader.construct_document(node)
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or str(exc).split("\n  in ")[0]
-        if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not take
-            where = f"character {exc.position + 1}"
-        problem = " ".join(problem.split())
-        raise ConfigError([ConfigIssue("", f"YAML syntax error at {where}: {problem}")]) from None
-    except ConfigError:
-        raise
-    except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
-        # An integer of 5,000 digits (ValueError), text that is not Unicode (UnicodeError)...
-        raise ConfigError([ConfigIssue("", f"cannot be read as YAML: {_one_line(exc)}")]
-                          ) from None
-
-
-def _check_nesting(text: str) -> None:
-    """Refuse collections nested deeper than ``MAX_NESTING``, reading parser events only
-    (libyaml's parser keeps its own stack) and stopping at the first too deep."""
-    loader = _Loader(text)
-    try:
-        depth = 0
-        while loader.check_event():
-            event = loader.get_event()
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_NESTING:
-                    mark = event.start_mark
-                    raise ConfigError([ConfigIssue("", f"nested more than {MAX_NESTING} deep at "
-                                                       f"line {mark.line + 1}")])
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-    finally:
-        loader.dispose()
-
-
-def _check_nodes(root: yaml.Node) -> None:
-    """Refuse what the YAML's nodes would become once every alias is expanded: more than
-    ``MAX_ALIAS_NODES`` nodes added by aliases, collections nested more than ``MAX_NESTING``
-    deep, an alias inside the node it names; and mapping keys that are not names (strings).
-    Each node is visited once (an alias is the node it names), depth first, with no
-    recursion."""
-    size: dict[int, int] = {}  # node -> nodes it stands for, aliases expanded
-    depth: dict[int, int] = {}  # node -> collections nested in it, itself included
-    open_: set[int] = set()  # nodes whose children are being visited
-    written = 0
-    todo: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while todo:
-        node, children_done = todo.pop()
-        key = id(node)
-        children = _children(node)
-        if children_done:
-            open_.discard(key)
-            size[key] = 1 + sum(size[id(c)] for c in children)
-            depth[key] = (1 + max((depth[id(c)] for c in children), default=0)
-                          if isinstance(node, yaml.CollectionNode) else 0)
-            if depth[key] > MAX_NESTING:
-                raise ConfigError([ConfigIssue("", f"nested more than {MAX_NESTING} deep, "
-                                                   f"aliases expanded, {_at(node)}")])
-            if size[key] - written > MAX_ALIAS_NODES:
-                raise ConfigError([ConfigIssue("", f"aliases expand to more than "
-                                                   f"{MAX_ALIAS_NODES:,} nodes, {_at(node)}")])
-            continue
-        if key in size:
-            continue
-        written += 1
-        open_.add(key)
-        todo.append((node, True))
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for k, _ in node.value:
-                if not (isinstance(k, yaml.ScalarNode) and k.tag in (
-                        "tag:yaml.org,2002:str", _MERGE)):
-                    name = k.value if isinstance(k, yaml.ScalarNode) else "a collection"
-                    raise ConfigError([ConfigIssue("", f"a key is a name: {name!r} is not, "
-                                                       f"{_at(k)}")])
-                if k.tag != _MERGE:
-                    # YAML would keep the last and drop the first without a word.
-                    if k.value in seen:
-                        raise ConfigError([ConfigIssue("", f"key {k.value!r} is given twice "
-                                                           f"in one mapping, {_at(k)}")])
-                    seen.add(k.value)
-        for child in children:
-            if id(child) in open_:
-                raise ConfigError([ConfigIssue("", f"an alias names a node it is in, "
-                                                   f"{_at(child)}")])
-            if id(child) not in size:
-                todo.append((child, False))
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    return []
-
-
-def _at(node: yaml.Node) -> str:
-    return f"at line {node.start_mark.line + 1}"
-
-
-def _check_numbers(data: Any) -> list[ConfigIssue]:
-    """Numbers that are not finite (``.inf``, ``.nan``, ``1e999``): no setting takes one."""
-    issues = []
-    seen: set[int] = set()
-    todo: list[tuple[str, Any]] = [("", data)]
-    while todo:
-        path, value = todo.pop()
-        if isinstance(value, float) and not math.isfinite(value):
-            issues.append(ConfigIssue(path, f"{value} is not a finite number"))
-        elif isinstance(value, dict | list) and id(value) not in seen:
-            seen.add(id(value))
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            todo += ((f"{path}[{k}]" if isinstance(k, int) else f"{path}.{k}" if path else
-                      str(k), v) for k, v in items)
-    return sorted(issues, key=lambda i: i.path)
