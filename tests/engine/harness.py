@@ -160,3 +160,17 @@ class World:
 
     def route(self, upstream: str, source: str, group: str) -> frozenset[str] | None:
         return self.engine.routes().get((upstream, ip(source), ip(group)))
+
+
+class FaultyRng:
+    """The engine's random source, made to fail once when armed: a fault deep inside the
+    handling of an event (the upstream's report delay is drawn after the shares moved)."""
+
+    def __init__(self) -> None:
+        self.armed = False
+
+    def __call__(self) -> float:
+        if self.armed:
+            self.armed = False
+            raise RuntimeError("injected fault")
+        return 0.5

@@ -8,7 +8,7 @@ the engine as a single event's would.
 from __future__ import annotations
 
 import pytest
-from harness import T, World, ip
+from harness import FaultyRng, T, World, ip
 
 from mcastproxy.actions import SendPacket
 from mcastproxy.config import parse_config
@@ -59,18 +59,6 @@ def test_a_burst_leaves_the_state_one_by_one_would_with_fewer_upstream_reports()
     assert len(many.engine.snapshot().upstreams[0].groups) == 10
     assert 0 < sent_many < sent_one  # the burst's records travel together
 
-
-class FaultyRng:
-    """Fails once when armed: deep inside an event (the upstream's report delay)."""
-
-    def __init__(self) -> None:
-        self.armed = False
-
-    def __call__(self) -> float:
-        if self.armed:
-            self.armed = False
-            raise RuntimeError("injected fault")
-        return 0.5
 
 
 def test_a_fault_mid_burst_resets_the_engine_and_it_goes_on() -> None:

@@ -4,7 +4,7 @@ says so, and goes on working (STYLE §11)."""
 from __future__ import annotations
 
 import pytest
-from harness import T, World, ip
+from harness import FaultyRng, T, World, ip
 
 from mcastproxy.actions import DeleteRoute, Log, SendPacket
 from mcastproxy.config import parse_config
@@ -29,19 +29,6 @@ CASES = {
     6: ("fe80::d1:7", "fe80::d2:9", "ff1e::1:101", "ff1e::2:202", "2001:db8::99"),
 }
 
-
-class FaultyRng:
-    """The engine's random source, made to fail once on demand: a fault deep inside the
-    handling of an event (the upstream's report delay is drawn after the shares moved)."""
-
-    def __init__(self) -> None:
-        self.armed = False
-
-    def __call__(self) -> float:
-        if self.armed:
-            self.armed = False
-            raise RuntimeError("injected fault")
-        return 0.5
 
 
 def faulty_world() -> tuple[World, FaultyRng]:
