@@ -45,9 +45,10 @@ proxy-wide counts (``Room``) are shared by the ``Admission`` of every link and f
 cover. A new configuration replaces the policy and limits and keeps the counts; only a
 change of exceptions, which changes what counts, has the router count its state again.
 The most common record, an any-source join of a group that already counts, is not even asked
-about when nothing could refuse it (``fast_groups``: no rule, no ``ssm-only``, no exception,
-no subscriber prefix; a subscriber that holds the group or is under its max-groups): the
-router checks that much itself, and a join costs a few per cent more than with no admission.
+about when only the policy's rules could refuse it (``fast_groups``: no exception, no
+subscriber prefix; a subscriber that holds the group or is under its max-groups): the router
+checks that much itself and asks the policy (whose answer for a group is kept), and a join
+costs a few per cent more than with no admission.
 
 Bandwidth (``bandwidth``): where the channel bandwidth table rates something, each link and
 family also has a ``Cac`` that admits channels against the subscriber's and the link's
@@ -131,9 +132,11 @@ class Admission:
         # the report path): with every subscription counting (no exceptions) and no rule or
         # subscriber prefix to look up, an any-source join of a group that counts already
         # needs nothing but a subscriber that holds it, or one under ``fast_groups``.
+        # Rules (a closed policy) leave it on: the router asks ``policy.permits_any_source``,
+        # an answer kept per group, in place of the whole of ``admit``.
         policy = self.policy
         self.counts_all = self._exceptions is None and self.cac is None
-        simple = self.counts_all and policy.open and not policy.has_subscribers
+        simple = self.counts_all and not policy.has_subscribers
         self.fast_groups = policy.subscriber_limits(None)[0] if simple else -1
 
     def configure(self, policy: EdgePolicy) -> bool:

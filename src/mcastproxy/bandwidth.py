@@ -49,7 +49,7 @@ channel goes over the budget and the optional ones that follow are refused until
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from mcastproxy.drops import Drop
@@ -131,26 +131,34 @@ class Budget:
 class Cac:
     """The bandwidth counts of one link and family (see the module's comment)."""
 
-    __slots__ = ("budget", "holders", "hosts", "rates", "used", "victims")
+    __slots__ = ("budget", "holders", "hosts", "rates", "static", "used", "victims")
 
     def __init__(self, rates: ChannelRates, budget: Budget) -> None:
         self.rates = rates
         self.budget = budget
         self.used: dict[bytes, int] = {}  # subscriber -> bits a second it holds
-        # channel -> [subscribers holding it (a count), the rate it is counted at]
+        # channel -> [subscribers holding it (a count), the rate it is counted at, 1 if
+        # mandatory]
         self.holders: dict[Channel, list[int]] = {}
-        self.hosts: dict[Channel, set[bytes]] = {}  # who holds it, to count a new rate
+        # Who holds each channel, to count a learned rate against them (``rerate``): kept
+        # only where rates are learned, as the counts alone cost a join or a leave less.
+        self.hosts: dict[Channel, set[bytes]] | None = {} if rates.margin is not None else None
+        self.static: dict[Channel, int] = {}  # channels static groups hold: never preempted
         self.victims: list[Channel] = []  # preempted, for the router to clear (``preempt``)
 
     # ==== the decision =========================================================================
 
     def admit_any_source(self, host: bytes | None, group: bytes, max_bandwidth: int,
-                         gives_up: Iterable[Channel]) -> tuple[Drop, str] | None:
+                         gives_up: Sequence[Channel]) -> tuple[Drop, str] | None:
         """Why the any-source join of ``group`` by ``host`` does not fit (the reason and
         what decided), or None; ``gives_up``: the channels of the state it replaces."""
         channel: Channel = (None, group)
-        if max_bandwidth >= UNLIMITED and channel in self.holders:
-            return None  # the link carries it and the subscriber has no budget: the common join
+        held = self.holders.get(channel)
+        if held is not None and (held[2] or max_bandwidth >= UNLIMITED):
+            return None  # the link carries it: no new copy, and no budget or mandatory
+        if (held is not None and not gives_up and host is not None
+                and self.used.get(host, 0) + held[1] <= max_bandwidth):
+            return None  # the common join: a channel the link carries, within the budget
         cost = self.rates.of(None, group)
         if cost.mandatory:
             self._make_room(channel, cost.rate)
@@ -218,8 +226,8 @@ class Cac:
         groups = {v[1] for v in self.victims}
         candidates = sorted(
             (held[0], -held[1], c) for c, held in self.holders.items()
-            if c[1] != channel[1] and c[1] not in groups and not self.rates.of(*c).mandatory
-            and not self.hosts[c] & _STATIC)  # a static group is the operator's: never taken
+            if c[1] != channel[1] and c[1] not in groups and not held[2]
+            and c not in self.static)  # a static group is the operator's: never taken
         for _, minus_rate, victim in candidates:
             if over <= 0:
                 break
@@ -234,8 +242,11 @@ class Cac:
 
     def hold(self, host: bytes, group: bytes, exclude: bool, sources: Iterable[bytes]) -> None:
         """``host`` holds the channels of its new state."""
-        for channel in _channels(group, exclude, sources):
-            self._add(host, channel)
+        if exclude:
+            self._add(host, (None, group))
+            return
+        for s in sources:
+            self._add(host, (s, group))
 
     def change(self, host: bytes, group: bytes, old_exclude: bool, old: frozenset[bytes],
                exclude: bool, new: frozenset[bytes]) -> None:
@@ -248,41 +259,57 @@ class Cac:
 
     def release(self, host: bytes, group: bytes, exclude: bool,
                 sources: Iterable[bytes]) -> None:
-        for channel in _channels(group, exclude, sources):
-            self._remove(host, channel)
+        if exclude:
+            self._remove(host, (None, group))
+            return
+        for s in sources:
+            self._remove(host, (s, group))
 
     def _add(self, host: bytes, channel: Channel) -> None:
         held = self.holders.get(channel)
         if held is None:
-            rate = self.rates.of(*channel).rate
-            held = self.holders[channel] = [0, rate]
-            self.hosts[channel] = set()
-            self.budget.used += rate
+            cost = self.rates.of(*channel)
+            held = self.holders[channel] = [0, cost.rate, int(cost.mandatory)]
+            self.budget.used += cost.rate
         held[0] += 1
-        self.hosts[channel].add(host)
-        self.used[host] = self.used.get(host, 0) + held[1]
+        used = self.used
+        used[host] = used.get(host, 0) + held[1]
+        if self.hosts is not None:
+            self.hosts.setdefault(channel, set()).add(host)
+        if host in _STATIC:
+            self.static[channel] = self.static.get(channel, 0) + 1
 
     def _remove(self, host: bytes, channel: Channel) -> None:
         held = self.holders.get(channel)
         if held is None:
             return
-        n = self.used.get(host, 0) - held[1]
+        used = self.used
+        n = used.get(host, 0) - held[1]
         if n > 0:
-            self.used[host] = n
+            used[host] = n
         else:
-            self.used.pop(host, None)
+            used.pop(host, None)
+        hosts = self.hosts
+        if hosts is not None:
+            hosts[channel].discard(host)
+        if host in _STATIC:
+            k = self.static.get(channel, 0) - 1
+            if k > 0:
+                self.static[channel] = k
+            else:
+                self.static.pop(channel, None)
         held[0] -= 1
-        self.hosts[channel].discard(host)
         if held[0] <= 0:
             del self.holders[channel]
-            del self.hosts[channel]
+            if hosts is not None:
+                del hosts[channel]
             self.budget.used -= held[1]
 
     def rerate(self, channel: Channel) -> None:
         """Count a held channel at its rate now (one was learned): the link's and its
         holders' use follow."""
         held = self.holders.get(channel)
-        if held is None:
+        if held is None or self.hosts is None:  # hosts: kept wherever rates are learned
             return
         delta = self.rates.of(*channel).rate - held[1]
         if delta:
@@ -293,16 +320,18 @@ class Cac:
 
     def clear(self) -> None:
         """Forget the counts, before the router counts its state again."""
-        for _, rate in self.holders.values():
+        for _, rate, _ in self.holders.values():
             self.budget.used -= rate
         self.holders.clear()
-        self.hosts.clear()
+        if self.hosts is not None:
+            self.hosts.clear()
+        self.static.clear()
         self.used.clear()
 
     @property
     def link_used(self) -> int:
         """Bits a second of this family's channels on the link."""
-        return sum(rate for _, rate in self.holders.values())
+        return sum(rate for _, rate, _ in self.holders.values())
 
 
 _STATIC = frozenset(f.all_routers for f in Family)  # static groups' pseudo-subscriber

@@ -90,7 +90,12 @@ class Placement:
     def __init__(self, candidates: Candidates, config: Config) -> None:
         self._candidates = candidates
         self._upstreams: dict[str, _Upstream] = {}
-        # channel -> upstream -> [subscriptions asking it, rate counted]
+        # (group, choice) -> the subscriptions holding that choice. Equal choices are one
+        # object (``Ledger._shared``), so a subscriber joining or leaving a channel others
+        # watch costs one count here, and only a choice's first and last holders reach the
+        # channels' counts.
+        self._asks: dict[tuple[bytes, Choice], int] = {}
+        # channel -> upstream -> [choices asking it (``_asks`` keys), rate counted]
         self._on: dict[Channel, dict[str, list[int]]] = {}
         # Channels found empty (``learning``), refused until then.
         self.empty: dict[Channel, float] = {}
@@ -119,6 +124,7 @@ class Placement:
         self.active = self.share or self.budgets
         self.activated = self.active and not was
         if was and not self.active:  # nothing counts any more: nothing is kept
+            self._asks.clear()
             self._on.clear()
             self._upstreams = {n: up for n, up in self._upstreams.items() if n in names}
             for up in self._upstreams.values():
@@ -211,10 +217,22 @@ class Placement:
     # ==== the counts: the ledger says what is asked ==============================================
 
     def hold(self, group: bytes, choice: Choice) -> None:
-        for source, ups in _channels(choice):
-            self._add((source, group), ups)
+        key = (group, choice)
+        n = self._asks.get(key, 0)
+        self._asks[key] = n + 1
+        if n == 0:
+            for source, ups in _channels(choice):
+                self._add((source, group), ups)
 
     def release(self, group: bytes, choice: Choice) -> None:
+        key = (group, choice)
+        n = self._asks.get(key, 0)
+        if n > 1:
+            self._asks[key] = n - 1
+            return
+        if n == 0:
+            return
+        del self._asks[key]
         for source, ups in _channels(choice):
             self._remove((source, group), ups)
 

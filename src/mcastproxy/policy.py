@@ -128,10 +128,14 @@ class Verdict(NamedTuple):
         return f"{verb}: no rule matches and no level sets a default"
 
 
+REFUSALS_KEPT = 4096
+"""Answers of ``EdgePolicy.refuses`` kept per link and family."""
+
+
 class EdgePolicy:
     """The policy and limits in force on one downstream link for one family."""
 
-    __slots__ = ("_each", "_levels", "_prefix_lengths", "_subscribers", "default",
+    __slots__ = ("_each", "_levels", "_prefix_lengths", "_refusals", "_subscribers", "default",
                  "default_where", "exceptions", "family", "limits", "link", "open", "rates",
                  "ssm_only", "ssm_where")
 
@@ -170,6 +174,10 @@ class EdgePolicy:
         self.open = (not ssm_only and not self._levels and default is not Action.DENY
                      and not any(s.level.rules or s.level.default is Action.DENY
                                  for s in subscribers))
+        # The answers of ``refuses`` where they do not depend on the subscriber (no prefix):
+        # most joins ask for a channel asked before. A new configuration is a new policy,
+        # so nothing here outlives the rules it was taken from; bounded (``REFUSALS_KEPT``).
+        self._refusals: dict[tuple[bytes | None, bytes], Drop | None] = {}
 
     @property
     def max_groups(self) -> int:
@@ -216,11 +224,28 @@ class EdgePolicy:
                 return sub.max_groups.value, sub.max_group_sources.value
         return self._each
 
+    def permits_any_source(self, group: bytes) -> bool:
+        """Whether an any-source join of ``group`` passes the rules, on a link without
+        subscriber prefixes (the report path's shortcut, ``Admission.fast_groups``)."""
+        return self.open or self.refuses(None, None, group) is None
+
     def refuses(self, host: bytes | None, source: bytes | None, group: bytes) -> Drop | None:
         """Why the request (``host``, ``source`` or any if None, ``group``) is refused, or
         None if it is permitted. The report path's question: no ``Verdict`` is made."""
         if source is None and self.ssm_only:
             return Drop.POLICY_SSM_ONLY
+        if not self._prefix_lengths:
+            key = (source, group)
+            refusals = self._refusals
+            if key in refusals:
+                return refusals[key]
+            if len(refusals) >= REFUSALS_KEPT:
+                refusals.clear()  # a scan of many channels: start again, never grow
+            reason = refusals[key] = self._refuses(None, source, group)
+            return reason
+        return self._refuses(host, source, group)
+
+    def _refuses(self, host: bytes | None, source: bytes | None, group: bytes) -> Drop | None:
         default = self.default
         sub = self.subscriber(host) if self._prefix_lengths else None
         if sub is not None:

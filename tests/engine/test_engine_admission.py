@@ -194,3 +194,44 @@ def test_unlimited_rates_and_a_reload_that_changes_them(fam: Fam) -> None:
     for i in range(5):
         w.join("d1", fam.host, fam.group(600 + i))
     assert w.engine.dropped.by_interface()["d1"] == {Drop.SUBSCRIBER_RATE: 3}  # burst: 2
+
+
+def test_a_reload_from_rules_to_rules_is_not_answered_from_the_old_ones(fam: Fam) -> None:
+    """The policy's answer for a group is kept for the joins that follow; a reload brings a
+    new policy, so a group the old rules permitted is refused by the new ones at once."""
+    permit = f"{{default: deny, group-policy: [{{action: permit, group: {fam.allowed!r}}}]}}"
+    w = World.make(config(policy=permit))
+    w.join("d1", fam.host, fam.allowed)
+    w.join("d1", fam.spoofed(1), fam.allowed)  # answered from what was kept
+    assert joined_upstream(w) == [fam.allowed]
+    w.handle(ConfigChanged(parse_config(config(policy=f"{{default: deny, group-policy: "
+                                                      f"[{{action: permit, group: "
+                                                      f"{fam.denied!r}}}]}}"))))
+    w.join("d1", fam.spoofed(2), fam.allowed)
+    assert w.engine.dropped.by_interface()["d1"][Drop.POLICY_DEFAULT_DENY] == 1
+    assert fam.spoofed(2) not in subscribers(w, fam, fam.allowed)
+
+
+def test_a_scan_of_many_groups_does_not_change_the_answers(fam: Fam) -> None:
+    """A subscriber asking for more groups than the policy keeps answers for: the answers
+    kept are dropped and taken again, never wrong (and never more than REFUSALS_KEPT)."""
+    from mcastproxy.policy import REFUSALS_KEPT  # noqa: PLC0415
+
+    w = World.make(config(policy=f"{{default: deny, max-entries: unlimited, report-rate: "
+                                 f"{{subscriber: unlimited, link: unlimited}}, group-policy: "
+                                 f"[{{action: permit, group: {fam.allowed!r}}}]}}",
+                          d1="{max-groups: unlimited, subscriber: {max-groups: unlimited}}"))
+    w.join("d1", fam.host, fam.allowed)
+    for i in range(REFUSALS_KEPT + 10):
+        w.join("d1", fam.host, fam.group(i))
+    assert w.engine.dropped.by_interface()["d1"][Drop.POLICY_DEFAULT_DENY] == REFUSALS_KEPT + 10
+    w.join("d1", fam.spoofed(1), fam.allowed)
+    w.join("d1", fam.spoofed(2), fam.group(3))
+    assert fam.spoofed(1) in subscribers(w, fam, fam.allowed)
+    assert w.engine.dropped.by_interface()["d1"][Drop.POLICY_DEFAULT_DENY] == REFUSALS_KEPT + 11
+
+
+def subscribers(w: World, fam: Fam, group: str) -> list[str]:
+    doc = document(w.engine.snapshot(), ["d1", "d2"])
+    groups = doc["downstream"][f"d1/{'igmp' if fam.v == 4 else 'mld'}"]["groups"]
+    return list(groups[group]["subscribers"]) if group in groups else []

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pytest
 from harness import World
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from mcastproxy.config import parse_config
 from mcastproxy.drops import Drop
@@ -184,3 +186,36 @@ def test_bad_upstream_settings_are_refused_with_their_field() -> None:
         assert field in {i.path for i in info.value.issues}
 
 
+
+
+@settings(max_examples=60, deadline=None)
+@example([(0, 1, True, "d1"), (1, 1, True, "d1"), (0, 1, False, "d1")])  # a shared choice
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(1, 4), st.booleans(),
+                          st.sampled_from(["d1", "d2"])), max_size=40))
+def test_placement_counts_follow_what_subscribers_ask(ops: list[tuple[int, int, bool, str]],
+                                                      ) -> None:
+    """Whatever the order of joins and leaves (several subscribers of a channel sharing one
+    choice, on two links), each upstream carries exactly the channels some subscriber asks,
+    counted at their rate."""
+    yaml = config(ties="robust", u1="max-bandwidth: 1000M", u2="max-bandwidth: 1000M")
+    w = World.make(yaml.replace("{interface: d1}, {interface: d2}",
+                                "{interface: d1, fast-leave: true}, "
+                                "{interface: d2, fast-leave: true}"))
+    holding: set[tuple[str, int, int]] = set()
+    for h, g, join, link in ops:
+        hostname = f"10.{1 if link == 'd1' else 2}.0.{10 + h}"
+        if join:
+            w.join(link, hostname, group(4, g))
+            holding.add((link, h, g))
+        else:
+            w.leave(link, hostname, group(4, g))
+            holding.discard((link, h, g))
+    from mcastproxy.status import document  # noqa: PLC0415
+
+    doc = document(w.engine.snapshot(), ["d1", "d2"])
+    wanted = {g for _, _, g in holding}
+    for u in ("u1", "u2"):
+        admission = doc["upstreams"][u]["admission"]
+        assert admission["groups-count"] == len(wanted)
+        assert admission["channels"] == len(wanted)
+        assert admission["bandwidth-used"] == 4 * M * len(wanted)

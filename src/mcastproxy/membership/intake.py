@@ -211,7 +211,8 @@ class RecordIntake(LastMemberQueries):
             any_source = rtype in (IS_EX, TO_EX)
             if (any_source and g is not None and g.counted and adm.fast_groups >= 0
                     and (host is None or host in g.subscribers
-                         or adm.held.get(host, 0) < adm.fast_groups)):
+                         or adm.held.get(host, 0) < adm.fast_groups)
+                    and (adm.policy.open or adm.policy.permits_any_source(group))):
                 pass  # the common case: nothing to ask, nothing to count (Admission.fast_groups)
             else:
                 admitted, count = self._admit(adm, g, group, host, rtype, a, any_source)
