@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from mcastproxy.amtconfig import AmtSettings
 from mcastproxy.apiconfig import ApiSettings, api_issues
 from mcastproxy.configtypes import GroupPrefix, Model, Network, UnicastPrefix
 from mcastproxy.configyaml import (
@@ -423,65 +424,6 @@ class Evidence(_Model):
 
 def _hold_down(value: Any) -> Any:
     return None if value == "never" else parse_duration(value)
-
-
-AMT_PORT = 2268  # RFC 7450 §7: the relay's UDP port
-
-
-def _relay_address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    address = _address(value)
-    if address.is_multicast or address.is_unspecified or (
-            address.version == 4 and address == ipaddress.IPv4Address("255.255.255.255")):
-        raise ValueError(f"{address} is not a unicast address (a relay, or the anycast "
-                         "discovery address of RFC 7450 §4.1.1)")
-    return address
-
-
-class AmtSettings(_Model):
-    """An AMT upstream (RFC 7450): a relay tunnels its channels to a TUN the proxy makes.
-
-    The candidate's interface is that TUN device (``amt.upstream``). ``relay``: the relay's
-    unicast address; ``discovery``: an address to find one at by Relay Discovery (RFC 7450
-    §5.2.3.4; the anycast address of §4.1.1). One of the two; its family is the tunnel's
-    (IPv4 or IPv6 over UDP ``port``). ``querier``: the source the relay's
-    General Queries carry inside the TUN, one address per inner family (IPv4 default 0.0.0.0,
-    IPv6 default fe80::1; an MLD querier's is link-local, RFC 9777 §5.1.14).
-    """
-
-    relay: Annotated[Any, BeforeValidator(_relay_address)] | None = None
-    discovery: Annotated[Any, BeforeValidator(_relay_address)] | None = None
-    port: int = Field(AMT_PORT, ge=1, le=65535)
-    querier: tuple[Annotated[Any, BeforeValidator(_address)], ...] = ()
-
-    @field_validator("querier", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _one_relay(self) -> AmtSettings:
-        if (self.relay is None) == (self.discovery is None):
-            raise ValueError("give relay (the relay's address) or discovery (an address to "
-                             "discover one at), one of the two")
-        versions = [q.version for q in self.querier]
-        for q in self.querier:
-            if versions.count(q.version) > 1:
-                raise ValueError(f"querier: one address per family, {versions.count(q.version)} "
-                                 f"IPv{q.version} given")
-            if q.version == 6 and not q.is_link_local:
-                raise ValueError(f"querier: {q} is not link-local, as an MLD query's source "
-                                 "must be (RFC 9777 §5.1.14)")
-            if q.version == 4 and (q.is_multicast or q.is_loopback or
-                                   q == ipaddress.IPv4Address("255.255.255.255")):
-                raise ValueError(f"querier: {q} is not a unicast address")
-        return self
-
-    @property
-    def target(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-        """The relay's address, or the discovery address."""
-        target = self.relay if self.relay is not None else self.discovery
-        assert target is not None  # _one_relay
-        return target  # type: ignore[no-any-return]
 
 
 class Candidate(_Model):

@@ -432,23 +432,27 @@ class Daemon(StatusServer):
         old = self.config
         if (new.igmp is None) != (old.igmp is None) or (new.mld is None) != (old.mld is None):
             raise ConfigRefusedError("turning IGMP or MLD on or off needs a restart")
-        refusal = AmtUpstreams.reload_refusal(old, new)
-        if refusal is not None:
-            raise ConfigRefusedError(refusal)
+        try:
+            self.amt.stage(old, new)  # an added AMT upstream's TUN, before the kernel's VIF
+        except AmtError as exc:
+            raise ConfigRefusedError(str(exc), fault=exc.fault) from None
         try:
             staged = self.meter.stage(new.accounting)  # the logs' new paths, opened first
         except OSError as exc:
+            self.amt.abort()
             raise ConfigRefusedError(f"accounting log {exc.filename}: {exc.strerror or exc}",
                                 fault="system") from None
         try:
             self._apply_config(old, new, reselect)
         except Exception as exc:
             self.meter.abort(staged)
+            self.amt.abort()
             self.errors["reload"] += 1
             raise ConfigRefusedError(why(exc), fault="system") from None
         self.meter.commit(staged)
         self._measure_rates(new)
         self._reroute_removed(old, new)
+        self.amt.commit()  # added ones start; removed ones send Teardown, their TUN goes
         if new.metrics != old.metrics:
             log.warning("metrics.listen changed: the listener keeps %s until a restart",
                         self.metrics_listen or "off")

@@ -217,6 +217,16 @@ MEANING: dict[str, str] = {
     "AmtSettings.querier": "The source address of the relay's General Queries inside the "
                            "TUN, one per family (default 0.0.0.0 and fe80::1; an MLD one is "
                            "link-local, RFC 9777 §5.1.14).",
+    "AmtSettings.driad": "DRIAD (RFC 8777): each source's channels through the relay the "
+                         "AMTRELAY record of its reverse name gives (precedence, D bit, "
+                         "relay types 1-3); any-source joins, sources with no record and "
+                         "failed lookups through relay or discovery (README, AMT).",
+    "AmtSettings.resolver": "The DNS server DRIAD asks: ADDRESS, or ADDRESS:PORT "
+                            "([ADDRESS]:PORT for IPv6); absent, the system's (resolv.conf).",
+    "AmtSettings.min_ttl": "The shortest a DRIAD answer is kept, whatever its TTL.",
+    "AmtSettings.max_ttl": "The longest a DRIAD answer is kept, whatever its TTL.",
+    "AmtSettings.max_relays": "Relays DRIAD may tunnel to besides the configured one, per "
+                              "inner family; the sources of any more go to the configured one.",
     "Candidate.active_interval": "This upstream's active interval (draft §5.2).",
     "Candidate.liveness": "What counts as evidence of life (draft §5.1).",
     "Candidate.routers": "The routers whose queries and hellos count, and the only ones "

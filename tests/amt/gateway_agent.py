@@ -1,5 +1,6 @@
-"""An AMT gateway (``Gateway`` on a ``GatewayTransport``) run inside a lab namespace and driven
-over JSON lines, for the namespace tests::
+"""An AMT gateway (``Gateway`` on a ``runner.GatewayRunner``, what the proxy's AMT upstreams run)
+with a TUN device of its own, inside a lab namespace and driven over JSON lines, for the
+namespace tests::
 
     ip netns exec NS python tests/amt/gateway_agent.py --tun amt0 --family 4 \\
         --discovery 10.30.2.2 [--no-discover] [--initial-timeout 0.2] [--max-timeout 2]
@@ -25,18 +26,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import json
 import os
 import secrets
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from mcastlab.procs import JsonProc
 from mcastproxy.amt.actions import Action, QueryReceived, StateChanged
+from mcastproxy.amt.events import MembershipChanged, Refresh
 from mcastproxy.amt.gateway import Gateway, GatewayTimers
-from mcastproxy.amt.transport import GatewayTransport
+from mcastproxy.amt.runner import GatewayRunner, udp_socket
+from mcastproxy.amt.tun import open_tun
 from mcastproxy.family import Family
 from mcastproxy.wire.messages import GroupRecord, RecordType, Report
 
@@ -60,12 +65,58 @@ class _Agent:
             nonce=lambda: secrets.randbits(32), discover=not a.no_discover,
             timers=GatewayTimers(a.initial_timeout, a.max_timeout), name=a.tun,
         )  # fmt: skip
-        self.transport = GatewayTransport(self.gateway, a.tun, on_action=self.on_action)
+        self.tun_name = a.tun
+        self.tun: int | None = None
+        self.runner: GatewayRunner | None = None
+        self.counts: Counter[str] = Counter()
         self.channels: dict[bytes, set[bytes]] = {}  # group -> sources
         self.n = 0
         self.done = asyncio.Event()
 
-    def on_action(self, action: Action) -> None:
+    def start(self) -> None:
+        """The TUN device and the socket; the gateway starts (Relay Discovery)."""
+        loop = asyncio.get_running_loop()
+        self.tun = open_tun(self.tun_name)
+        try:
+            sock = udp_socket(self.gateway.transport)
+        except BaseException:
+            os.close(self.tun)
+            raise
+        self.runner = GatewayRunner(self.gateway, sock, on_packets=self.write,
+                                    on_action=self.on_action)
+        loop.add_reader(self.tun, self.read_tun)
+        self.runner.start(loop)
+
+    def write(self, packets: list[bytes]) -> None:
+        if self.tun is None:
+            return
+        for packet in packets:
+            try:
+                os.write(self.tun, packet)
+                self.counts["tun packets written"] += 1
+            except OSError:
+                self.counts["tun write errors"] += 1
+
+    def read_tun(self) -> None:
+        """What the kernel sends out of the TUN (its own reports): read and counted."""
+        if self.tun is None:
+            return
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            for _ in range(64):
+                os.read(self.tun, 65536)
+                self.counts["tun packets read"] += 1
+
+    def stop(self) -> None:
+        """The Teardown goes out; the socket and the TUN close."""
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner = None
+        if self.tun is not None:
+            asyncio.get_running_loop().remove_reader(self.tun)
+            os.close(self.tun)
+            self.tun = None
+
+    def on_action(self, runner: GatewayRunner, action: Action) -> None:
         if isinstance(action, StateChanged):
             _emit({"event": "state", "state": str(action.state), "relay": _text(action.relay),
                    "why": action.why})
@@ -97,10 +148,12 @@ class _Agent:
                 if not self.channels.get(group):
                     self.channels.pop(group, None)
                 kind = RecordType.BLOCK_OLD_SOURCES
-            self.transport.membership(self.current(), self.change(kind, group, source))
+            assert self.runner is not None
+            self.runner.handle(MembershipChanged(self.current(), self.change(kind, group, source)))
             return {"state": str(self.gateway.state)}
         if cmd == "refresh":
-            self.transport.refresh()
+            assert self.runner is not None
+            self.runner.handle(Refresh())
             return {}
         if cmd == "status":
             s = self.gateway.status()
@@ -110,25 +163,26 @@ class _Agent:
                 "discoveries": s.discoveries_sent, "teardowns": s.teardowns_sent,
                 "queries": s.queries_accepted,
                 "dropped": {r.key: k for r, k in s.dropped.items()},
-                "counts": dict(self.transport.counts),
+                "counts": {**dict(self.runner.counts if self.runner else {}), **self.counts},
             }  # fmt: skip
         if cmd == "stop":
-            await self.transport.stop()
+            self.stop()
             self.done.set()
             return {"stopped": True}
         raise ValueError(f"unknown command {cmd!r}")
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        await self.transport.start()
-        _emit({"event": "ready", "tun": self.transport.tun_name, "port": self.transport.port,
+        self.start()
+        assert self.runner is not None
+        _emit({"event": "ready", "tun": self.tun_name, "port": self.runner.port,
                "pid": os.getpid()})
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         while not self.done.is_set():
             line = await reader.readline()
             if not line:
-                await self.transport.stop()
+                self.stop()
                 break
             self.n += 1
             try:

@@ -10,10 +10,11 @@ its Membership Updates, the queries, the Teardown) and that the relay's data ent
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from mcastlab import Lab
-from mcastlab.amt_topologies import RELAY
+from mcastlab.amt_topologies import RELAY, RESOLVER
 from mcastlab.procs import JsonProc
 from mcastlab.proxy import Proxy
 
@@ -23,10 +24,18 @@ RATE = 100.0
 
 
 def amt_config(*, transport: int = 4, native: bool = False, extra: str = "",
-               amt_liveness: str = "{queries: true}") -> str:
-    """The proxy's configuration: d1 downstream; amt1 through the relay (over ``transport``);
-    with ``native``, u1 first (priority 10) and amt1 the takeover (priority 0)."""
-    u1 = "    - {interface: u1, priority: 10}\n" if native else ""
+               amt_liveness: str = "{queries: true}", u1_liveness: str = "{link: true}",
+               amt: bool = True, amt_extra: str = "") -> str:
+    """The proxy's configuration: d1 downstream; amt1 through the relay (over ``transport``;
+    ``amt_extra``: more of its ``amt`` settings, e.g. ``", driad: true"``); with ``native``,
+    u1 first (priority 10) and amt1 the takeover (priority 0); without ``amt``, no amt1."""
+    u1 = (f"    - {{interface: u1, priority: 10, liveness: {u1_liveness}}}\n"
+          if native else "")
+    amt1 = (
+        "    - interface: amt1\n"
+        f"      liveness: {amt_liveness}\n"
+        f"      amt: {{relay: \"{RELAY[transport]}\"{amt_extra}}}\n"
+    ) if amt else ""
     return (
         "igmp: {version: 3}\n"
         "mld: {version: 2}\n"
@@ -35,24 +44,39 @@ def amt_config(*, transport: int = 4, native: bool = False, extra: str = "",
         "  hold-down: 1s\n"
         f"{extra}"
         "  candidates:\n"
-        f"{u1}"
-        "    - interface: amt1\n"
-        f"      liveness: {amt_liveness}\n"
-        f"      amt: {{relay: \"{RELAY[transport]}\"}}\n"
+        f"{u1}{amt1}"
     )
 
 
 def start_relay(lab: Lab, transport: int = 4, *, sender: str = "relay-1",
-                query_interval: int = 1) -> JsonProc:
-    """The lab relay on its address of ``transport``, streaming the SSM and ASM channels."""
-    args = ["--address", RELAY[transport], "--rate", str(RATE), "--id", sender,
+                query_interval: int = 1, host: str = "relay", address: str | None = None,
+                streams: Iterable[tuple[str, str]] | None = None) -> JsonProc:
+    """The lab relay in ``host`` on ``address`` (default: the relay's address of
+    ``transport``), streaming ``streams`` (default: the SSM and ASM channels)."""
+    args = ["--address", address or RELAY[transport], "--rate", str(RATE), "--id", sender,
             "--query-interval", str(query_interval), "--max-seconds", "120"]
-    for source, group in (*SSM.values(), *ASM.values()):
+    for source, group in (streams if streams is not None else (*SSM.values(), *ASM.values())):
         args += ["--stream", f"{source},{group}"]
-    relay = lab.python_json("relay", "mcastlab.amtrelay", *args)
+    relay = lab.python_json(host, "mcastlab.amtrelay", *args)
     ready = relay.wait_event(lambda e: e.get("event") in ("ready", "error"), 10)
     assert ready["event"] == "ready", ready
     return relay
+
+
+def start_dns(lab: Lab, records: Iterable[str], *extra: str) -> JsonProc:
+    """The lab's DNS server on the router (``RESOLVER``), serving ``records``."""
+    args = ["--address", RESOLVER[4], "--max-seconds", "120"]
+    for record in records:
+        args += ["--record", record]
+    dns = lab.python_json("router", "mcastlab.dnsserver", *args, *extra)
+    ready = dns.wait_event(lambda e: e.get("event") in ("ready", "error"), 10)
+    assert ready["event"] == "ready", ready
+    return dns
+
+
+def dns_queries(dns: JsonProc, name: str, kind: str = "AMTRELAY") -> int:
+    """How many times ``name`` (with its final dot) was asked for ``kind``."""
+    return sum(1 for e in dns.events("query") if e.get("name") == name and e.get("type") == kind)
 
 
 def relay_channels(relay: JsonProc) -> set[tuple[str | None, str]]:

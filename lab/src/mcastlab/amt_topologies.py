@@ -52,14 +52,20 @@ def amt_lab(*, feed: bool = False) -> Topology:
     return t
 
 
+RELAY2 = {4: "10.30.4.2", 6: "fd30:4::2"}
+"""A second relay, with ``amt_proxy_lab(driad=True)``."""
+RESOLVER = {4: "10.30.1.1", 6: "fd30:1::1"}
+"""Where the lab's DNS server (``mcastlab.dnsserver``, run on the router) answers."""
 PROXY_WAN = {4: "10.30.1.2", 6: "fd30:1::2"}
 """The proxy's address on its unicast-only path to the relay (the AMT transport's source)."""
 SUBSCRIBER = {4: "10.1.1.11", 6: "fd01:1::11"}
 
 
-def amt_proxy_lab(*, native: bool = False) -> Topology:
+def amt_proxy_lab(*, native: bool = False, driad: bool = False) -> Topology:
     """The proxy with an AMT upstream: a relay two routed unicast hops away, a subscriber on
-    d1, and with ``native=True`` a native provider on u1 as well.
+    d1, and with ``native=True`` a native provider on u1 as well; with ``driad=True`` a
+    second relay (``relay2``, behind the router's eth2), for sources whose AMTRELAY records
+    name it (the lab's DNS server runs on the router, ``RESOLVER``).
 
     ::
 
@@ -71,9 +77,11 @@ def amt_proxy_lab(*, native: bool = False) -> Topology:
             proxy  wan 10.30.1.2/24 --- eth0 10.30.1.1/24 router eth1 10.30.2.1/24 --- relay
               |        fd30:1::2/64          fd30:1::1/64          fd30:2::1/64    eth0 10.30.2.2/24
               |    (amt1: the TUN the proxy makes)                                 fd30:2::2/64
-              d1 10.1.1.1/24, fd01:1::1/64
-              |
-        sub1 eth0 10.1.1.11/24, fd01:1::11/64
+              d1 10.1.1.1/24, fd01:1::1/64                          [driad=True] eth2 10.30.4.1/24
+              |                                                                fd30:4::1/64
+        sub1 eth0 10.1.1.11/24, fd01:1::11/64                                      |
+                                                                    relay2 eth0 10.30.4.2/24
+                                                                                fd30:4::2/64
 
     No multicast routing anywhere on the way to the relay: the router forwards unicast only.
     """
@@ -90,6 +98,12 @@ def amt_proxy_lab(*, native: bool = False) -> Topology:
     t.veth(proxy.iface("d1", "10.1.1.1/24", "fd01:1::1/64"),
            sub1.iface("eth0", "10.1.1.11/24", "fd01:1::11/64"))
     sub1.route("default", via="10.1.1.1").route("default", via="fd01:1::1")
+    if driad:
+        relay2 = t.host("relay2")
+        t.veth(router.iface("eth2", "10.30.4.1/24", "fd30:4::1/64"),
+               relay2.iface("eth0", "10.30.4.2/24", "fd30:4::2/64"))
+        relay2.route("default", via="10.30.4.1").route("default", via="fd30:4::1")
+        proxy.route("10.30.4.0/24", via="10.30.1.1").route("fd30:4::/64", via="fd30:1::1")
     if native:
         prov1 = t.host("prov1")
         t.veth(proxy.iface("u1", "10.0.1.1/24", "fd00:1::1/64"),

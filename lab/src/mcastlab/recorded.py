@@ -49,6 +49,48 @@ def data_path(config: str | Path) -> Path:
     return Path(f"{config}.data.json")
 
 
+class DataFeed:
+    """A test's upstream data, kept arriving: every ``interval`` seconds (a thread of its
+    own) each flowing channel's totals in ``data_path(config)`` grow by ``packets``, written
+    whole (a new file renamed over the old). ``stop(upstream)`` silences an upstream's
+    channels, ``start(...)`` makes them flow again; ``close()`` ends the thread."""
+
+    def __init__(self, config: str | Path, interval: float = 0.02, packets: int = 2) -> None:
+        self.path = data_path(config)
+        self.interval = interval
+        self.packets = packets
+        self._flows: dict[tuple[str, str, str], int] = {}
+        self._flowing: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="data-feed")
+        self._thread.start()
+
+    def start(self, upstream: str, source: str, group: str) -> None:
+        with self._lock:
+            self._flows.setdefault((upstream, source, group), 0)
+            self._flowing.add((upstream, source, group))
+
+    def stop(self, upstream: str) -> None:
+        with self._lock:
+            self._flowing = {f for f in self._flowing if f[0] != upstream}
+
+    def _run(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                for flow in self._flowing:
+                    self._flows[flow] += self.packets
+                flows = [{"upstream": u, "source": s, "group": g, "packets": n,
+                          "bytes": 1316 * n} for (u, s, g), n in self._flows.items()]
+            tmp.write_text(json.dumps({"flows": flows}))
+            tmp.replace(self.path)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
 class RecordedRouter(FakeRouter):
     """``FakeRouter`` fed data by ``data`` (a ``FILE.data.json``; None: no data)."""
 

@@ -2,8 +2,12 @@
 
 - ``gateway``: the gateway's state machine (sans-I/O, like the engine), with its
   ``events`` and ``actions``; ``inner``: the IP packets AMT messages carry.
-- ``transport``: the asyncio side: a UDP socket to the relay driving a ``Gateway``, and a TUN
-  device that the decapsulated multicast enters (``tun``).
+- ``pseudo``: what crosses the pseudo-interface (the host side's membership, the relay's
+  queries); ``split``: that membership split over the relays that carry it.
+- ``driad`` (RFC 8777): a source's relay from its AMTRELAY record, and the cache of answers;
+  ``resolver``: the DNS lookups behind it (dnspython, on the loop).
+- ``runner``: the asyncio side of one gateway, its UDP socket and timer; ``upstream``: an AMT
+  upstream candidate, its TUN device (``tun``) and gateways, as the daemon runs it.
 
 The wire codec of the seven AMT messages is ``mcastproxy.wire.amt``.
 """

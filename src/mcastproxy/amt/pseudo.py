@@ -38,6 +38,7 @@ reports are read too); beyond that a report is dropped and counted.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 from mcastproxy.amt.inner import query_packet, read_report
@@ -52,7 +53,7 @@ REPORT_BUDGET: Final = 1200
 """Octets of records in one Current-State Report: the Update that carries it stays within a
 1280-octet path MTU (RFC 8200 §5), with the AMT, UDP, outer and inner IP headers."""
 
-_STATE_CHANGE = frozenset({
+STATE_CHANGE: Final = frozenset({
     RecordType.CHANGE_TO_INCLUDE_MODE, RecordType.CHANGE_TO_EXCLUDE_MODE,
     RecordType.ALLOW_NEW_SOURCES, RecordType.BLOCK_OLD_SOURCES,
 })  # fmt: skip
@@ -106,39 +107,54 @@ class HostMembership:
             return Drop.LINK_MAX_GROUPS  # the bound of the module comment
         changed = after != before
         self._groups = after
-        if changed or any(r.type in _STATE_CHANGE for r in records):
+        if changed or any(r.type in STATE_CHANGE for r in records):
             return Report(report.version, records)
         return None
 
     def current(self) -> tuple[Report, ...]:
         """The whole membership as Current-State Reports, each within ``REPORT_BUDGET``."""
-        width = self.family.length
-        header = 8 if self.family is Family.V4 else 20
-        reports: list[Report] = []
-        batch: list[GroupRecord] = []
-        size = 0
-        for group in sorted(self._groups):
-            exclude, sources = self._groups[group]
-            kind = RecordType.MODE_IS_EXCLUDE if exclude else RecordType.MODE_IS_INCLUDE
-            ordered = sorted(sources)
-            # A group with more sources than fit one report goes in several records.
-            per = max(1, (REPORT_BUDGET - header) // width)
-            chunks = [ordered[i:i + per] for i in range(0, len(ordered), per)] or [[]]
-            if exclude:
-                chunks = [ordered]  # an EXCLUDE list cannot be split into records of its own
-            for chunk in chunks:
-                cost = header + width * len(chunk)
-                if batch and size + cost > REPORT_BUDGET:
-                    reports.append(Report(self.family.newest_version, tuple(batch)))
-                    batch, size = [], 0
-                batch.append(GroupRecord(kind, group, tuple(chunk)))
-                size += cost
-        if batch:
-            reports.append(Report(self.family.newest_version, tuple(batch)))
-        return tuple(reports)
+        return current_reports(self.family, self._groups)
 
     def clear(self) -> None:
         self._groups.clear()
+
+
+def current_reports(family: Family, groups: dict[bytes, GroupState]) -> tuple[Report, ...]:
+    """``groups`` as Current-State Reports (MODE_IS_INCLUDE / MODE_IS_EXCLUDE records)."""
+    records = []
+    for group in sorted(groups):
+        exclude, sources = groups[group]
+        kind = RecordType.MODE_IS_EXCLUDE if exclude else RecordType.MODE_IS_INCLUDE
+        records.append(GroupRecord(kind, group, tuple(sorted(sources))))
+    return pack(family, records)
+
+
+def pack(family: Family, records: Iterable[GroupRecord]) -> tuple[Report, ...]:
+    """``records`` in reports of ``family``'s newest version, each within ``REPORT_BUDGET``:
+    a record with more sources than fit one report goes in several records of its type,
+    except an EXCLUDE-mode one (its list cannot be split into records of its own)."""
+    width = family.length
+    header = 8 if family is Family.V4 else 20
+    per = max(1, (REPORT_BUDGET - header) // width)
+    reports: list[Report] = []
+    batch: list[GroupRecord] = []
+    size = 0
+    for record in records:
+        sources = record.sources
+        if record.type in _EXCLUDE_TYPES or len(sources) <= per:
+            chunks = [sources]
+        else:
+            chunks = [sources[i:i + per] for i in range(0, len(sources), per)]
+        for chunk in chunks:
+            cost = header + width * len(chunk)
+            if batch and size + cost > REPORT_BUDGET:
+                reports.append(Report(family.newest_version, tuple(batch)))
+                batch, size = [], 0
+            batch.append(GroupRecord(record.type, record.group, tuple(chunk)))
+            size += cost
+    if batch:
+        reports.append(Report(family.newest_version, tuple(batch)))
+    return tuple(reports)
 
 
 def _apply(groups: dict[bytes, GroupState], record: GroupRecord) -> None:
