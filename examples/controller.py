@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """A controller of mcastproxy's API in a few lines of the standard library.
 
-Reads the running configuration (and its ETag), merges a change into it with PATCH and
-If-Match (RFC 8040, RFC 7396), and prints what the proxy answered: 204 and the new ETag, or
-RFC 8040's error body naming the field and the reason (412 if another controller changed the
-configuration in between: read it again and retry).
+Reads the running configuration (and its ETag), changes it with If-Match (RFC 8040), and
+prints what the proxy answered: 204 and the new ETag, or RFC 8040's error body naming the
+node and the reason (412 if another controller changed the configuration in between: read
+it again and retry). ``move`` works on the standard tree (the ``mcastproxy`` YANG module's
+``upstream``, PUT whole); ``patch`` merges into the file's document (RFC 7396).
 
     # over the UNIX socket (the api section's socket), as root or its group:
     examples/controller.py --socket /run/mcastproxy/api.sock get
@@ -14,8 +15,8 @@ configuration in between: read it again and retry).
         --ca /etc/mcastproxy/ca.pem state upstreams
 
 ``move PREFIX UPSTREAM`` takes the group record PREFIX out of every candidate and gives it to
-UPSTREAM (a running subscription stays on the upstream it has while that one is a candidate;
-what is joined next follows the record). ``patch JSON`` merges any change.
+UPSTREAM (what runs is selected again: it moves, make before break). ``patch JSON`` merges
+any change. ``tree`` shows the standard tree (RFC 8652, RFC 9398 and the module).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ import urllib.parse
 from typing import Any
 
 CONFIG = "/restconf/data/mcastproxy:config"
+ROUTING = "/restconf/data/ietf-routing:routing"
+UPSTREAM = (ROUTING + "/control-plane-protocols/control-plane-protocol="
+            "mcastproxy:multi-upstream-proxy,mcastproxy/mcastproxy:proxy/upstream")
 YANG = "application/yang-data+json"
 
 
@@ -93,23 +97,25 @@ def show(status: int, headers: dict[str, str], body: Any) -> int:
     return 0 if status < 300 else 1
 
 
-def move(config: dict[str, Any], prefix: str, upstream: str) -> dict[str, Any]:
-    """A merge patch giving the group record ``prefix`` to ``upstream`` alone."""
-    candidates = config["upstream"]["candidates"]
+def move(upstream_tree: dict[str, Any], prefix: str, upstream: str) -> dict[str, Any]:
+    """The ``upstream`` container of the standard tree with the group record ``prefix``
+    given to ``upstream`` alone."""
+    candidates = upstream_tree.get("candidate", [])
     if upstream not in [c["interface"] for c in candidates]:
         sys.exit(f"controller: {upstream} is not a candidate upstream")
     out = []
     for given in candidates:
         cand = dict(given)
-        records = [r for r in cand.get("records", []) if r != {"group": prefix}]
+        records = [{k: v for k, v in r.items() if k != "id"} for r in cand.get("records", [])]
+        records = [r for r in records if r != {"group": prefix}]
         if cand["interface"] == upstream:
             records.append({"group": prefix})
         if records:
-            cand["records"] = records
+            cand["records"] = [{"id": i, **r} for i, r in enumerate(records, 1)]
         else:
             cand.pop("records", None)
         out.append(cand)
-    return {"upstream": {"candidates": out}}  # a list is replaced whole (RFC 7396)
+    return {**upstream_tree, "candidate": out}
 
 
 def main() -> int:
@@ -124,6 +130,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=10.0)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("get", help="the running configuration and its ETag")
+    sub.add_parser("tree", help="the standard tree: configuration and state")
     state = sub.add_parser("state", help="the state, or a subtree of it")
     state.add_argument("path", nargs="*", help="e.g. upstreams=u1")
     patch = sub.add_parser("patch", help="merge a JSON change into the configuration")
@@ -140,14 +147,20 @@ def main() -> int:
         path = "/".join(urllib.parse.quote(p, safe="=") for p in args.path)
         return show(*api.call("GET", "/restconf/data/mcastproxy:state"
                               + (f"/{path}" if path else "")))
+    if args.command == "tree":
+        return show(*api.call("GET", ROUTING))
+    if args.command == "move":
+        status, headers, body = api.call("GET", UPSTREAM + "?content=config")
+        if status != 200:
+            return show(status, headers, body)
+        new = move(body["mcastproxy:upstream"], args.prefix, args.upstream)
+        return show(*api.call("PUT", UPSTREAM, {"mcastproxy:upstream": new},
+                              {"If-Match": headers["ETag"]}))
     status, headers, body = api.call("GET", CONFIG)
     if status != 200:
         return show(status, headers, body)
-    config, etag = body["mcastproxy:config"], headers["ETag"]
-    change = (json.loads(args.change) if args.command == "patch"
-              else move(config, args.prefix, args.upstream))
-    return show(*api.call("PATCH", CONFIG, {"mcastproxy:config": change},
-                          {"If-Match": etag}))
+    return show(*api.call("PATCH", CONFIG, {"mcastproxy:config": json.loads(args.change)},
+                          {"If-Match": headers["ETag"]}))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The status socket's file: claimed, bound 0600 from its creation, never taken over.
+"""The status socket's file (and the API's): claimed, bound with its rights from its creation,
+never taken over.
 
 A UNIX socket at a path: one a live process answers on is refused (another proxy runs), a
 stale one left by a crash is removed, and the file is created with the rights of its owner
@@ -45,18 +46,19 @@ def remove_stale_socket(path: Path) -> None:
         path.unlink()
 
 
-def bind_status_socket(path: Path) -> socket.socket:
-    """A UNIX stream socket listening at ``path``, its file created 0600."""
+def bind_status_socket(path: Path, mode: int = 0o600, backlog: int = 16) -> socket.socket:
+    """A UNIX stream socket listening at ``path``, non-blocking, its file created with the
+    rights ``mode`` (0600: its owner only; the controller API's may be 0660)."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        # Created 0600, not chmod-ed a moment later. The umask is the process's, but this
-        # one only takes rights away, for the moment bind() takes.
-        umask = os.umask(0o177)
+        # Created with its rights, not chmod-ed a moment later. The umask is the process's,
+        # but this one only takes rights away, for the moment bind() takes.
+        umask = os.umask(0o777 & ~mode)
         try:
             listener.bind(str(path))
         finally:
             os.umask(umask)
-        listener.listen(16)
+        listener.listen(backlog)
         listener.setblocking(False)
     except BaseException:
         listener.close()

@@ -1,11 +1,13 @@
 """The API keeps to its own OpenAPI description, checked by schemathesis against the running
 daemon (TLS listener, a write token): every operation, with generated and malformed requests
 (its coverage and fuzzing phases); no answer is a server error, each has a code, content type
-and body its description allows. Its "schema-valid request accepted" check is left out: the
-description cannot yet say which configurations are valid (stage 2's YANG module will), so a
-body it allows may well be refused 400 or 412, as it should. So is its "missing required
-header" check, which wants a 4xx of its list where RFC 6585 §3 has the answer to a missing
-If-Match be 428 Precondition Required (the description lists it).
+and body its description allows. The description covers the standard tree (RFC 8652/9398 and
+the mcastproxy module, their bodies' JSON Schema made from the YANG schema), the clear-groups
+actions, the YANG library and the modules. Its "schema-valid request accepted" check is left
+out: a body the schema allows may still be refused, as it should, by the rules that span
+fields (a default upstream that is no candidate) or by a stale If-Match (412). So is its
+"missing required header" check, which wants a 4xx of its list where RFC 6585 §3 has the
+answer to a missing If-Match be 428 Precondition Required (the description lists it).
 
 ::
 
@@ -24,8 +26,10 @@ from api_harness import WRITE_TOKEN, WRITER, free_port, make_pki
 from daemon_harness import IGMP, config, running
 from fakes import FakeNetwork
 
+from mcastproxy.api.openapi import description
+
 SCHEMATHESIS = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
-BUDGET = 15  # seconds of generated requests
+BUDGET = 25  # seconds of generated requests
 
 
 @pytest.mark.skipif(SCHEMATHESIS is None, reason="schemathesis is not installed (test extra)")
@@ -37,7 +41,7 @@ def test_the_api_keeps_to_its_description(net: FakeNetwork, workdir: Path) -> No
     tokens.write_text(WRITER + "\n")
     tokens.chmod(0o600)
     port = free_port()
-    text = config(IGMP, candidates="[{interface: u1}, {interface: u2}]") + (
+    text = "mld: {version: 2}\n" + config(IGMP, candidates="[{interface: u1}, {interface: u2}]") + (
         f"api:\n  listen: 127.0.0.1:{port}\n  tokens: {tokens}\n"
         f"  tls: {{certificate: {workdir}/server.pem, key: {workdir}/server.key}}\n")
     base = f"https://127.0.0.1:{port}"
@@ -59,4 +63,8 @@ def test_the_api_keeps_to_its_description(net: FakeNetwork, workdir: Path) -> No
 
     code, out, errors = asyncio.run(asyncio.wait_for(contract(), BUDGET + 60))
     assert code == 0, out[-6000:]
+    paths = description()["paths"]  # what it ran: the standard tree's resources among them
+    for path in ("ietf-routing:routing", "ietf-igmp-mld:mld/clear-groups", "yang-library",
+                 "/restconf/yang/"):
+        assert any(path in p for p in paths), path
     assert "api" not in errors  # no handler failed

@@ -11,7 +11,13 @@ and follows its events. Modules, one concept each:
   atomic write);
 - ``events``: the event stream's fan-out, bounded per client;
 - ``errors``: RFC 8040's error body;
-- ``openapi``: the description served at ``/openapi.json``.
+- ``openapi``: the description served at ``/openapi.json``;
+- ``standard``: the standard tree's resources (RFC 8652/9398 and the ``mcastproxy`` YANG
+  module), the clear-groups action, the YANG library;
+- ``yangschema``: the modules shipped (``mcastproxy/yang``) and the schema made of them;
+- ``yangtree``: RFC 7951 data checked and edited by that schema;
+- ``yangdata`` and ``yangread``: the configuration as the tree, and the tree read back into
+  the file's document; ``yangstate``: the state in RFC 8652/9398's shape.
 """
 
 from __future__ import annotations

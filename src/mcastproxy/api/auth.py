@@ -50,6 +50,9 @@ class Identity:
         return self.access is Access.WRITE
 
 
+IDENTITY = web.RequestKey("identity", Identity)  # who made the request, set by the server
+
+
 class Authenticator:
     """Tells who a request is from (``identify``), with the tokens of the last reading."""
 

@@ -26,11 +26,15 @@ _INDEX = re.compile(r"\[(\d+)\]")
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One ``error`` of the body: ``field`` as the file names it ("" for the whole)."""
+    """One ``error`` of the body: ``field`` as the file names it ("" for the whole);
+    ``path``: the node's instance identifier where the request named a YANG tree (then it is
+    the ``error-path``); ``tag``: its own ``error-tag`` (else the error's)."""
 
     message: str
     field: str = ""
     top: str = CONFIG
+    path: str = ""
+    tag: str = ""
 
 
 class ApiError(Exception):
@@ -49,8 +53,11 @@ class ApiError(Exception):
     def body(self) -> dict[str, Any]:
         errors = []
         for p in self.problems:
-            error: dict[str, Any] = {"error-type": self.error_type, "error-tag": self.tag}
-            if p.top:
+            error: dict[str, Any] = {"error-type": self.error_type,
+                                     "error-tag": p.tag or self.tag}
+            if p.path:
+                error["error-path"] = p.path
+            elif p.top:
                 error["error-path"] = error_path(p.top, p.field)
             error["error-message"] = p.message
             if p.field:
@@ -64,8 +71,8 @@ class ApiError(Exception):
 
 def error_path(top: str, field: str) -> str:
     """``/mcastproxy:config/upstream/candidates[2]/records[1]/group`` for the file's
-    ``upstream.candidates[1].records[0].group``: positions as XPath's, from 1 (the lists
-    have no YANG keys before the module of stage 2)."""
+    ``upstream.candidates[1].records[0].group``: positions as XPath's, from 1 (the file's
+    document has no YANG keys; the standard tree's errors name theirs, ``yangdata``)."""
     path = f"/{top}"
     if not field:
         return path

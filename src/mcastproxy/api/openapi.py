@@ -1,15 +1,25 @@
 """The API's OpenAPI 3.1 description, served at ``/openapi.json``.
 
-It describes the resources as they are in stage 1 (the configuration is the file's document;
-the YANG module that types it is stage 2), the errors as RFC 8040 §7.1 has them, and the
-two ways to authenticate. Contract tests (schemathesis) read it.
+It describes the resources: the configuration as the file's document (``mcastproxy:config``)
+and in the standard tree, whose bodies' JSON Schema is made here from the YANG schema
+(``yangschema``: containers and lists as objects and arrays of them, leaves by their YANG
+type in RFC 7951's JSON, ranges and enums included), the state, the clear-groups action, the
+YANG library and modules; the errors as RFC 8040 §7.1 has them, and the two ways to
+authenticate. Contract tests (schemathesis) read it.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from mcastproxy.api.errors import YANG_JSON
+from mcastproxy.api.yangtree import member, schema
+
+ROUTING = "ietf-routing:routing"
+_ROUTING_PATH = "/restconf/data/" + ROUTING
+_CPP = _ROUTING_PATH + "/control-plane-protocols/control-plane-protocol"
+_PROXY_PATH = _CPP + "=mcastproxy:multi-upstream-proxy,mcastproxy/mcastproxy:proxy"
 
 _ERROR = {"$ref": "#/components/schemas/errors"}
 
@@ -17,6 +27,8 @@ _ERROR = {"$ref": "#/components/schemas/errors"}
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "malformed or invalid (the body names the field and the reason)",
             401: "no or a bad token", 403: "a read token writing, or a host section",
+            405: "not offered on this resource",
+            409: "the file was edited since it was applied",
             404: "no such resource", 406: "not acceptable", 412: "the If-Match is stale",
             413: "the body is too large", 415: "not JSON", 428: "If-Match is needed",
             500: "applying failed; nothing of it is left"}
@@ -26,6 +38,124 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {YANG_JSON: {"schema": schema}}
+
+
+def json_schema(node: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of RFC 7951 JSON of YANG schema ``node``."""
+    kind = node["kind"]
+    if kind in ("container", "list"):
+        props = {member(name, sub, node["module"]): json_schema(sub)
+                 for name, sub in node["children"].items() if sub["kind"] != "unoffered"}
+        entry: dict[str, Any] = {"type": "object", "properties": props,
+                                 "additionalProperties": False}
+        if kind == "list":
+            entry["required"] = list(node["keys"])
+            return {"type": "array", "items": entry}
+        return entry
+    if kind == "leaf-list":
+        return {"type": "array", "items": _leaf_schema(node["type"])}
+    return _leaf_schema(node["type"])
+
+
+def _leaf_schema(spec: dict[str, Any]) -> dict[str, Any]:
+    base = spec["base"]
+    if base == "union":
+        return {"anyOf": [_leaf_schema(t) for t in spec["types"]]}
+    if base == "boolean":
+        return {"type": "boolean"}
+    if base == "empty":
+        return {"type": "array", "items": {"type": "null"}, "minItems": 1, "maxItems": 1}
+    if base == "enumeration":
+        return {"enum": list(spec["enums"])}
+    if base == "decimal64":
+        return {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
+    if base in ("int64", "uint64"):
+        return {"type": "string", "pattern": r"^-?[0-9]+$"}
+    if base.startswith(("int", "uint")):
+        low, high = spec.get("range", [None, None])
+        out: dict[str, Any] = {"type": "integer"}
+        if low is not None:
+            out["minimum"], out["maximum"] = int(low), int(high)
+        return out
+    return {"type": "string"}
+
+
+@functools.cache
+def _tree_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
+    routing = schema()[ROUTING]
+    cpp = routing["children"]["ietf-routing:control-plane-protocols"]["children"][
+        "ietf-routing:control-plane-protocol"]
+    proxy = cpp["children"]["mcastproxy:proxy"]
+    return ({"type": "object", "required": [ROUTING], "additionalProperties": False,
+             "properties": {ROUTING: json_schema(routing)}},
+            {"type": "object", "required": ["mcastproxy:proxy"], "additionalProperties": False,
+             "properties": {"mcastproxy:proxy": json_schema(proxy)}})
+
+
+def _tree_paths() -> dict[str, Any]:
+    routing, proxy = _tree_schemas()
+    content = {"name": "content", "in": "query", "required": False,
+               "schema": {"enum": ["all", "config", "nonconfig"]},
+               "description": "RFC 8040 §4.8.1: config, state, or both (the default)"}
+    writes = (400, 401, 403, 409, 412, 413, 415, 428, 500)
+
+    def resource(what: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "get": {"summary": f"{what}: configuration and state (RFC 7951)",
+                    "parameters": [content],
+                    "responses": {"200": {"description": "the data; ETag header",
+                                          "content": _json({"type": "object"})},
+                                  "304": {"description": "not changed (If-None-Match)"},
+                                  **_errors(400, 401, 404)}},
+            "put": {"summary": f"replace {what} (applied like a reload, written to the file)",
+                    "parameters": [IF_MATCH],
+                    "requestBody": {"required": True, "content": _json(body)},
+                    "responses": {"204": {"description": "applied and written"},
+                                  **_errors(*writes)}},
+            "patch": {"summary": f"merge into {what} (RFC 8040 §4.6.1, by list keys)",
+                      "parameters": [IF_MATCH],
+                      "requestBody": {"required": True, "content": _json(body)},
+                      "responses": {"204": {"description": "applied and written"},
+                                    **_errors(*writes)}},
+            "delete": {"summary": f"delete {what} (applied like a reload, written to the "
+                                  "file); the whole routing tree is not deleted",
+                       "parameters": [IF_MATCH],
+                       "responses": {"204": {"description": "applied and written"},
+                                     **_errors(400, 401, 403, 404, 409, 412, 428, 500)}},
+        }
+
+    def action(protocol: str) -> dict[str, Any]:
+        group = {"anyOf": [{"enum": ["*"]}, {"type": "string"}]}
+        return {"post": {
+            "summary": f"RFC 8652's clear-groups of {protocol} (RFC 8040 §3.6)",
+            "requestBody": {"required": True, "content": _json({
+                "type": "object", "required": ["ietf-igmp-mld:input"],
+                "additionalProperties": False, "properties": {"ietf-igmp-mld:input": {
+                    "type": "object", "additionalProperties": False, "properties": {
+                        "interface-name": {"type": "string"},
+                        "all-interfaces": _leaf_schema({"base": "empty"}),
+                        "group-address": group, "source-address": group}}}})},
+            "responses": {"204": {"description": "cleared"},
+                          **_errors(400, 401, 403, 404, 415)}}}
+
+    return {
+        _ROUTING_PATH: resource("the routing tree (RFC 8652, RFC 9398, mcastproxy)",
+                                routing),
+        _PROXY_PATH: resource("the proxy's own tree (the mcastproxy module)", proxy),
+        **{f"{_CPP}=ietf-igmp-mld:{p},mcastproxy/ietf-igmp-mld:{p}/clear-groups": action(p)
+           for p in ("igmp", "mld")},
+        "/restconf/data/ietf-yang-library:yang-library": {"get": {
+            "summary": "the modules, their features and deviations (RFC 8525)",
+            "responses": {"200": {"description": "the library",
+                                  "content": _json({"type": "object"})},
+                          **_errors(401)}}},
+        "/restconf/yang/{module}": {"get": {
+            "summary": "a module's text (RFC 8040 §3.7), as the library's location says",
+            "parameters": [{"name": "module", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "YANG", "content": {"application/yang": {
+                "schema": {"type": "string"}}}}, **_errors(401, 404)}}},
+    }
 
 
 CONFIG_BODY = {"type": "object", "required": ["mcastproxy:config"],
@@ -110,6 +240,7 @@ def description() -> dict[str, Any]:
                                       "content": {"text/event-stream": {
                                           "schema": {"type": "string"}}}},
                               **_errors(401)}}},
+            **_tree_paths(),
             "/openapi.json": {"get": {
                 "summary": "this description",
                 "responses": {"200": {"description": "OpenAPI 3.1",

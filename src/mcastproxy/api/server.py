@@ -20,11 +20,15 @@ Resources (RFC 8040 §3; JSON as RFC 7951 has it, ``application/yang-data+json``
   a file edited by hand and not yet applied is not written over (409; ``*`` does); the
   sections that name the host's files and listeners (``api``, ``accounting``,
   ``metrics``) are the operator's and a change of them is refused 403.
+- The same configuration and state in the standard tree, ``/restconf/data/ietf-routing:
+  routing/...`` as RFC 8652 and RFC 9398 place them with the ``mcastproxy`` module's
+  augmentation, RFC 8652's ``clear-groups`` action on its node, and the YANG library with
+  the modules' texts (``standard``). A change there is made into the file's document
+  (``yangdata``) and applied as a PUT of ``mcastproxy:config`` is: one ETag for both.
+- ``POST /restconf/operations/ietf-igmp-mld:clear-groups``: RFC 8652's clear-groups as an
+  operation (every protocol's groups at once, its input's leaves each optional).
 - ``GET /restconf/streams/events``: server-sent events (``events``).
 - ``GET /openapi.json``: the OpenAPI description (``openapi``).
-
-RFC 8652's ``clear-groups`` operation is not offered: the engine has no event that drops a
-link's group state short of the link going down (stage 2 needs one; see the report).
 
 Every request is authenticated first (``auth``); every write is logged with who made it.
 A request the API refuses gets RFC 8040's error body (``errors``); none takes the daemon
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import ipaddress
 import json
@@ -43,7 +48,7 @@ import os
 import socket
 import ssl
 import time
-import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,28 +56,34 @@ import yaml
 from aiohttp import web
 
 from mcastproxy.api import document
-from mcastproxy.api.auth import Authenticator, Identity
+from mcastproxy.api.auth import IDENTITY, Authenticator, Identity
 from mcastproxy.api.document import MAX_BODY, etag, merge_patch, read_json, staged, unwrap
 from mcastproxy.api.errors import CONFIG, YANG_JSON, ApiError, Problem
 from mcastproxy.api.events import KEEPALIVE, EventHub
 from mcastproxy.api.openapi import description
+from mcastproxy.api.standard import LIBRARY, YANG_TEXT, StandardTree, path_segments
+from mcastproxy.api.yangdata import ROUTING
 from mcastproxy.apiconfig import Access, ApiSettings, Token, read_tokens
 from mcastproxy.config import MAX_FILE_SIZE, Config, ConfigError, load_config, parse_config
 from mcastproxy.logs import LogLimiter
 from mcastproxy.status import encode
-from mcastproxy.statussocket import StatusSocketError, remove_stale_socket, why
+from mcastproxy.statussocket import (
+    StatusSocketError,
+    bind_status_socket,
+    remove_stale_socket,
+    why,
+)
 
 if TYPE_CHECKING:
     from mcastproxy.daemon import Daemon
 
 log = logging.getLogger("mcastproxy")
 STATE = "mcastproxy:state"
-IDENTITY = web.RequestKey("identity", Identity)
 CLEAR_GROUPS = "ietf-igmp-mld:clear-groups"  # RFC 8652's action, as a RESTCONF operation
 STATUS_TIMEOUT = 60.0  # seconds a state answer may take, as the status socket's
 SLICE = 0.001  # seconds of encoding before the loop gets a turn (as the status socket's)
 WRITE = 1 << 16  # octets handed to the client at once
-_ACCEPTABLE = ("*/*", "application/*", "application/json", YANG_JSON)
+_ACCEPTABLE = ("*/*", "application/*", "application/json", YANG_JSON, YANG_TEXT)
 _PUT_TYPES = (YANG_JSON, "application/json")
 _PATCH_TYPES = (YANG_JSON, "application/merge-patch+json", "application/json")
 
@@ -93,12 +104,13 @@ class ApiServer:
         self.etag = ""
         self._stamp: tuple[int, int, int] | None = None  # the file as last read or written
         self.auth = Authenticator(self._tokens(settings, keep=None), _client_access(settings))
-        self._writing = asyncio.Lock()
+        self.writing = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self._socket_inode: int | None = None
         self.address: tuple[str, int] | None = None
         """Where the TCP listener is bound (its port, when 0 was asked)."""
         self.app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
+        self.standard = StandardTree(self)
         self.app.add_routes([
             web.get("/.well-known/host-meta", self._host_meta),
             web.get("/restconf", self._root),
@@ -109,6 +121,7 @@ class ApiServer:
             web.get("/restconf/streams/events", self._events),
             web.post("/restconf/operations/" + CLEAR_GROUPS, self._clear_groups),
             web.get("/openapi.json", self._openapi),
+            *self.standard.routes(),
         ])
         self._load_document(daemon.config)
 
@@ -166,15 +179,8 @@ class ApiServer:
             remove_stale_socket(path)
         except StatusSocketError as exc:
             raise OSError(errno.EADDRINUSE, str(exc)) from None
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = bind_status_socket(path, mode, backlog=64)
         try:
-            umask = os.umask(0o777 & ~mode)  # created with its rights, not chmod-ed after
-            try:
-                sock.bind(str(path))
-            finally:
-                os.umask(umask)
-            sock.listen(64)
-            sock.setblocking(False)
             self._socket_inode = os.lstat(path).st_ino
         except BaseException:
             sock.close()
@@ -246,7 +252,8 @@ class ApiServer:
                     405: f"{request.method} is not offered on {request.path}",
                     413: f"the body is larger than {MAX_BODY} octets"}.get(exc.status,
                                                                            exc.reason)
-            headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+            allow = self.standard.allowed(request.path) or exc.headers.get("Allow")
+            headers = {"Allow": allow} if allow else None
             return self._refused(request, ApiError(exc.status, tag, text, headers=headers))
         except (ConnectionError, asyncio.CancelledError):
             raise
@@ -281,12 +288,16 @@ class ApiServer:
         return web.json_response(description())
 
     async def _data(self, request: web.Request) -> web.StreamResponse:
-        segments = _segments(request)
+        segments = path_segments(request)
         if segments and segments[0] == CONFIG:
             return self._config(request, segments[1:])
+        if segments and segments[0] == ROUTING:
+            return await self.standard.get(request, segments)
+        if segments and segments[0] == LIBRARY:
+            return self.standard.library(segments[1:])
         if segments and segments[0] != STATE:
             raise ApiError(404, "invalid-value", f"no such resource: {segments[0]!r} (there "
-                           f"are {STATE} and {CONFIG})")
+                           f"are {STATE}, {CONFIG}, {ROUTING} and {LIBRARY})")
         try:
             # As the status socket's answers: garbage collection waits while the document is
             # held, so a client that does not take it is not waited for beyond this.
@@ -296,7 +307,7 @@ class ApiServer:
                 else:
                     name, node = document.subtree(state, segments[1:])
                     tree = {f"mcastproxy:{name}" if name else STATE: node}
-                return await self._stream(request, tree)
+                return await self.stream(request, tree)
         except TimeoutError:
             if request.transport is not None:
                 request.transport.abort()
@@ -317,10 +328,11 @@ class ApiServer:
                            "with If-Match: *")
         return self.document
 
-    async def _stream(self, request: web.Request, tree: Any) -> web.StreamResponse:
+    async def stream(self, request: web.Request, tree: Any,
+                     headers: dict[str, str] | None = None) -> web.StreamResponse:
         """``tree`` as JSON, encoded and written a piece at a time, the loop getting a turn
         every ``SLICE`` seconds (a state of 50,000 groups is tens of MB)."""
-        response = web.StreamResponse(headers={"Content-Type": YANG_JSON})
+        response = web.StreamResponse(headers={"Content-Type": YANG_JSON, **(headers or {})})
         await response.prepare(request)
         buffered: list[bytes] = []
         size = 0
@@ -377,30 +389,12 @@ class ApiServer:
         return await self._write(request, merge=True)
 
     async def _write(self, request: web.Request, *, merge: bool) -> web.StreamResponse:
-        identity: Identity = request[IDENTITY]
-        if not identity.may_write():
-            raise ApiError(403, "access-denied", f"{identity.who} may read, not write")
-        types = _PATCH_TYPES if merge else _PUT_TYPES
-        if request.content_type not in types:
-            raise ApiError(415, "invalid-value", f"the body's Content-Type is "
-                           f"{request.content_type!r}; expected {' or '.join(types)}")
-        if_match = request.headers.get("If-Match")
-        if if_match is None:
-            raise ApiError(428, "operation-failed", "If-Match is needed: the ETag of the "
-                           "configuration this change was made from (GET it), or *")
+        identity, tags = self.writer(request, _PATCH_TYPES if merge else _PUT_TYPES)
         body = await request.read()  # at most MAX_BODY: aiohttp answers 413 beyond
         change = unwrap(read_json(body))
-        async with self._writing:  # one change at a time; no await inside but this one
+        async with self.writing:  # one change at a time; no await inside but this one
+            self.check_match(tags)
             current = self.document
-            tags = [t.strip() for t in if_match.split(",")]
-            if "*" not in tags and (current is None or self.etag not in tags):
-                raise ApiError(412, "operation-failed", "the configuration changed since "
-                               "this change was made from it (If-Match is stale): GET it "
-                               "again", headers={"ETag": self.etag} if self.etag else None)
-            if "*" not in tags and _stamp(self.daemon.config_path) != self._stamp:
-                raise ApiError(409, "resource-denied", f"{self.daemon.config_path} was edited "
-                               "since it was applied: reload it (SIGHUP) first, or write "
-                               "over the edit with If-Match: *")
             if merge and current is None:
                 raise ApiError(409, "resource-denied", "no running document to merge into: "
                                "PUT a whole configuration")
@@ -411,11 +405,41 @@ class ApiServer:
                     raise ApiError(403, "access-denied", [
                         Problem(f"{s} names the host's files and listeners: it is changed in "
                                 "the file, by its operator", s) for s in host])
-            self._apply(new, identity.who, request)
+            self.apply(new, identity.who, request)
         return web.Response(status=204, headers={"ETag": self.etag})
 
-    def _apply(self, new: dict[str, Any], who: str, request: web.Request) -> None:
-        """Validate ``new`` as the file, apply it, put it in the file; ApiError if not."""
+    def writer(self, request: web.Request, types: tuple[str, ...],
+               ) -> tuple[Identity, list[str]]:
+        """Who writes, and the entity tags of its If-Match; ApiError if it may not write,
+        its body is not of ``types``, or it has no If-Match (428)."""
+        identity: Identity = request[IDENTITY]
+        if not identity.may_write():
+            raise ApiError(403, "access-denied", f"{identity.who} may read, not write")
+        if request.content_type not in types:
+            raise ApiError(415, "invalid-value", f"the body's Content-Type is "
+                           f"{request.content_type!r}; expected {' or '.join(types)}")
+        if_match = request.headers.get("If-Match")
+        if if_match is None:
+            raise ApiError(428, "operation-failed", "If-Match is needed: the ETag of the "
+                           "configuration this change was made from (GET it), or *")
+        return identity, [t.strip() for t in if_match.split(",")]
+
+    def check_match(self, tags: list[str]) -> None:
+        """412 if ``tags`` (If-Match) do not name the running configuration; 409 if its file
+        was edited since it was applied (``*`` takes either)."""
+        if "*" not in tags and (self.document is None or self.etag not in tags):
+            raise ApiError(412, "operation-failed", "the configuration changed since "
+                           "this change was made from it (If-Match is stale): GET it "
+                           "again", headers={"ETag": self.etag} if self.etag else None)
+        if "*" not in tags and _stamp(self.daemon.config_path) != self._stamp:
+            raise ApiError(409, "resource-denied", f"{self.daemon.config_path} was edited "
+                           "since it was applied: reload it (SIGHUP) first, or write "
+                           "over the edit with If-Match: *")
+
+    def apply(self, new: dict[str, Any], who: str, request: web.Request,
+              where: Callable[[str], str] | None = None) -> None:
+        """Validate ``new`` as the file, apply it, put it in the file; ApiError if not, each
+        problem naming the file's field, and the node ``where`` says it came from."""
         path = self.daemon.config_path
         text = document.to_yaml(new, who)
         if len(text.encode()) > MAX_FILE_SIZE:
@@ -426,10 +450,16 @@ class ApiServer:
                     config = load_config(stage.temp)
                 except ConfigError as exc:
                     raise ApiError(400, "invalid-value", [
-                        Problem(i.reason, i.path) for i in exc.issues],
-                        error_type="application") from None
+                        Problem(i.reason, i.path, path=where(i.path) if where else "")
+                        for i in exc.issues], error_type="application") from None
                 old = self.daemon.config
-                _apply_config(self.daemon, config, who)
+                try:
+                    _apply_config(self.daemon, config, who)
+                except ApiError as exc:  # refused by the daemon: named in the tree too
+                    if where is not None:
+                        exc.problems = [dataclasses.replace(p, path=where(p.field))
+                                        for p in exc.problems]
+                    raise
                 try:
                     stage.commit()
                 except OSError as exc:
@@ -517,13 +547,6 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return info.st_ino, info.st_size, info.st_mtime_ns
-
-
-def _segments(request: web.Request) -> list[str]:
-    """The path's segments under /restconf/data, each percent-decoded (RFC 8040 §3.5.3):
-    decoded one by one, so that ``d1%2Figmp`` is one segment."""
-    raw = request.rel_url.raw_path.removeprefix("/restconf/data").strip("/")
-    return [urllib.parse.unquote(s) for s in raw.split("/") if s]
 
 
 def _json(body: Any, headers: dict[str, str] | None = None) -> web.Response:

@@ -1,0 +1,393 @@
+"""The standard data tree's resources (RFC 8040 §3.5, RFC 7951 JSON): the configuration and
+state where RFC 8652 and RFC 9398 place them, RFC 8652's ``clear-groups`` action, and the
+modules (RFC 8525's yang-library, whose ``location`` leaves give each module's text, the
+schema resource of RFC 8040 §3.7).
+
+- ``GET /restconf/data/ietf-routing:routing[/...]``: the tree (``yangdata.to_yang``) with
+  its state (``yangstate``) merged, as RFC 8342's operational view; ``?content=config``
+  (RFC 8040 §4.8.1) leaves the state out, ``nonconfig`` the configuration. Below it, any
+  node: ``.../control-plane-protocol=mcastproxy:multi-upstream-proxy,mcastproxy/
+  mcastproxy:proxy/upstream/candidate=u1``.
+- ``PUT``, ``PATCH`` (RFC 8040 §4.6.1's plain patch: merged by list keys) and ``DELETE`` of
+  any configuration node of it: the running tree is edited there, read back into the file's
+  document (``yangdata.from_yang``) and applied exactly as the ``mcastproxy:config``
+  resource applies a document: the same ETag and If-Match, the same validation, atomic
+  apply and write, the host's sections refused (403).
+- ``POST .../control-plane-protocol=ietf-igmp-mld:igmp,mcastproxy/ietf-igmp-mld:igmp/
+  clear-groups`` (and ``mld``): the action (RFC 8040 §3.6), for the protocol's groups only.
+- ``GET /restconf/data/ietf-yang-library:yang-library`` and
+  ``GET /restconf/yang/NAME@REVISION.yang`` (``application/yang``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import ipaddress
+import json
+import re
+import time
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from mcastproxy.api import yangtree
+from mcastproxy.api.auth import IDENTITY
+from mcastproxy.api.document import HOST_SECTIONS, read_json
+from mcastproxy.api.errors import YANG_JSON, ApiError, Problem
+from mcastproxy.api.yangdata import (
+    FAMILIES,
+    NAME,
+    PROXY,
+    PROXY_TYPE,
+    ROUTING,
+    instance_path,
+    routing_node,
+    to_yang,
+)
+from mcastproxy.api.yangread import from_yang, yang_path
+from mcastproxy.api.yangschema import MODULES, module_file
+from mcastproxy.api.yangstate import state_slices
+
+if TYPE_CHECKING:
+    from mcastproxy.api.server import ApiServer
+
+LIBRARY = "ietf-yang-library:yang-library"
+YANG_TEXT = "application/yang"
+_TYPES = (YANG_JSON, "application/json")
+_NAMESPACE = re.compile(r'^\s*namespace\s+"([^"]+)"', re.MULTILINE)
+_CONTENT = ("all", "config", "nonconfig")
+
+
+class StandardTree:
+    """The resources above, for ``server``'s daemon."""
+
+    def __init__(self, server: ApiServer) -> None:
+        self.server = server
+        self._files = {f"{name}@{revision}.yang": module_file(name, revision)
+                       for name, revision, _ in MODULES}
+
+    def routes(self) -> list[web.RouteDef]:
+        tree = "/restconf/data/" + ROUTING + "{tail:(/.*)?}"
+        return [web.put(tree, self._put), web.patch(tree, self._patch),
+                web.delete(tree, self._delete), web.post(tree, self._action),
+                web.get("/restconf/yang/{file}", self._module)]
+
+    def allowed(self, path: str) -> str | None:
+        """The methods a path of the tree takes (for a 405's Allow); None if not the tree's."""
+        if not path.startswith("/restconf/data/" + ROUTING):
+            return None
+        return "POST" if path.rstrip("/").endswith(_ACTIONS) else "GET, PUT, PATCH, DELETE"
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def get(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
+        """GET of a node of the routing tree (``segments`` from ``ietf-routing:routing``)."""
+        for key in request.query:
+            if key != "content":
+                raise ApiError(400, "invalid-value", f"the query parameter {key!r} is not "
+                               "offered (content is)")
+        _not_the_action(segments)
+        content = request.query.get("content", "all")
+        if content not in _CONTENT:
+            raise ApiError(400, "invalid-value", f"content is {', '.join(_CONTENT)}")
+        target = yangtree.resolve(segments)
+        server = self.server
+        tag = server.etag if server.document is not None else ""
+        if content == "config" and tag and request.headers.get("If-None-Match") == tag:
+            return web.Response(status=304, headers={"ETag": tag})
+        tree: dict[str, Any] = {}
+        if content != "nonconfig":
+            tree = {ROUTING: to_yang(server.daemon.config)[ROUTING]}
+        if content != "config":
+            async with asyncio.timeout(60.0), server.daemon.status_held() as state:
+                status = await _placed(state)
+            # Both trees are new: the state is grafted into the configuration, not copied.
+            tree[ROUTING] = yangtree.merge_tree(routing_node(), tree.get(ROUTING, {}),
+                                                status[ROUTING], copy=False)
+        value = yangtree.get(tree, target)
+        if target.last.keys is not None:
+            value = [value]
+        return await server.stream(request, {yangtree.body_member(target): value},
+                                   headers={"ETag": tag} if tag else None)
+
+    def library(self, segments: list[str]) -> web.Response:
+        """RFC 8525's yang-library (``segments`` from it: only the whole is offered)."""
+        if segments:
+            raise ApiError(404, "invalid-value", f"no such resource: {segments[0]!r} (GET "
+                           f"{LIBRARY} whole)")
+        own: list[dict[str, Any]] = []
+        imported: list[dict[str, Any]] = []
+        for name, revision, features in MODULES:
+            path = module_file(name, revision)
+            found = _NAMESPACE.search(path.read_text())
+            entry: dict[str, Any] = {
+                "name": name, "revision": revision,
+                "namespace": found.group(1) if found else "",
+                "location": [f"/restconf/yang/{name}@{revision}.yang"]}
+            if features:
+                entry["feature"] = list(features)
+            if name in ("ietf-igmp-mld", "ietf-igmp-mld-proxy"):
+                entry["deviation"] = ["mcastproxy-deviations"]
+            implemented = name in ("mcastproxy", "mcastproxy-deviations", "ietf-igmp-mld",
+                                   "ietf-igmp-mld-proxy", "ietf-routing", "ietf-interfaces",
+                                   "ietf-ip", "ietf-pim-base")
+            (own if implemented else imported).append(entry)
+        content = hashlib.sha256(repr(MODULES).encode()).hexdigest()[:16]
+        body = {LIBRARY: {
+            "module-set": [{"name": NAME, "module": own, "import-only-module": imported}],
+            "schema": [{"name": NAME, "module-set": [NAME]}],
+            "datastore": [{"name": "ietf-datastores:running", "schema": NAME},
+                          {"name": "ietf-datastores:operational", "schema": NAME}],
+            "content-id": content}}
+        return _json(body)
+
+    async def _module(self, request: web.Request) -> web.StreamResponse:
+        path = self._files.get(request.match_info["file"])
+        if path is None:
+            raise ApiError(404, "invalid-value", f"no such module: "
+                           f"{request.match_info['file']!r} (the yang-library lists them)")
+        return web.Response(text=path.read_text(), content_type=YANG_TEXT)
+
+    # --- writing ------------------------------------------------------------------------------
+
+    async def _put(self, request: web.Request) -> web.StreamResponse:
+        return await self._edit(request, "replace")
+
+    async def _patch(self, request: web.Request) -> web.StreamResponse:
+        return await self._edit(request, "merge")
+
+    async def _delete(self, request: web.Request) -> web.StreamResponse:
+        return await self._edit(request, "remove")
+
+    async def _edit(self, request: web.Request, how: str) -> web.StreamResponse:
+        server = self.server
+        segments = _segments(request)
+        _not_the_action(segments)
+        target = yangtree.resolve(segments)
+        if how == "remove":
+            identity, tags = server.writer(request, (request.content_type,))
+            if len(target.steps) == 1:
+                raise ApiError(400, "invalid-value", "the configuration is not deleted "
+                               "whole: PUT one", error_type="application")
+            value: Any = None
+        else:
+            identity, tags = server.writer(request, _TYPES)
+            value = _body(target, read_json(await request.read()))
+        async with server.writing:
+            server.check_match(tags)
+            base = to_yang(server.daemon.config)[ROUTING]
+            holder = {ROUTING: copy.deepcopy(base)}
+            if how == "replace":
+                yangtree.replace(holder, target, value)
+            elif how == "merge":
+                yangtree.merge(holder, target, value)
+            else:
+                yangtree.remove(holder, target)
+            new, origins = from_yang(holder[ROUTING])
+            _host_sections(base, holder[ROUTING])
+            current = server.document
+            for section in HOST_SECTIONS:  # as the file has them, not as the tree writes them
+                new.pop(section, None)
+                if current is not None and section in current:
+                    new[section] = current[section]
+            fallback = instance_path(PROXY_TYPE)
+            server.apply(new, identity.who, request,
+                         lambda field: yang_path(origins, field, fallback))
+        return web.Response(status=204, headers={"ETag": server.etag})
+
+    # --- the action ---------------------------------------------------------------------------
+
+    async def _action(self, request: web.Request) -> web.StreamResponse:
+        """RFC 8652's clear-groups on its data node (RFC 8040 §3.6)."""
+        segments = _segments(request)
+        if not segments or segments[-1] not in _ACTIONS:
+            raise ApiError(405, "operation-not-supported", "POST is for actions (the igmp "
+                           "and mld trees' clear-groups); data is written with PUT or PATCH",
+                           headers={"Allow": "GET, PUT, PATCH, DELETE"})
+        target = yangtree.resolve(segments[:-1])
+        kind = target.last.name
+        entry = target.steps[-2] if len(target.steps) >= 2 else None
+        family = next((f for k, _, _, f in FAMILIES if k == kind), None)
+        if family is None or entry is None or entry.keys != (kind, NAME):
+            raise ApiError(404, "invalid-value", "clear-groups is an action of the igmp and "
+                           "mld containers of their instances")
+        protocol = "igmp" if family == 4 else "mld"
+        if getattr(self.server.daemon.config, protocol) is None:
+            raise ApiError(404, "invalid-value", f"no such data: {protocol} is off")
+        identity = request[IDENTITY]
+        if not identity.may_write():
+            raise ApiError(403, "access-denied", f"{identity.who} may read, not write")
+        if request.content_type not in _TYPES:
+            raise ApiError(415, "invalid-value", f"the body's Content-Type is "
+                           f"{request.content_type!r}; expected {' or '.join(_TYPES)}")
+        data = read_json(await request.read())
+        path = f"{target.path()}/clear-groups"
+        given = _input(data, path)
+        links = [d.interface for d in self.server.daemon.config.downstream]
+        interface = given.get("interface-name")
+        if interface is not None and interface not in links:
+            raise ApiError(400, "invalid-value", [Problem(
+                f"{interface!r} is not an interface of this tree ({', '.join(links)})",
+                path=f"{path}/input/interface-name")], error_type="application")
+        group = _address(given.get("group-address", "*"), family, True,
+                         f"{path}/input/group-address")
+        source = _address(given.get("source-address", "*"), family, False,
+                          f"{path}/input/source-address")
+        daemon = self.server.daemon
+        who = identity.who
+        if group is not None or source is not None:
+            daemon.clear_groups(interface, group, source, who)
+            return web.Response(status=204)
+        # Every group of this protocol (the engine's ClearGroups with no group clears both).
+        async with asyncio.timeout(60.0), daemon.status_held() as state:
+            found = [(key.partition("/")[0], list(entry.get("groups", {})))
+                     for key, entry in state.get("downstream", {}).items()
+                     if key.endswith("/" + protocol)]
+        for link, groups in found:
+            if interface is None or link == interface:
+                for g in groups:
+                    daemon.clear_groups(link, ipaddress.ip_address(g).packed, None, who)
+        return web.Response(status=204)
+
+
+_ACTIONS = ("clear-groups", "ietf-igmp-mld:clear-groups")
+
+
+def _not_the_action(segments: list[str]) -> None:
+    if segments and segments[-1] in _ACTIONS:
+        raise ApiError(405, "operation-not-supported", "clear-groups is an action: POST it",
+                       headers={"Allow": "POST"})
+
+
+def path_segments(request: web.Request) -> list[str]:
+    """The path's segments under /restconf/data, each percent-decoded (RFC 8040 §3.5.3):
+    decoded one by one, so that ``d1%2Figmp`` is one segment."""
+    raw = request.rel_url.raw_path.removeprefix("/restconf/data").strip("/")
+    return [urllib.parse.unquote(s) for s in raw.split("/") if s]
+
+
+_segments = path_segments
+
+
+async def _placed(state: dict[str, Any]) -> dict[str, Any]:
+    """The state tree of ``state``, made a slice at a time, the loop getting a turn every
+    millisecond (as the status document is made)."""
+    slices = state_slices(state)
+    turn = time.perf_counter() + 0.001
+    while True:
+        try:
+            next(slices)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        if time.perf_counter() >= turn:
+            await asyncio.sleep(0)
+            turn = time.perf_counter() + 0.001
+
+
+def _json(body: Any) -> web.Response:
+    return web.Response(text=json.dumps(body) + "\n", content_type=YANG_JSON)
+
+
+def _body(target: yangtree.Target, data: Any) -> Any:
+    """The value a PUT or PATCH body gives ``target`` (RFC 8040 §4.5: the target's node,
+    named with its module; a list entry as an array of it), checked by the schema."""
+    name = yangtree.body_member(target)
+    if not isinstance(data, dict) or list(data) != [name]:
+        keys = ", ".join(repr(k) for k in data) if isinstance(data, dict) else type(data).__name__
+        raise ApiError(400, "malformed-message", f"expected an object with one member, "
+                       f"{name!r}; got {keys}")
+    value = data[name]
+    step = target.last
+    path = target.path()
+    if step.keys is not None:
+        if not isinstance(value, list) or len(value) != 1:
+            raise ApiError(400, "malformed-message", f"{name} is a list entry: an array of "
+                           "one entry")
+        entry = value[0]
+        if not isinstance(entry, dict) or any(
+                yangtree._text(entry.get(k)) != v
+                for k, v in zip(step.node["keys"], step.keys, strict=True)):
+            raise ApiError(400, "invalid-value", [Problem(
+                "the entry's keys are not the path's (RFC 8040 §4.5)", path=path)],
+                error_type="application")
+        checked, problems = yangtree.check(step.node, name, [entry], _list_path(path), None)
+        value = checked[0] if checked else {}
+    else:
+        value, problems = yangtree.check(step.node, name, value, path, None)
+    if problems:
+        raise ApiError(400, "invalid-value", problems, error_type="application")
+    return value
+
+
+def _list_path(path: str) -> str:
+    """The instance path of a list entry's list (its predicates cut)."""
+    cut = path.rfind("/")
+    head, last = path[:cut], path[cut:]
+    return head + last.split("[", 1)[0]
+
+
+def _host_sections(base: dict[str, Any], new: dict[str, Any]) -> None:
+    """403 if ``new`` changes the host's sections of the proxy's tree."""
+    def proxy(tree: dict[str, Any]) -> dict[str, Any]:
+        for entry in tree.get("control-plane-protocols", {}).get("control-plane-protocol", []):
+            if entry.get("type") == PROXY_TYPE:
+                return entry.get(PROXY, {})  # type: ignore[no-any-return]
+        return {}
+
+    old, changed = proxy(base), proxy(new)
+    host = [s for s in HOST_SECTIONS if old.get(s) != changed.get(s)]
+    if host:
+        at = instance_path(PROXY_TYPE)
+        raise ApiError(403, "access-denied", [
+            Problem(f"{s} names the host's files and listeners: it is changed in the file, "
+                    "by its operator", s, path=f"{at}/{s}") for s in host])
+
+
+_INPUT = ("interface-name", "all-interfaces", "group-address", "source-address")
+
+
+def _input(data: Any, path: str) -> dict[str, Any]:
+    if not isinstance(data, dict) or list(data) != ["ietf-igmp-mld:input"]:
+        raise ApiError(400, "malformed-message", "expected an object with one member, "
+                       "'ietf-igmp-mld:input' (RFC 8040 §3.6.1)")
+    given = data["ietf-igmp-mld:input"]
+    if not isinstance(given, dict):
+        raise ApiError(400, "invalid-value", "the input is an object")
+    unknown = [k for k in given if k not in _INPUT]
+    if unknown:
+        raise ApiError(400, "unknown-element", [Problem(
+            f"{k!r} is not an input of clear-groups", path=f"{path}/input/{k}")
+            for k in unknown], error_type="application")
+    if ("interface-name" in given) == ("all-interfaces" in given):
+        raise ApiError(400, "invalid-value", [Problem(
+            "give interface-name or all-interfaces ([null]), one of the two",
+            path=f"{path}/input")], error_type="application")
+    if "all-interfaces" in given and given["all-interfaces"] != [None]:
+        raise ApiError(400, "invalid-value", [Problem(
+            "all-interfaces is empty: [null]", path=f"{path}/input/all-interfaces")],
+            error_type="application")
+    if "interface-name" in given and not isinstance(given["interface-name"], str):
+        raise ApiError(400, "invalid-value", [Problem(
+            "an interface's name", path=f"{path}/input/interface-name")],
+            error_type="application")
+    return given
+
+
+def _address(value: Any, family: int, multicast: bool, path: str) -> bytes | None:
+    """An address of the input, packed (``*``: None); ApiError naming ``path`` if it is not
+    of the tree's family and kind."""
+    if value == "*":
+        return None
+    kind = "a multicast group" if multicast else "a unicast source"
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        address = None
+    if address is None or address.version != family or address.is_multicast != multicast:
+        raise ApiError(400, "invalid-value", [Problem(
+            f"{value!r} is not * or {kind} of IPv{family}", path=path)],
+            error_type="application")
+    return address.packed
