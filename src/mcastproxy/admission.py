@@ -82,15 +82,15 @@ _REFUSED: tuple[None, bool] = (None, False)
 class Room:
     """A count shared by everything it bounds (a link's groups, the proxy's entries), and
     its maximum (``policy.UNLIMITED`` for none); a link's also holds its bandwidth budget,
-    the proxy's the upstreams' (``placement``: set by the engine)."""
+    the proxy's the upstreams' (``placement``)."""
 
     __slots__ = ("bandwidth", "maximum", "upstreams", "used")
 
-    def __init__(self, maximum: int) -> None:
+    def __init__(self, maximum: int, upstreams: Placement | None = None) -> None:
         self.maximum = maximum
         self.used = 0
         self.bandwidth = Budget()
-        self.upstreams: Placement | None = None
+        self.upstreams = upstreams
 
 
 class Notice(NamedTuple):

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from mcastproxy.actions import Outbox, Session
 from mcastproxy.admission import Admission, Room
@@ -61,6 +62,9 @@ from mcastproxy.ratelimit import LINK_RATE, SUBSCRIBER_RATE, ReportLimiter, from
 from mcastproxy.upstream.merge import InterfaceState
 from mcastproxy.wire.messages import Message
 
+if TYPE_CHECKING:
+    from mcastproxy.placement import Placement
+
 Send = Callable[[str, Family, bytes, object], None]  # (interface, family, destination, message)
 
 MAX_REFUSED_QUERIERS_LOGGED = 64
@@ -83,7 +87,7 @@ class DownstreamLinks:
 
     def __init__(self, links: dict[tuple[str, Family], RouterLink], ledger: Ledger,
                  forwarding: Forwarding, send: Send, outbox: Outbox,
-                 sessions: bool = False) -> None:
+                 placement: Placement | None = None, sessions: bool = False) -> None:
         self.links = links  # shared with the forwarding plan, which asks what links want
         self._ledger = ledger
         self._forwarding = forwarding
@@ -99,8 +103,9 @@ class DownstreamLinks:
         self._retune: set[tuple[str, Family]] = set()  # links due the new configuration
         self._refused_logged: set[tuple[str, bytes]] = set()
         self._joins_logged: set[tuple[str, bytes | None]] = set()
-        # Admission's counts that span links: each link's groups, the proxy's entries.
-        self.entries = Room(MAX_ENTRIES)
+        # Admission's counts that span links: each link's groups, the proxy's entries (and
+        # with them the upstreams' budgets, ``placement``).
+        self.entries = Room(MAX_ENTRIES, placement)
         self._rooms: dict[str, Room] = {}
         self._unverified: set[str] = set()  # links told their subnets cannot be checked
         # Report rate limits per link (``ratelimit``): the engine asks them before decoding.

@@ -98,8 +98,8 @@ class Engine:
         cands = self._candidates = Candidates(config, addresses)
         ledger = self._ledger = Ledger(cands, avoid)
         fwd = self._forwarding = Forwarding(links, ledger, cands, outbox, FlowWatch({}, {}))
-        self._downstream = DownstreamLinks(links, ledger, fwd, self._send, outbox)
-        self._downstream.entries.upstreams = cands.placement  # upstream admission
+        self._downstream = DownstreamLinks(links, ledger, fwd, self._send, outbox,
+                                           cands.placement)
         self._learning = Learning(cands, ledger, links, outbox)
         moves = self._moves = Moves(ledger, cands, outbox, lambda: self._downstream.names,
                                     fwd.refresh, fwd.delivering)
