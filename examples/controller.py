@@ -15,8 +15,11 @@ it again and retry). ``move`` works on the standard tree (the ``mcastproxy`` YAN
         --ca /etc/mcastproxy/ca.pem state upstreams
 
 ``move PREFIX UPSTREAM`` takes the group record PREFIX out of every candidate and gives it to
-UPSTREAM (what runs is selected again: it moves, make before break). ``patch JSON`` merges
-any change. ``tree`` shows the standard tree (RFC 8652, RFC 9398 and the module).
+UPSTREAM (what runs is selected again: it moves, make before break). ``record UPSTREAM ID
+PREFIX`` sets one record of one candidate (a PATCH of that node of the tree). ``patch JSON``
+merges any change. ``tree`` shows the standard tree (RFC 8652, RFC 9398 and the module),
+``--content`` and ``--depth`` as RFC 8040 has them; ``group LINK GROUP`` one group of a
+link, as RFC 8652 shapes it (its path's keys percent-encoded: an IPv6 group's colons).
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ from typing import Any
 
 CONFIG = "/restconf/data/mcastproxy:config"
 ROUTING = "/restconf/data/ietf-routing:routing"
-UPSTREAM = (ROUTING + "/control-plane-protocols/control-plane-protocol="
-            "mcastproxy:multi-upstream-proxy,mcastproxy/mcastproxy:proxy/upstream")
+INSTANCE = ROUTING + "/control-plane-protocols/control-plane-protocol="
+UPSTREAM = INSTANCE + "mcastproxy:multi-upstream-proxy,mcastproxy/mcastproxy:proxy/upstream"
 YANG = "application/yang-data+json"
 
 
@@ -118,6 +121,23 @@ def move(upstream_tree: dict[str, Any], prefix: str, upstream: str) -> dict[str,
     return {**upstream_tree, "candidate": out}
 
 
+def key(text: str) -> str:
+    """A list key in a path (RFC 8040 §3.5.3): every reserved character percent-encoded."""
+    return urllib.parse.quote(text, safe="")
+
+
+def group_path(link: str, group: str) -> str:
+    """The path of one group of a downstream link (RFC 8652's igmp or mld tree)."""
+    protocol = "ietf-igmp-mld:" + ("mld" if ":" in group else "igmp")
+    return (f"{INSTANCE}{protocol},mcastproxy/{protocol}/interfaces/interface={key(link)}"
+            f"/group={key(group)}")
+
+
+def record_path(upstream: str, ident: int) -> str:
+    """The path of one address prefix record of a candidate upstream."""
+    return f"{UPSTREAM}/candidate={key(upstream)}/records={ident}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group(required=True)
@@ -130,7 +150,16 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=10.0)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("get", help="the running configuration and its ETag")
-    sub.add_parser("tree", help="the standard tree: configuration and state")
+    tree = sub.add_parser("tree", help="the standard tree: configuration and state")
+    tree.add_argument("--content", choices=("all", "config", "nonconfig"), default="all")
+    tree.add_argument("--depth", default="unbounded", help="levels shown (RFC 8040 §4.8.2)")
+    group = sub.add_parser("group", help="one group of a downstream link, and its state")
+    group.add_argument("link")
+    group.add_argument("group")
+    record = sub.add_parser("record", help="set one group record of a candidate upstream")
+    record.add_argument("upstream")
+    record.add_argument("id", type=int)
+    record.add_argument("prefix")
     state = sub.add_parser("state", help="the state, or a subtree of it")
     state.add_argument("path", nargs="*", help="e.g. upstreams=u1")
     patch = sub.add_parser("patch", help="merge a JSON change into the configuration")
@@ -148,7 +177,17 @@ def main() -> int:
         return show(*api.call("GET", "/restconf/data/mcastproxy:state"
                               + (f"/{path}" if path else "")))
     if args.command == "tree":
-        return show(*api.call("GET", ROUTING))
+        query = urllib.parse.urlencode({"content": args.content, "depth": args.depth})
+        return show(*api.call("GET", f"{ROUTING}?{query}"))
+    if args.command == "group":
+        return show(*api.call("GET", group_path(args.link, args.group)))
+    if args.command == "record":
+        status, headers, body = api.call("GET", UPSTREAM + "?content=config&depth=1")
+        if status != 200:
+            return show(status, headers, body)
+        entry = {"id": args.id, "group": args.prefix}
+        return show(*api.call("PATCH", record_path(args.upstream, args.id),
+                              {"mcastproxy:records": [entry]}, {"If-Match": headers["ETag"]}))
     if args.command == "move":
         status, headers, body = api.call("GET", UPSTREAM + "?content=config")
         if status != 200:

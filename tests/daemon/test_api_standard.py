@@ -74,7 +74,7 @@ async def test_the_configuration_is_read_in_the_standard_tree(
         assert status == 404
         status, _, body = await api.request("GET", R + "/nothing")
         assert status == 404
-        status, _, body = await api.request("GET", R + "?depth=2")
+        status, _, body = await api.request("GET", R + "?fields=type")
         assert status == 400
 
 
@@ -331,3 +331,35 @@ async def test_the_example_client_moves_a_record_in_the_tree(net: FakeNetwork,
         assert daemon.config.candidate("u1").records == ()
         assert [str(r.group) for r in daemon.config.candidate("u2").records] == [
             "239.1.1.0/24"]
+
+
+async def test_the_example_client_reads_a_group_and_sets_a_record(net: FakeNetwork,
+                                                                 workdir: Path) -> None:
+    text = BOTH + ("downstream: [{interface: d1}]\nupstream: {candidates: "
+                   "[{interface: u1, records: [{group: 239.1.1.0/24}]}, "
+                   "{interface: u2, records: [{group: 239.0.0.0/8}]}]}\n")
+    async with serving(net, workdir, text) as (daemon, _):
+        net.sockets[MLD.family].inject_message("d1", MLD.host, MLD.join())
+        await until(lambda: any(MLD.group in u["groups"]
+                                for u in daemon.status()["upstreams"].values()))
+        client = Path(__file__).resolve().parents[2] / "examples" / "controller.py"
+
+        async def run(*args: str) -> tuple[int, str]:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, str(client), "--socket", str(workdir / "api.sock"), *args,
+                stdout=asyncio.subprocess.PIPE)
+            out, _ = await proc.communicate()
+            return proc.returncode or 0, out.decode()
+
+        code, out = await run("group", "d1", MLD.group)  # an IPv6 group: its colons encoded
+        assert code == 0, out
+        assert f'"group-address": "{MLD.group}"' in out
+        code, out = await run("group", "d1", "ff15::9")
+        assert (code, out.split()[0]) == (1, "404")
+        code, out = await run("tree", "--content", "nonconfig", "--depth", "3")
+        assert code == 0, out
+        code, out = await run("tree", "--depth", "0")
+        assert (code, out.split()[0]) == (1, "400")
+        code, out = await run("record", "u2", "1", "239.1.1.1/32")
+        assert (code, out.split()[0]) == (0, "204"), out
+        assert [str(r.group) for r in daemon.config.candidate("u2").records] == ["239.1.1.1/32"]

@@ -92,17 +92,53 @@ def _tree_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
              "properties": {"mcastproxy:proxy": json_schema(proxy)}})
 
 
+CONTENT = {"name": "content", "in": "query", "required": False,
+           "schema": {"enum": ["all", "config", "nonconfig"]},
+           "description": "RFC 8040 §4.8.1: config, state, or both (the default)"}
+DEPTH = {"name": "depth", "in": "query", "required": False,
+         "schema": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 65535},
+                              {"enum": ["unbounded"]}]},
+         "description": "RFC 8040 §4.8.2: the levels shown, the resource's own being 1"}
+READ = [CONTENT, DEPTH]
+
+
+def _read(summary: str, what: str) -> dict[str, Any]:
+    """A GET of data, with RFC 8040's two query parameters."""
+    return {"get": {"summary": summary, "parameters": READ,
+                    "responses": {"200": {"description": what,
+                                          "content": _json({"type": "object"})},
+                                  "304": {"description": "not changed (If-None-Match)"},
+                                  **_errors(400, 401, 404)}}}
+
+
+def _state_paths() -> dict[str, Any]:
+    """One group of a link (RFC 8652) and of an upstream (RFC 9398), by its keys."""
+    out: dict[str, Any] = {}
+    for protocol in ("igmp", "mld"):
+        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"},
+                   "description": text} for name, text in (
+                       ("interface", "the link's or the upstream's name"),
+                       ("group", "the group's address, percent-encoded (RFC 8040 §3.5.3)"))]
+        for kind, what in ((f"ietf-igmp-mld:{protocol}", "of a downstream link (RFC 8652)"),
+                           (f"ietf-igmp-mld-proxy:{protocol}-proxy",
+                            "reported on an upstream (RFC 9398)")):
+            path = (f"{_CPP}={kind},mcastproxy/{kind}/interfaces/interface={{interface}}"
+                    "/group={group}")
+            read = _read(f"one {protocol} group {what}: its state", "the group entry")
+            read["get"]["parameters"] = [*READ, *params]
+            out[path] = read
+    return out
+
+
 def _tree_paths() -> dict[str, Any]:
     routing, proxy = _tree_schemas()
-    content = {"name": "content", "in": "query", "required": False,
-               "schema": {"enum": ["all", "config", "nonconfig"]},
-               "description": "RFC 8040 §4.8.1: config, state, or both (the default)"}
+    content = CONTENT
     writes = (400, 401, 403, 409, 412, 413, 415, 428, 500)
 
     def resource(what: str, body: dict[str, Any]) -> dict[str, Any]:
         return {
             "get": {"summary": f"{what}: configuration and state (RFC 7951)",
-                    "parameters": [content],
+                    "parameters": [content, DEPTH],
                     "responses": {"200": {"description": "the data; ETag header",
                                           "content": _json({"type": "object"})},
                                   "304": {"description": "not changed (If-None-Match)"},
@@ -144,11 +180,9 @@ def _tree_paths() -> dict[str, Any]:
         _PROXY_PATH: resource("the proxy's own tree (the mcastproxy module)", proxy),
         **{f"{_CPP}=ietf-igmp-mld:{p},mcastproxy/ietf-igmp-mld:{p}/clear-groups": action(p)
            for p in ("igmp", "mld")},
-        "/restconf/data/ietf-yang-library:yang-library": {"get": {
-            "summary": "the modules, their features and deviations (RFC 8525)",
-            "responses": {"200": {"description": "the library",
-                                  "content": _json({"type": "object"})},
-                          **_errors(401)}}},
+        "/restconf/data/ietf-yang-library:yang-library": _read(
+            "the modules, their features and deviations (RFC 8525)", "the library"),
+        **_state_paths(),
         "/restconf/yang/{module}": {"get": {
             "summary": "a module's text (RFC 8040 §3.7), as the library's location says",
             "parameters": [{"name": "module", "in": "path", "required": True,
@@ -201,22 +235,19 @@ def description() -> dict[str, Any]:
                 "responses": {"200": {"description": "the root",
                                       "content": _json({"type": "object"})},
                               **_errors(401)}}},
-            "/restconf/data": {"get": {
-                "summary": "state and configuration",
-                "responses": {"200": {"description": "mcastproxy:state (as status --json) "
-                                      "and mcastproxy:config (as the file)",
-                                      "content": _json({"type": "object"})},
-                              **_errors(401)}}},
-            "/restconf/data/mcastproxy:state": {"get": {
-                "summary": "the operational state: what mcastproxy status --json shows",
-                "responses": {"200": {"description": "the state",
-                                      "content": _json({"type": "object"})},
-                              **_errors(401)}}},
+            "/restconf/data": _read(
+                "the whole datastore (RFC 8040 §3.5.1): the interfaces, the routing tree "
+                "with its state, the yang-library, mcastproxy:config and mcastproxy:state",
+                "every top-level node; ETag header (the configuration's)"),
+            "/restconf/data/mcastproxy:state": _read(
+                "the operational state: what mcastproxy status --json shows", "the state"),
             "/restconf/data/mcastproxy:config": {
                 "get": {"summary": "the running configuration, as the file holds it",
+                        "parameters": READ,
                         "responses": {"200": {"description": "the configuration; ETag header",
                                               "content": _json(CONFIG_BODY)},
-                                      **_errors(401)}},
+                                      "304": {"description": "not changed (If-None-Match)"},
+                                      **_errors(400, 401, 404, 409)}},
                 "put": {"summary": "replace the configuration (applied like a reload, "
                                    "written to the file)",
                         "parameters": [IF_MATCH],

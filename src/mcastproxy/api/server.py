@@ -3,10 +3,13 @@
 Resources (RFC 8040 §3; JSON as RFC 7951 has it, ``application/yang-data+json``):
 
 - ``GET /restconf``: the root (§3.3); ``GET /.well-known/host-meta`` points at it (§3.1).
-- ``GET /restconf/data``: ``mcastproxy:state`` (what ``mcastproxy status --json`` shows,
-  made from the engine's snapshot a slice at a time, as the status socket makes it: the
-  loop handles reports in between) and ``mcastproxy:config`` (the running configuration as
-  the file holds it). Below them, subtrees: ``/restconf/data/mcastproxy:state/upstreams=u1``.
+- ``GET /restconf/data``: the whole datastore (``standard``): the standard tree with its
+  state, the yang-library, and the project's own resources, ``mcastproxy:state`` (what
+  ``mcastproxy status --json`` shows, made from the engine's snapshot a slice at a time, as
+  the status socket makes it: the loop handles reports in between) and
+  ``mcastproxy:config`` (the running configuration as the file holds it). Below the last
+  two, subtrees: ``/restconf/data/mcastproxy:state/upstreams=u1``. Every GET of data takes
+  RFC 8040's ``content`` and ``depth`` (``query``).
 - ``PUT`` and ``PATCH`` (RFC 7396 merge) of ``/restconf/data/mcastproxy:config``: validated
   exactly as the file is (written beside it and read by ``load_config``, the loader of
   ``check``, SIGHUP and the start), applied by the daemon's reload path (``apply_config``:
@@ -48,7 +51,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +64,15 @@ from mcastproxy.api.document import MAX_BODY, etag, merge_patch, read_json, stag
 from mcastproxy.api.errors import CONFIG, YANG_JSON, ApiError, Problem
 from mcastproxy.api.events import KEEPALIVE, EventHub
 from mcastproxy.api.openapi import description
-from mcastproxy.api.standard import LIBRARY, YANG_TEXT, StandardTree, path_segments
+from mcastproxy.api.query import pruned, read_query
+from mcastproxy.api.standard import (
+    LIBRARY,
+    STATE,
+    YANG_TEXT,
+    StandardTree,
+    path_segments,
+    raw_segments,
+)
 from mcastproxy.api.yangdata import ROUTING
 from mcastproxy.apiconfig import Access, ApiSettings, Token, read_tokens
 from mcastproxy.config import MAX_FILE_SIZE, Config, ConfigError, load_config, parse_config
@@ -78,7 +89,6 @@ if TYPE_CHECKING:
     from mcastproxy.daemon import Daemon
 
 log = logging.getLogger("mcastproxy")
-STATE = "mcastproxy:state"
 CLEAR_GROUPS = "ietf-igmp-mld:clear-groups"  # RFC 8652's action, as a RESTCONF operation
 STATUS_TIMEOUT = 60.0  # seconds a state answer may take, as the status socket's
 SLICE = 0.001  # seconds of encoding before the loop gets a turn (as the status socket's)
@@ -115,7 +125,8 @@ class ApiServer:
             web.get("/.well-known/host-meta", self._host_meta),
             web.get("/restconf", self._root),
             web.get("/restconf/data", self._data),
-            web.get("/restconf/data/{tail:.+}", self._data),
+            # Any character, a decoded newline too: a forged key is the handler's to refuse.
+            web.get("/restconf/data/{tail:[\\s\\S]+}", self._data),
             web.put("/restconf/data/" + CONFIG, self._put),
             web.patch("/restconf/data/" + CONFIG, self._patch),
             web.get("/restconf/streams/events", self._events),
@@ -289,37 +300,48 @@ class ApiServer:
 
     async def _data(self, request: web.Request) -> web.StreamResponse:
         segments = path_segments(request)
-        if segments and segments[0] == CONFIG:
-            return self._config(request, segments[1:])
-        if segments and segments[0] == ROUTING:
-            return await self.standard.get(request, segments)
-        if segments and segments[0] == LIBRARY:
-            return self.standard.library(segments[1:])
-        if segments and segments[0] != STATE:
-            raise ApiError(404, "invalid-value", f"no such resource: {segments[0]!r} (there "
-                           f"are {STATE}, {CONFIG}, {ROUTING} and {LIBRARY})")
+        if not segments:
+            return await self.standard.datastore(request)
+        if segments[0] == CONFIG:
+            return await self._config(request, segments[1:])
+        if segments[0] == ROUTING:
+            return await self.standard.get(request, raw_segments(request))
+        if segments[0] == LIBRARY:
+            return await self.standard.library(request, segments[1:])
+        if segments[0] != STATE:
+            raise ApiError(404, "invalid-value", f"no such resource: {segments[0][:64]!r} "
+                           f"(there are {STATE}, {CONFIG}, {ROUTING} and {LIBRARY})")
+        query = read_query(request.query)
+        if not query.state:
+            raise ApiError(404, "invalid-value", f"no such data: {STATE} is state")
+        async with self.state_held(request) as state:
+            name, node = document.subtree(state, segments[1:])
+            tree = {f"mcastproxy:{name}" if name else STATE: node}
+            return await self.stream(request, await pruned(tree, query.depth))
+
+    @contextlib.asynccontextmanager
+    async def state_held(self, request: web.Request) -> AsyncIterator[dict[str, Any]]:
+        """The status document for the block, as the status socket's answers have it:
+        garbage collection waits while it is held, so a client that does not take its answer
+        is not waited for beyond ``STATUS_TIMEOUT`` (its connection is cut)."""
         try:
-            # As the status socket's answers: garbage collection waits while the document is
-            # held, so a client that does not take it is not waited for beyond this.
             async with asyncio.timeout(STATUS_TIMEOUT), self.daemon.status_held() as state:
-                if not segments:
-                    tree: Any = {STATE: state, CONFIG: self._document()}
-                else:
-                    name, node = document.subtree(state, segments[1:])
-                    tree = {f"mcastproxy:{name}" if name else STATE: node}
-                return await self.stream(request, tree)
+                yield state
         except TimeoutError:
             if request.transport is not None:
                 request.transport.abort()
             raise ConnectionResetError("the state was not taken in time") from None
 
-    def _config(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
+    async def _config(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
+        query = read_query(request.query)
+        if not query.config:
+            raise ApiError(404, "invalid-value", f"no such data: {CONFIG} is configuration")
         doc = self._document()
         if request.headers.get("If-None-Match") == self.etag:
             return web.Response(status=304, headers={"ETag": self.etag})
         name, node = document.subtree(doc, segments)
         body = {f"mcastproxy:{name}" if segments else CONFIG: node}
-        return _json(body, headers={"ETag": self.etag})
+        return _json(await pruned(body, query.depth), headers={"ETag": self.etag})
 
     def _document(self) -> dict[str, Any]:
         if self.document is None:

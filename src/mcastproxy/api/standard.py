@@ -3,11 +3,18 @@ state where RFC 8652 and RFC 9398 place them, RFC 8652's ``clear-groups`` action
 modules (RFC 8525's yang-library, whose ``location`` leaves give each module's text, the
 schema resource of RFC 8040 §3.7).
 
+- ``GET /restconf/data``: the whole datastore (``datastore``): the interfaces, the routing
+  tree with its state, the yang-library, and the project's ``mcastproxy:config`` and
+  ``mcastproxy:state``.
 - ``GET /restconf/data/ietf-routing:routing[/...]``: the tree (``yangdata.to_yang``) with
   its state (``yangstate``) merged, as RFC 8342's operational view; ``?content=config``
-  (RFC 8040 §4.8.1) leaves the state out, ``nonconfig`` the configuration. Below it, any
-  node: ``.../control-plane-protocol=mcastproxy:multi-upstream-proxy,mcastproxy/
-  mcastproxy:proxy/upstream/candidate=u1``.
+  (RFC 8040 §4.8.1) leaves the state out, ``nonconfig`` the configuration; ``?depth=``
+  (§4.8.2) cuts it (``query``). Below it, any node, of the configuration or of the state:
+  ``.../control-plane-protocol=mcastproxy:multi-upstream-proxy,mcastproxy/
+  mcastproxy:proxy/upstream/candidate=u1``, ``.../control-plane-protocol=ietf-igmp-mld:mld,
+  mcastproxy/ietf-igmp-mld:mld/interfaces/interface=d1/group=ff3e%3A%3A8000%3A1``; a key
+  is checked by its leaf's type (400 if it cannot be one), a node with no data is a 404
+  naming its instance identifier. A node of the state is not written (405).
 - ``PUT``, ``PATCH`` (RFC 8040 §4.6.1's plain patch: merged by list keys) and ``DELETE`` of
   any configuration node of it: the running tree is edited there, read back into the file's
   document (``yangdata.from_yang``) and applied exactly as the ``mcastproxy:config``
@@ -25,9 +32,7 @@ import asyncio
 import copy
 import hashlib
 import ipaddress
-import json
 import re
-import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +41,11 @@ from aiohttp import web
 from mcastproxy.api import yangtree
 from mcastproxy.api.auth import IDENTITY
 from mcastproxy.api.document import HOST_SECTIONS, read_json
-from mcastproxy.api.errors import YANG_JSON, ApiError, Problem
+from mcastproxy.api.errors import CONFIG, YANG_JSON, ApiError, Problem
+from mcastproxy.api.query import pruned, read_query, run_sliced
 from mcastproxy.api.yangdata import (
     FAMILIES,
+    INTERFACES,
     NAME,
     PROXY,
     PROXY_TYPE,
@@ -57,8 +64,8 @@ if TYPE_CHECKING:
 LIBRARY = "ietf-yang-library:yang-library"
 YANG_TEXT = "application/yang"
 _TYPES = (YANG_JSON, "application/json")
+STATE = "mcastproxy:state"
 _NAMESPACE = re.compile(r'^\s*namespace\s+"([^"]+)"', re.MULTILINE)
-_CONTENT = ("all", "config", "nonconfig")
 
 
 class StandardTree:
@@ -70,7 +77,7 @@ class StandardTree:
                        for name, revision, _ in MODULES}
 
     def routes(self) -> list[web.RouteDef]:
-        tree = "/restconf/data/" + ROUTING + "{tail:(/.*)?}"
+        tree = "/restconf/data/" + ROUTING + "{tail:(/[\\s\\S]*)?}"
         return [web.put(tree, self._put), web.patch(tree, self._patch),
                 web.delete(tree, self._delete), web.post(tree, self._action),
                 web.get("/restconf/yang/{file}", self._module)]
@@ -83,41 +90,94 @@ class StandardTree:
 
     # --- reading ------------------------------------------------------------------------------
 
-    async def get(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
-        """GET of a node of the routing tree (``segments`` from ``ietf-routing:routing``)."""
-        for key in request.query:
-            if key != "content":
-                raise ApiError(400, "invalid-value", f"the query parameter {key!r} is not "
-                               "offered (content is)")
-        _not_the_action(segments)
-        content = request.query.get("content", "all")
-        if content not in _CONTENT:
-            raise ApiError(400, "invalid-value", f"content is {', '.join(_CONTENT)}")
-        target = yangtree.resolve(segments)
+    async def datastore(self, request: web.Request) -> web.StreamResponse:
+        """GET of ``/restconf/data``: the whole datastore (RFC 8040 §3.5.1, RFC 7951 JSON
+        of every top-level node): ``ietf-interfaces:interfaces`` and the routing tree with
+        its state, RFC 8525's yang-library, and the project's own resources,
+        ``mcastproxy:config`` (the file's document) and ``mcastproxy:state`` (the status
+        document); ``content`` and ``depth`` as for any node."""
+        query = read_query(request.query)
         server = self.server
         tag = server.etag if server.document is not None else ""
-        if content == "config" and tag and request.headers.get("If-None-Match") == tag:
+        if query.content == "config" and tag and request.headers.get("If-None-Match") == tag:
             return web.Response(status=304, headers={"ETag": tag})
+        headers = {"ETag": tag} if tag else None
+        config = server.daemon.config
         tree: dict[str, Any] = {}
-        if content != "nonconfig":
-            tree = {ROUTING: to_yang(server.daemon.config)[ROUTING]}
-        if content != "config":
+        # The file's document, where it holds what runs (else, until a reload or a PUT, it
+        # is left out: the routing tree still shows what runs).
+        document = server.document if query.config else None
+        if query.config:
+            tree[INTERFACES] = to_yang(config)[INTERFACES]
+        if not query.state:
+            tree[ROUTING] = await self._routing(None)
+            if document is not None:
+                tree[CONFIG] = document
+            return await server.stream(request, await pruned(tree, query.depth),
+                                       headers=headers)
+        async with server.state_held(request) as state:
+            tree[ROUTING] = await self._routing(state, config=query.config)
+            tree[LIBRARY] = self._library()
+            if document is not None:
+                tree[CONFIG] = document
+            tree[STATE] = state
+            # Streamed while the state is held: the answer is made of it, not copied.
+            return await server.stream(request, await pruned(tree, query.depth),
+                                       headers=headers)
+
+    async def get(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
+        """GET of a node of the routing tree (``segments``, as the URI has them, from
+        ``ietf-routing:routing``): a node of the configuration or of the state, down to one
+        group of a link or of an upstream."""
+        query = read_query(request.query)
+        _not_the_action(segments)
+        target = yangtree.resolve(segments, state=True)
+        server = self.server
+        tag = server.etag if server.document is not None else ""
+        if query.content == "config" and tag and request.headers.get("If-None-Match") == tag:
+            return web.Response(status=304, headers={"ETag": tag})
+        if target.state and not query.state:
+            raise ApiError(404, "invalid-value", [Problem(
+                f"no such data: {target.path()} is state (config false)",
+                path=target.path())])
+        if query.state:
             async with asyncio.timeout(60.0), server.daemon.status_held() as state:
-                status = await _placed(state)
-            # Both trees are new: the state is grafted into the configuration, not copied.
-            tree[ROUTING] = yangtree.merge_tree(routing_node(), tree.get(ROUTING, {}),
-                                                status[ROUTING], copy=False)
-        value = yangtree.get(tree, target)
+                routing = await self._routing(state, config=query.config)
+        else:
+            routing = await self._routing(None)
+        value = yangtree.get({ROUTING: routing}, target)
         if target.last.keys is not None:
             value = [value]
-        return await server.stream(request, {yangtree.body_member(target): value},
-                                   headers={"ETag": tag} if tag else None)
+        body = await pruned({yangtree.body_member(target): value}, query.depth)
+        return await server.stream(request, body, headers={"ETag": tag} if tag else None)
 
-    def library(self, segments: list[str]) -> web.Response:
-        """RFC 8525's yang-library (``segments`` from it: only the whole is offered)."""
+    async def _routing(self, state: dict[str, Any] | None, *, config: bool = True,
+                       ) -> dict[str, Any]:
+        """The routing tree: its configuration (if ``config``) with the state of status
+        document ``state`` (if given) merged in, as RFC 8342's operational view."""
+        tree: dict[str, Any] = to_yang(self.server.daemon.config)[ROUTING] if config else {}
+        if state is None:
+            return tree
+        status = await run_sliced(state_slices(state))
+        # Both trees are new: the state is grafted into the configuration, not copied.
+        merged: dict[str, Any] = yangtree.merge_tree(routing_node(), tree, status[ROUTING],
+                                                     copy=False)
+        return merged
+
+    async def library(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
+        """RFC 8525's yang-library (``segments`` from it: only the whole is offered); state
+        alone (``content=config`` finds nothing)."""
+        query = read_query(request.query)
         if segments:
-            raise ApiError(404, "invalid-value", f"no such resource: {segments[0]!r} (GET "
-                           f"{LIBRARY} whole)")
+            raise ApiError(404, "invalid-value", f"no such resource: {segments[0][:64]!r} "
+                           f"(GET {LIBRARY} whole)")
+        if not query.state:
+            raise ApiError(404, "invalid-value", [Problem(
+                f"no such data: {LIBRARY} is state (config false)", path=f"/{LIBRARY}")])
+        return await self.server.stream(request, await pruned({LIBRARY: self._library()},
+                                                              query.depth))
+
+    def _library(self) -> dict[str, Any]:
         own: list[dict[str, Any]] = []
         imported: list[dict[str, Any]] = []
         for name, revision, features in MODULES:
@@ -136,13 +196,12 @@ class StandardTree:
                                    "ietf-ip", "ietf-pim-base")
             (own if implemented else imported).append(entry)
         content = hashlib.sha256(repr(MODULES).encode()).hexdigest()[:16]
-        body = {LIBRARY: {
+        return {
             "module-set": [{"name": NAME, "module": own, "import-only-module": imported}],
             "schema": [{"name": NAME, "module-set": [NAME]}],
             "datastore": [{"name": "ietf-datastores:running", "schema": NAME},
                           {"name": "ietf-datastores:operational", "schema": NAME}],
-            "content-id": content}}
-        return _json(body)
+            "content-id": content}
 
     async def _module(self, request: web.Request) -> web.StreamResponse:
         path = self._files.get(request.match_info["file"])
@@ -164,8 +223,11 @@ class StandardTree:
 
     async def _edit(self, request: web.Request, how: str) -> web.StreamResponse:
         server = self.server
-        segments = _segments(request)
+        segments = raw_segments(request)
         _not_the_action(segments)
+        if yangtree.resolve(segments, state=True).state:
+            raise ApiError(405, "operation-not-supported", "a node of the state (config "
+                           "false) is read, not written", headers={"Allow": "GET"})
         target = yangtree.resolve(segments)
         if how == "remove":
             identity, tags = server.writer(request, (request.content_type,))
@@ -202,8 +264,8 @@ class StandardTree:
 
     async def _action(self, request: web.Request) -> web.StreamResponse:
         """RFC 8652's clear-groups on its data node (RFC 8040 §3.6)."""
-        segments = _segments(request)
-        if not segments or segments[-1] not in _ACTIONS:
+        segments = raw_segments(request)
+        if not segments or urllib.parse.unquote(segments[-1]) not in _ACTIONS:
             raise ApiError(405, "operation-not-supported", "POST is for actions (the igmp "
                            "and mld trees' clear-groups); data is written with PUT or PATCH",
                            headers={"Allow": "GET, PUT, PATCH, DELETE"})
@@ -257,7 +319,7 @@ _ACTIONS = ("clear-groups", "ietf-igmp-mld:clear-groups")
 
 
 def _not_the_action(segments: list[str]) -> None:
-    if segments and segments[-1] in _ACTIONS:
+    if segments and urllib.parse.unquote(segments[-1]) in _ACTIONS:
         raise ApiError(405, "operation-not-supported", "clear-groups is an action: POST it",
                        headers={"Allow": "POST"})
 
@@ -265,30 +327,14 @@ def _not_the_action(segments: list[str]) -> None:
 def path_segments(request: web.Request) -> list[str]:
     """The path's segments under /restconf/data, each percent-decoded (RFC 8040 §3.5.3):
     decoded one by one, so that ``d1%2Figmp`` is one segment."""
+    return [urllib.parse.unquote(s) for s in raw_segments(request)]
+
+
+def raw_segments(request: web.Request) -> list[str]:
+    """The path's segments under /restconf/data as the URI has them (``yangtree.resolve``
+    decodes a segment's name and each key apart: a key may hold ``,`` or ``=`` encoded)."""
     raw = request.rel_url.raw_path.removeprefix("/restconf/data").strip("/")
-    return [urllib.parse.unquote(s) for s in raw.split("/") if s]
-
-
-_segments = path_segments
-
-
-async def _placed(state: dict[str, Any]) -> dict[str, Any]:
-    """The state tree of ``state``, made a slice at a time, the loop getting a turn every
-    millisecond (as the status document is made)."""
-    slices = state_slices(state)
-    turn = time.perf_counter() + 0.001
-    while True:
-        try:
-            next(slices)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        if time.perf_counter() >= turn:
-            await asyncio.sleep(0)
-            turn = time.perf_counter() + 0.001
-
-
-def _json(body: Any) -> web.Response:
-    return web.Response(text=json.dumps(body) + "\n", content_type=YANG_JSON)
+    return [s for s in raw.split("/") if s]
 
 
 def _body(target: yangtree.Target, data: Any) -> Any:

@@ -14,7 +14,10 @@ makes it again). Each node is ``{"kind", "module", ...}``: containers and lists 
 ``children`` (keyed ``module:name``; a choice's nodes carry their ``case``), lists their
 ``keys``, leaves their ``type`` (``base``: YANG's built-in type; ``range``, ``fd``
 (fraction digits), ``enums``, ``types`` of a union, ``typedefs``: the derived types' names,
-``module:name``); the nodes the proxy does not offer are ``{"kind": "unoffered"}``.
+``module:name``); the nodes the proxy does not offer are ``{"kind": "unoffered"}``. The
+state (``config false``) is there too, each of its nodes marked ``"config": false``, so that
+a GET can name a node of it (one group of a link); ``yangtree.schema`` is the configuration
+alone, which a write is checked by.
 """
 
 from __future__ import annotations
@@ -129,13 +132,16 @@ def _name(stmt: Any) -> str:
 def _node(stmt: Any, name: str) -> dict[str, Any]:
     kind = stmt.keyword
     out: dict[str, Any] = {"kind": kind, "module": stmt.i_module.i_modulename}
+    state = not getattr(stmt, "i_config", True)
+    if state:
+        out["config"] = False
     if kind in ("container", "list"):
         children: dict[str, Any] = {}
         offered = OFFERED.get(name)
         choices: list[str] = []
         _children(stmt, children, choices, offered, None)
         out["children"] = children
-        if choices:
+        if choices and not state:  # what a state node must hold is the server's to say
             out["mandatory-choices"] = choices
         if kind == "container" and stmt.search_one("presence") is not None:
             out["presence"] = True
@@ -146,7 +152,8 @@ def _node(stmt: Any, name: str) -> dict[str, Any]:
         default = stmt.search_one("default")
         if default is not None:
             out["default"] = default.arg
-        if kind == "leaf" and stmt.search_one("mandatory", "true") is not None:
+        if (kind == "leaf" and not state
+                and stmt.search_one("mandatory", "true") is not None):
             out["mandatory"] = True
     if kind in ("list", "leaf-list"):
         for bound in ("min-elements", "max-elements"):
@@ -162,8 +169,8 @@ def _children(stmt: Any, into: dict[str, Any], choices: list[str],
               offered: tuple[str, ...] | None, case: str | None) -> None:
     for child in stmt.i_children:
         if child.keyword in ("choice", "case"):
-            mandatory = child.keyword == "choice" and child.search_one("mandatory",
-                                                                       "true") is not None
+            mandatory = (child.keyword == "choice" and getattr(child, "i_config", True)
+                         and child.search_one("mandatory", "true") is not None)
             inner = f"{_name(child)}" if child.keyword == "choice" else f"{case}/{child.arg}"
             if mandatory:
                 choices.append(inner)
@@ -171,11 +178,11 @@ def _children(stmt: Any, into: dict[str, Any], choices: list[str],
             continue
         if child.keyword not in ("container", "list", "leaf", "leaf-list"):
             continue  # actions, notifications: served on their own paths
-        if not getattr(child, "i_config", True):
-            continue
         name = _name(child)
         if offered is not None and name not in offered:
             into[name] = {"kind": "unoffered", "module": child.i_module.i_modulename}
+            if not getattr(child, "i_config", True):
+                into[name]["config"] = False
             continue
         node = _node(child, name)
         if case is not None:

@@ -2,7 +2,9 @@
 
 The schema is the one made from the modules (``yangschema``: ``yang/schema.json``), so this
 module knows of YANG only what a document needs: containers, lists and their keys, leaves
-and leaf-lists with their types. It does three things:
+and leaf-lists with their types. ``schema`` is the configuration's (what a write is checked
+by), ``operational`` the configuration and the state (``config false``), which a GET may
+name. It does three things:
 
 - ``check``: a document (or a subtree) against the schema: no unknown node, each value of
   its type (RFC 7951 §6: 64-bit numbers and decimal64 are JSON strings, ``empty`` is
@@ -11,7 +13,9 @@ and leaf-lists with their types. It does three things:
   identifier (RFC 7951 §6.11), as RFC 8040's ``error-path`` wants. The document comes back
   with member names in RFC 7951's form (module-qualified where the module changes).
 - ``Target``: a RESTCONF data resource (RFC 8040 §3.5.3, ``.../list=key1,key2/leaf``)
-  resolved in the schema; ``get``, ``replace``, ``merge`` and ``remove`` it in a tree.
+  resolved in the schema, each key checked by its leaf's type (an address written in its
+  canonical form, as the data holds it); ``get``, ``replace``, ``merge`` and ``remove`` it
+  in a tree.
 - ``merge_tree``: RFC 8040 §4.6.1's plain patch: containers merged member by member, list
   entries by their keys, leaf-lists by value.
 """
@@ -22,6 +26,7 @@ import copy as _copy
 import functools
 import ipaddress
 import re
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -31,13 +36,32 @@ from mcastproxy.api.errors import ApiError, Problem
 from mcastproxy.api.yangschema import load_schema
 
 MAX_ENTRIES = 65_536  # entries of one list or leaf-list: thousands of records, not millions
+# A key of a resource's path: the longest a key of these modules may be is an IPv6 address
+# with its zone, or a name; anything longer names nothing and is not echoed back whole.
+MAX_KEY = 255
 _DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _INT_BOUNDS = {"int8": 8, "int16": 16, "int32": 32, "int64": 64}
 
 
 @functools.cache
-def schema() -> dict[str, Any]:
+def operational() -> dict[str, Any]:
+    """The schema of the configuration and the state (RFC 8342's operational view)."""
     return load_schema()
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """The schema of the configuration: the state's nodes left out."""
+    return {name: _config_only(node) for name, node in operational().items()
+            if node.get("config", True)}
+
+
+def _config_only(node: dict[str, Any]) -> dict[str, Any]:
+    if "children" not in node:
+        return node
+    return {**node, "children": {name: _config_only(sub)
+                                 for name, sub in node["children"].items()
+                                 if sub.get("config", True)}}
 
 
 def child(node: dict[str, Any], name: str) -> tuple[str, dict[str, Any]] | None:
@@ -274,6 +298,8 @@ def _string(spec: dict[str, Any], value: str) -> str:
                     return f"{value!r} is not an IPv6 prefix"
                 return ""
             if name.endswith(("address", "address-no-zone")):
+                if "%" in value and (name.endswith("no-zone") or "multicast-group" in name):
+                    return f"{value!r}: a zone is not of this type ({typedef})"
                 address = ipaddress.ip_address(value.partition("%")[0])
                 if name.startswith("ipv4") and address.version != 4:
                     return f"{value!r} is not an IPv4 address"
@@ -314,6 +340,11 @@ class Target:
     def last(self) -> Step:
         return self.steps[-1]
 
+    @property
+    def state(self) -> bool:
+        """Whether it is a node of the state (``config false``), which is not written."""
+        return any(step.node.get("config") is False for step in self.steps)
+
     def path(self) -> str:
         """The resource as an instance identifier (RFC 7951 §6.11)."""
         out = ""
@@ -327,33 +358,90 @@ class Target:
         return out
 
 
-def resolve(segments: list[str]) -> Target:
-    """The resource of RFC 8040 path ``segments`` (each decoded: ``name`` or
-    ``name=key1,key2``); ApiError 404 where the schema has no such node."""
-    node: dict[str, Any] = {"kind": "container", "module": "", "children": schema()}
+def resolve(segments: list[str], *, state: bool = False) -> Target:
+    """The resource of RFC 8040 path ``segments`` (each as the URI has it, ``name`` or
+    ``name=key1,key2``, percent-encoded: a key's comma is ``%2C``), in the configuration's
+    schema, or with ``state`` in the operational one. ApiError 404 where the schema has no
+    such node; 400 where a key is not of its leaf's type (garbage, another family's address,
+    longer than ``MAX_KEY``)."""
+    root = operational() if state else schema()
+    node: dict[str, Any] = {"kind": "container", "module": "", "children": root}
     steps: list[Step] = []
     parent: str | None = None
     for raw in segments:
-        name, has_keys, keys = raw.partition("=")
+        raw_name, has_keys, raw_keys = raw.partition("=")
+        name = urllib.parse.unquote(raw_name)
         if not steps and ":" not in name:
-            raise ApiError(404, "invalid-value", f"no such resource: {raw!r} (a top-level "
-                           "node is named with its module, RFC 8040 §3.5.3)")
+            raise ApiError(404, "invalid-value", f"no such resource: {_shown(name)!r} (a "
+                           "top-level node is named with its module, RFC 8040 §3.5.3)")
         found = child(node, name) if name.count(":") <= 1 else None
         if found is None or found[1]["kind"] == "unoffered":
-            raise ApiError(404, "invalid-value", f"no such resource: {raw!r}")
+            raise ApiError(404, "invalid-value", f"no such resource: {_shown(name)!r}")
         full, sub = found
         values: tuple[str, ...] | None = None
         if has_keys:
             if sub["kind"] != "list":
                 raise ApiError(400, "invalid-value", f"{name} is not a list: it has no keys")
-            values = tuple(keys.split(","))
+            values = tuple(urllib.parse.unquote(k) for k in raw_keys.split(","))
             if len(values) != len(sub["keys"]):
                 raise ApiError(400, "invalid-value", f"{name} has the keys "
-                               f"{', '.join(sub['keys'])}: give each, comma-separated")
+                               f"{', '.join(sub['keys'])}: give each, comma-separated (a "
+                               "comma in a key as %2C)")
+            at = Target((*steps, Step(full, sub, member(full, sub, parent), None))).path()
+            values = tuple(_key(sub, k, v, at) for k, v in zip(sub["keys"], values,
+                                                                 strict=True))
         steps.append(Step(full, sub, member(full, sub, parent), values))
         parent = sub["module"]
         node = sub
     return Target(tuple(steps))
+
+
+def _shown(text: str) -> str:
+    """``text`` as an error message may repeat it: cut where it is too long to name."""
+    return text if len(text) <= MAX_KEY else text[:MAX_KEY] + "..."
+
+
+def _key(node: dict[str, Any], name: str, text: str, at: str) -> str:
+    """Key ``name`` of list ``node`` given as ``text`` in a path: checked by its leaf's type,
+    an address in its canonical form; ApiError 400 naming the list (``at``) if it is not."""
+    found = child(node, name)
+    spec = found[1]["type"] if found is not None else {"base": "string"}
+    why = (f"{_shown(text)!r} is longer than {MAX_KEY} characters" if len(text) > MAX_KEY
+           else _key_problem(spec, text))
+    if why:
+        raise ApiError(400, "invalid-value", [Problem(f"the key {name}: {why}", path=at)])
+    return _canonical(spec, text)
+
+
+def _key_problem(spec: dict[str, Any], text: str) -> str:
+    """Why a key's text is not of YANG type ``spec`` ("" if it is): the text is the
+    canonical form of any type (RFC 8040 §3.5.3), not its JSON."""
+    base = spec["base"]
+    if base == "union":
+        whys = [_key_problem(t, text) for t in spec["types"]]
+        return "" if "" in whys else " or ".join(dict.fromkeys(whys))
+    value: Any = text
+    if base.startswith(("int", "uint")) and base not in ("int64", "uint64"):
+        if not re.fullmatch(r"-?[0-9]{1,20}", text):
+            return f"{_shown(text)!r} is not a whole number ({base})"
+        value = int(text)
+    elif base == "boolean":
+        value = {"true": True, "false": False}.get(text, text)
+    elif base == "empty":
+        value = [None] if text == "" else text
+    return leaf_problem(spec, value)
+
+
+def _canonical(spec: dict[str, Any], text: str) -> str:
+    """An address key as the data writes it (``FF02:0::1`` is ``ff02::1``)."""
+    types = spec["types"] if spec["base"] == "union" else [spec]
+    if "%" not in text and any(t.get("typedefs", [""])[0].endswith(
+            ("address", "address-no-zone")) for t in types):
+        try:
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            return text
+    return text
 
 
 def _matches(node: dict[str, Any], entry: Any, keys: tuple[str, ...]) -> bool:
@@ -375,20 +463,24 @@ def _walk(tree: dict[str, Any], target: Target, create: bool,
             entry = next((e for e in entries if _matches(step.node, e, step.keys)), None)
             if entry is None:
                 if not create:
-                    raise _missing(target)
+                    raise _missing(target, i)
                 entry = dict(zip(step.node["keys"], step.keys, strict=True))
                 holder.setdefault(step.member, []).append(entry)
             holder = entry
         else:
             if not isinstance(value, dict):
                 if not create:
-                    raise _missing(target)
+                    raise _missing(target, i)
                 value = holder[step.member] = {}
             holder = value
 
 
-def _missing(target: Target) -> ApiError:
-    return ApiError(404, "invalid-value", f"no such data: {target.path()}")
+def _missing(target: Target, last: int = -1) -> ApiError:
+    """RFC 8040 §7: 404 for a resource of the schema with no data there, naming the first
+    node of its path that has none (``last``: its step)."""
+    steps = target.steps if last < 0 else target.steps[:last + 1]
+    path = Target(steps).path()
+    return ApiError(404, "invalid-value", [Problem(f"no such data: {path}", path=path)])
 
 
 def get(tree: dict[str, Any], target: Target) -> Any:
