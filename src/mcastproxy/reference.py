@@ -219,8 +219,10 @@ MEANING: dict[str, str] = {
                            "link-local, RFC 9777 §5.1.14).",
     "AmtSettings.driad": "DRIAD (RFC 8777): each source's channels through the relay the "
                          "AMTRELAY record of its reverse name gives (precedence, D bit, "
-                         "relay types 1-3); any-source joins, sources with no record and "
-                         "failed lookups through relay or discovery (README, AMT).",
+                         "relay types 1-3), on to the next record's relay when one does not "
+                         "answer; any-source joins, sources with no record or no relay that "
+                         "answers and failed lookups through relay or discovery (README, "
+                         "AMT).",
     "AmtSettings.resolver": "The DNS server DRIAD asks: ADDRESS, or ADDRESS:PORT "
                             "([ADDRESS]:PORT for IPv6); absent, the system's (resolv.conf).",
     "AmtSettings.min_ttl": "The shortest a DRIAD answer is kept, whatever its TTL.",

@@ -92,10 +92,12 @@ def make_gateway(
     initial_timeout: float = 1.0,
     max_timeout: float = 8.0,
     nonce_start: int = 0x1000,
+    give_up: bool = False,
 ) -> Gateway:
     return Gateway(
         family, ANYCAST[transport] if discover else RELAY[transport], nonce=counter(nonce_start),
         discover=discover, timers=GatewayTimers(initial_timeout, max_timeout), name="amt0",
+        give_up=give_up,
     )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mcastlab import Lab
+from mcastlab import Lab, wait_until
 from mcastlab.amt_topologies import RELAY, RESOLVER
 from mcastlab.procs import JsonProc
 from mcastlab.proxy import Proxy
@@ -48,13 +48,14 @@ def amt_config(*, transport: int = 4, native: bool = False, extra: str = "",
     )
 
 
-def start_relay(lab: Lab, transport: int = 4, *, sender: str = "relay-1",
+def start_relay(lab: Lab, transport: int = 4, *extra: str, sender: str = "relay-1",
                 query_interval: int = 1, host: str = "relay", address: str | None = None,
                 streams: Iterable[tuple[str, str]] | None = None) -> JsonProc:
     """The lab relay in ``host`` on ``address`` (default: the relay's address of
-    ``transport``), streaming ``streams`` (default: the SSM and ASM channels)."""
+    ``transport``), streaming ``streams`` (default: the SSM and ASM channels); ``extra``:
+    more of its options (``--mute``)."""
     args = ["--address", address or RELAY[transport], "--rate", str(RATE), "--id", sender,
-            "--query-interval", str(query_interval), "--max-seconds", "120"]
+            "--query-interval", str(query_interval), "--max-seconds", "120", *extra]
     for source, group in (streams if streams is not None else (*SSM.values(), *ASM.values())):
         args += ["--stream", f"{source},{group}"]
     relay = lab.python_json(host, "mcastlab.amtrelay", *args)
@@ -91,6 +92,17 @@ def amt_status(proxy: Proxy, name: str = "amt1") -> dict[str, Any]:
 
 def gateway(proxy: Proxy, protocol: str, name: str = "amt1") -> dict[str, Any]:
     return dict(amt_status(proxy, name)["gateways"][protocol])
+
+
+def wait_relay_queries(proxy: Proxy, protocol: str, name: str = "amt1",
+                       timeout: float = 10.0) -> None:
+    """Until ``protocol``'s gateway has its tunnel (the relay answered its Request) and a
+    relay query went into the TUN for the host side. Not ``usable``: the liveness of an
+    upstream whose evidence is its queries presumes them for an active interval at start,
+    so amt1 is usable before the relay has said anything."""
+    wait_until(lambda: gateway(proxy, protocol, name)["state"] == "established"
+               and amt_status(proxy, name)["tun"].get("queries-written", 0) >= 1,
+               timeout=timeout, message=lambda: str(amt_status(proxy, name)))
 
 
 def tun_rx_packets(lab: Lab, name: str = "amt1") -> int:

@@ -79,7 +79,11 @@ def test_each_source_is_carried_by_the_relay_of_its_record(make_lab: Callable[..
                > 20, timeout=10, message=lambda: str(amt_status(proxy)["driad"]))
     wait_until(lambda: gateway(proxy, "igmp")["data-packets"] > 20, timeout=10)
     driad = amt_status(proxy)["driad"]
-    assert driad["lookups"]["found"] == 2
+    # Both found, nothing failed. X's TTL (2 s) may have run out meanwhile on a loaded
+    # machine, and X been asked (and found) again: the two at least.
+    assert set(driad["lookups"]) == {"found"}, driad["lookups"]
+    assert driad["lookups"]["found"] >= 2
+    assert driad["failures"] == {}
     assert driad["sources"]["10.0.9.1"]["relay"] == f"{RELAY2[4]} (discovery)"
     assert driad["sources"]["10.0.9.5"]["relay"] == RELAY[4]
     assert amt_status(proxy)["dropped"] == {}

@@ -6,7 +6,7 @@ port, as relays share 2268), and the resolver is a stand-in that answers as the 
 
     test (kernel side) <-- socketpair --> AmtUpstream --UDP--> relay A 127.0.0.1 (configured)
                                                |      --UDP--> relay B 127.0.0.2 (S1's record)
-                                          FakeResolver
+                                          FakeResolver --UDP--> 127.0.0.4: no relay (down)
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def ip(text: str) -> bytes:
 S1, S2, S3 = ip("10.0.9.1"), ip("10.0.9.2"), ip("10.0.9.3")
 G, G2, H = ip("232.1.1.1"), ip("232.1.1.2"), ip("239.1.1.1")
 A, B, C = "127.0.0.1", "127.0.0.2", "127.0.0.3"
+DOWN = "127.0.0.4"
+"""No relay there: its Requests get the kernel's port unreachable, never a query."""
 ALLOW, BLOCK = RecordType.ALLOW_NEW_SOURCES, RecordType.BLOCK_OLD_SOURCES
 
 
@@ -184,3 +186,37 @@ def test_stop_tears_down_every_relays_tunnel() -> None:
         await until(lambda: relays[A].events("teardown") and relays[B].events("teardown"))
 
     run(scenario)
+
+
+def test_a_relay_that_does_not_answer_fails_over_to_the_next_record_then_the_configured() -> None:
+    # RFC 8777 §4.2.1: S1's first relay is down, its next record's is B; S2 has only the
+    # relay that is down, so it ends on the configured relay A. One gateway to the relay
+    # that is down serves both, and gives up once (0.05 + 0.1 + 0.2 s of silence here).
+    async def scenario(up: AmtUpstream, tun: FakeTun, relays: dict[str, Relay],
+                       resolver: FakeResolver) -> None:
+        down = RelayTarget(ip(DOWN), discover=False)
+        resolver.answers[S1] = Answer((down, *relay_at(B).relays), 60.0, Lookup.FOUND)
+        resolver.answers[S2] = Answer((down,), 60.0, Lookup.FOUND)
+        tun.send_report(ssm(ALLOW, G, S1), ssm(ALLOW, G2, S2))
+        await until(lambda: f"{DOWN} igmp" in up.status()["driad"]["gateways"],
+                    "no gateway to the relay that is down")
+        await until(lambda: relays[B].channels() == {(S1, G)}, "S1 did not fail over to B")
+        await until(lambda: relays[A].channels() == {(S2, G2)}, "S2 not on the configured relay")
+        driad = up.status()["driad"]
+        assert driad["failovers"] == 2
+        assert list(driad["passed-over"]) == [f"{DOWN} igmp"]
+        assert driad["sources"]["10.0.9.1"] | {"expires": 0} == {
+            "relay": B, "lookup": "found", "expires": 0, "passed-over": [DOWN]}
+        assert driad["sources"]["10.0.9.2"]["relay"] is None
+        assert list(driad["gateways"]) == [f"{B} igmp"]  # the silent one's is gone
+        assert relays[C].channels() == set()
+        # S1 leaves and joins again: its answer still cached, it goes to B at once.
+        tun.send_report(ssm(BLOCK, G, S1))
+        await until(lambda: relays[B].channels() == set())
+        tun.send_report(ssm(ALLOW, G, S1))
+        await until(lambda: relays[B].channels() == {(S1, G)})
+        assert up.status()["driad"]["failovers"] == 2
+        assert up.status()["dropped"] == {}
+
+    run(scenario)
+

@@ -9,7 +9,7 @@
 The host joins on d1 (IGMPv3 SSM and any-source, MLDv2 SSM); the proxy's upstream host side
 reports on amt1; the gateway reads those reports from the TUN and carries them to the relay in
 Membership Updates, and the relay holds the channels. The relay's queries reach the host side
-through the TUN (amt1 usable by its queries), and its data is decapsulated into the TUN (the
+through the TUN, and its data is decapsulated into the TUN (the
 kernel counts it received there). A stop sends the relay a Teardown and the TUN goes.
 """
 
@@ -27,6 +27,7 @@ from proxy_amt_lab import (
     relay_channels,
     start_relay,
     tun_rx_packets,
+    wait_relay_queries,
 )
 
 from mcastlab import JoinMode, Lab, wait_until
@@ -51,10 +52,11 @@ def test_a_host_joins_through_the_amt_upstream(
     lab = make_lab(amt_proxy_lab())
     relay = start_relay(lab, transport)
     proxy = lab.proxy(amt_config(transport=transport), forwarding="recorded")
-    # The relay's queries reach the host side through the TUN: amt1 is usable by them
-    # before anything is joined.
-    wait_until(lambda: proxy.status()["upstreams"]["amt1"]["usable"], timeout=10)
-    assert gateway(proxy, protocol)["state"] == "established"
+    # The relay answers the gateway's Request before anything is joined, and its query
+    # reaches the host side through the TUN (usable alone would say nothing: query liveness
+    # presumes a querier at start).
+    wait_relay_queries(proxy, protocol)
+    assert proxy.status()["upstreams"]["amt1"]["usable"]
     rx_before = tun_rx_packets(lab)
     rx = lab.receiver("sub1", "eth0")
     if mode is JoinMode.IGMPV3_ASM:
@@ -102,3 +104,28 @@ def test_a_leave_reaches_the_relay(make_lab: Callable[..., Lab]) -> None:
     wait_until(lambda: relay_channels(relay) == set(), timeout=10,
                message=lambda: f"the relay still holds {relay_channels(relay)}")
     assert proxy.status()["upstreams"]["amt1"]["usable"]
+
+
+def test_a_join_made_while_the_relay_is_silent_reaches_it_once_it_answers(
+    make_lab: Callable[..., Lab]
+) -> None:
+    # RFC 7450 §5.2.3.5: the gateway sends its Request again until the relay's query comes;
+    # the report the host side made meanwhile (no tunnel to carry it) is said in the answer
+    # to that query.
+    lab = make_lab(amt_proxy_lab())
+    relay = start_relay(lab, 4, "--mute")
+    proxy = lab.proxy(amt_config(), forwarding="recorded")
+    wait_until(lambda: len(relay.events("muted")) >= 2, timeout=10)  # sent again
+    source, group = SSM[4]
+    rx = lab.receiver("sub1", "eth0")
+    rx.join(JoinMode.IGMPV3_SSM, group, source)
+    wait_until(lambda: amt_status(proxy)["tun"].get("reports-carried", 0) >= 1, timeout=10,
+               message=lambda: str(amt_status(proxy)))
+    assert gateway(proxy, "igmp")["state"] == "requesting"
+    assert relay_channels(relay) == set()
+    relay.command("unmute")
+    # The next Request gets the query, answered with the channel: within the back-off
+    # (sends at 0, 1, 3, 7, 15 s ...: 8 s apart by now, 16 s on a very slow machine).
+    wait_until(lambda: (source, group) in relay_channels(relay), timeout=25,
+               message=lambda: f"the relay holds {relay_channels(relay)}; {amt_status(proxy)}")
+    wait_until(lambda: gateway(proxy, "igmp")["data-packets"] >= 10, timeout=10)

@@ -52,5 +52,6 @@ def test_a_restarted_relay_gets_the_channel_again(
     assert g["messages"]["queries-accepted"] > queries
     # It took the channel from an Update made with its own MAC: its query's, not the first
     # relay's (an Update the gateway sent before that query is refused, as it should be).
-    (update, *_) = [e for e in second.events("update") if [source, group] in e["channels"]]
+    update = second.wait_event(lambda e: e.get("event") == "update"
+                               and [source, group] in e["channels"], timeout=5)
     assert update["gateway"] in {e["gateway"] for e in second.events("request")}

@@ -9,6 +9,8 @@ import pytest
 
 from mcastproxy.amt.driad import (
     FAILURE_HOLD,
+    MAX_CHOICES,
+    MAX_UNANSWERED,
     UNRESOLVED,
     AmtRelayRecord,
     Answer,
@@ -19,6 +21,7 @@ from mcastproxy.amt.driad import (
     relay_problem,
     target_of,
 )
+from mcastproxy.family import Family
 
 
 def ip(text: str) -> bytes:
@@ -28,6 +31,8 @@ def ip(text: str) -> bytes:
 S1, S2, S3 = ip("10.0.9.1"), ip("10.0.9.2"), ip("10.0.9.3")
 R1 = RelayTarget(ip("10.30.2.2"), discover=False)
 R2 = RelayTarget(ip("10.30.4.2"), discover=True)
+R3 = RelayTarget(ip("10.30.5.2"), discover=False)
+S6 = ip("fd00:9::1")
 
 
 def found(relay: RelayTarget, ttl: float = 60.0) -> Answer:
@@ -175,4 +180,97 @@ def test_the_snapshot_is_plain_data() -> None:
     c.want({S1}, 0.0)
     c.complete(S1, found(R2, 60), 0.0)
     assert c.snapshot() == {"10.0.9.1": {"relay": "10.30.4.2 (discovery)", "lookup": "found",
-                                         "expires": 60.0}}
+                                         "expires": 60.0, "passed-over": []}}
+
+
+# --- failover (RFC 8777 §4.2.1) ---------------------------------------------------------------
+
+
+def choices(*relays: RelayTarget, ttl: float = 60.0) -> Answer:
+    return Answer(relays, ttl, Lookup.FOUND)
+
+
+def test_a_relay_that_does_not_answer_sends_its_sources_to_their_next_relay() -> None:
+    c = cache()
+    c.want({S1, S2, S3}, 0.0)
+    c.complete(S1, choices(R1, R2), 0.0)
+    c.complete(S2, choices(R1), 0.0)
+    c.complete(S3, choices(R2, R1), 0.0)
+    assert sorted(c.unanswered(R1, Family.V4, 7.0)) == [S1, S2]
+    assert c.relay(S1) == R2  # the next record's relay
+    assert c.relay(S2) is None  # none left: the configured relay
+    assert c.relay(S3) == R2  # R1 was only its fallback: untouched
+    assert c.failovers == 2
+    assert c.snapshot()["10.0.9.1"]["passed-over"] == [str(R1)]
+    assert c.passed_over(7.0) == {f"{R1} igmp": 7.0 + FAILURE_HOLD}
+    # Its next relay silent too: on to the configured relay, and S3 past both.
+    assert sorted(c.unanswered(R2, Family.V4, 14.0)) == [S1, S3]
+    assert c.relay(S1) is None
+    assert c.relay(S3) is None
+    assert c.failovers == 4
+
+
+def test_the_relays_of_an_answer_are_kept_up_to_a_bound() -> None:
+    relays = [RelayTarget(ip(f"10.30.9.{i}"), discover=False) for i in range(1, 10)]
+    c = cache()
+    c.want({S1}, 0.0)
+    c.complete(S1, choices(*relays), 0.0)
+    for i in range(MAX_CHOICES):
+        assert c.relay(S1) == relays[i]
+        c.unanswered(relays[i], Family.V4, float(i))
+    assert c.relay(S1) is None  # past the kept ones: the configured relay
+
+
+def test_a_failure_is_per_inner_family() -> None:
+    # The relay's MLD gateway gave up: its IPv4 sources (an IGMP gateway) stay.
+    c = cache()
+    c.want({S1, S6}, 0.0)
+    c.complete(S1, choices(R1, R2), 0.0)
+    c.complete(S6, choices(R1, R2), 0.0)
+    assert c.unanswered(R1, Family.V6, 1.0) == [S6]
+    assert (c.relay(S1), c.relay(S6)) == (R1, R2)
+
+
+def test_a_relay_that_did_not_answer_is_passed_over_for_a_while_by_new_answers() -> None:
+    c = cache()
+    c.want({S1}, 0.0)
+    c.complete(S1, choices(R1), 0.0)
+    c.unanswered(R1, Family.V4, 10.0)
+    c.want({S1, S2}, 11.0)
+    assert c.complete(S2, choices(R1, R2), 11.0) is True
+    assert c.relay(S2) == R2
+    assert c.snapshot()["10.0.9.2"]["passed-over"] == [str(R1)]
+    # The hold over, a new source goes to it first again.
+    c.want({S1, S2, S3}, 10.0 + FAILURE_HOLD)
+    c.complete(S3, choices(R1, R2), 10.0 + FAILURE_HOLD)
+    assert c.relay(S3) == R1
+    assert c.passed_over(10.0 + FAILURE_HOLD) == {}
+
+
+def test_an_unchanged_answer_leaves_a_source_where_it_failed_over_to() -> None:
+    c = cache(max_ttl=10.0)
+    c.want({S1}, 0.0)
+    c.complete(S1, choices(R1, R2), 0.0)
+    c.unanswered(R1, Family.V4, 1.0)
+    # Asked again after the hold: the same relays, so it stays on R2 (no outage at R1 again).
+    assert c.expired(FAILURE_HOLD + 2.0) == [S1]
+    assert c.complete(S1, choices(R1, R2), FAILURE_HOLD + 2.0) is False
+    assert c.relay(S1) == R2
+    # A failed lookup keeps it there too.
+    c.expired(FAILURE_HOLD + 20.0)
+    c.complete(S1, Answer((), 0.0, Lookup.FAILED, "timeout"), FAILURE_HOLD + 20.0)
+    assert c.relay(S1) == R2
+    # A changed answer starts from its first relay again.
+    c.expired(2 * FAILURE_HOLD + 40.0)
+    assert c.complete(S1, choices(R1, R3), 2 * FAILURE_HOLD + 40.0) is True
+    assert c.relay(S1) == R1
+
+
+def test_a_flood_of_silent_relays_keeps_a_bounded_memory() -> None:
+    c = cache()
+    for i in range(MAX_UNANSWERED + 50):
+        relay = RelayTarget(ip(f"10.{i // 256}.{i % 256}.1"), discover=False)
+        assert c.unanswered(relay, Family.V4, 0.0) == []  # no source goes through it
+    assert len(c.passed_over(0.0)) == MAX_UNANSWERED
+    # The oldest marks went first.
+    assert f"{RelayTarget(ip('10.0.0.1'), discover=False)} igmp" not in c.passed_over(0.0)

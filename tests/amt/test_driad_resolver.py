@@ -19,7 +19,8 @@ import dns.resolver
 import pytest
 
 from mcastlab.dnsserver import DnsCore
-from mcastproxy.amt.driad import Answer, Lookup, RelayTarget
+from mcastproxy.amt import resolver as resolver_module
+from mcastproxy.amt.driad import MAX_CHOICES, Answer, Lookup, RelayTarget
 from mcastproxy.amt.resolver import REASONS, DriadResolver
 from mcastproxy.family import Family
 
@@ -84,7 +85,8 @@ S6 = "fd00:9::1"
     ([f"{rev(S)} 60 AMTRELAY 10 1 1 10.30.2.2"], S, RelayTarget(ip("10.30.2.2"), False), 60),
     ([f"{rev(S)} 60 AMTRELAY 10 0 1 10.30.2.2"], S, RelayTarget(ip("10.30.2.2"), True), 60),
     ([f"{rev(S6)} 30 AMTRELAY 10 1 2 fd30:2::2"], S6, RelayTarget(ip("fd30:2::2"), False), 30),
-    # Precedence: the lower first, whatever the order in the answer.
+    # Precedence: the lower first, whatever the order in the answer (the other is the next
+    # to fail over to, test_every_relay_of_the_answer_is_kept_to_fail_over_to).
     ([f"{rev(S)} 60 AMTRELAY 20 1 1 10.30.2.2", f"{rev(S)} 60 AMTRELAY 5 1 1 10.30.4.2"], S,
      RelayTarget(ip("10.30.4.2"), False), 60),
     # A relay by name: its A record, the TTL the shorter of the two.
@@ -102,7 +104,57 @@ def test_an_amtrelay_answer_names_the_relay(
     records: list[str], source: str, relay: RelayTarget, ttl: float
 ) -> None:
     answer = run(lambda: lookup(records, source))
-    assert answer == Answer((relay,), ttl, Lookup.FOUND)
+    assert answer.relays[0] == relay
+    assert (answer.ttl, answer.lookup, answer.why) == (ttl, Lookup.FOUND, "")
+
+
+def test_every_relay_of_the_answer_is_kept_to_fail_over_to() -> None:
+    records = [f"{rev(S)} 60 AMTRELAY 30 0 3 relay.lab.", "relay.lab. 20 A 10.30.5.2",
+               f"{rev(S)} 60 AMTRELAY 20 1 1 10.30.2.2",
+               f"{rev(S)} 60 AMTRELAY 5 1 1 10.30.4.2",
+               f"{rev(S)} 60 AMTRELAY 25 1 1 127.0.0.1",  # cannot be a relay: left out
+               f"{rev(S)} 60 AMTRELAY 40 1 1 10.30.4.2",  # the same again: once
+               f"{rev(S)} 60 AMTRELAY 50 1 1 10.30.6.2",
+               f"{rev(S)} 60 AMTRELAY 60 1 1 10.30.7.2"]  # past MAX_CHOICES
+    answer = run(lambda: lookup(records, S))
+    assert answer.relays == (RelayTarget(ip("10.30.4.2"), False),
+                             RelayTarget(ip("10.30.2.2"), False),
+                             RelayTarget(ip("10.30.5.2"), True),
+                             RelayTarget(ip("10.30.6.2"), False))
+    assert len(answer.relays) == MAX_CHOICES
+    assert answer.ttl == 20  # a name's TTL bounds the answer's
+
+
+def test_a_slow_name_to_fail_over_to_is_left_out_within_its_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The fallback's name is never answered (a server that only knows the first relay):
+    # the answer comes with the first relay once the fallback budget is spent, not after
+    # the name's whole lifetime.
+    monkeypatch.setattr(resolver_module, "FALLBACK_TIME", 0.1)
+    records = [f"{rev(S)} 60 AMTRELAY 10 1 1 10.30.4.2",
+               f"{rev(S)} 60 AMTRELAY 20 1 3 slow.lab."]
+
+    async def scenario() -> tuple[Answer, float]:
+        server = Server(records)
+        real = server.core.answer
+
+        def answer(data: bytes) -> tuple[bytes | None, dict[str, object]]:
+            out, info = real(data)
+            return (None if "slow.lab" in str(info.get("name")) else out), info
+
+        server.core.answer = answer  # type: ignore[method-assign]
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            result = await server.resolver().lookup(ip(S))
+        finally:
+            server.close()
+        return result, loop.time() - start
+
+    answer, took = run(scenario)
+    assert answer.relays == (RelayTarget(ip("10.30.4.2"), False),)
+    assert took < LIFETIME
 
 
 def test_a_relay_by_name_takes_the_tunnels_family_first() -> None:

@@ -293,6 +293,21 @@ def test_a_duplicate_query_is_answered_again() -> None:
     assert d.gateway.dropped.by_reason() == {}
 
 
+def test_a_late_duplicate_leaves_the_newer_request_standing() -> None:
+    # The relay answered the tunnel's Request twice (it was sent again); the second answer
+    # comes after the next Request (N3) is out. Taken, it would cancel N3, and N3's query
+    # would then be refused as a nonce never sent.
+    d = established(qqi=10)
+    assert sends(d.next()) == [Request(N3, V4)]  # 10 s: the refresh
+    assert d.receive(RELAY[V4], query(V4, N2)) == []
+    assert d.gateway.next_deadline() == 11.0  # N3's retransmission still armed
+    actions = d.receive(RELAY[V4], query(V4, N3, mac=MAC + 1))
+    (update,) = sends(actions)
+    assert (update.mac, update.nonce) == (MAC + 1, N3)  # type: ignore[union-attr]
+    assert d.gateway.dropped.by_reason() == {}
+    assert d.gateway.status().queries_accepted == 2
+
+
 # --- Teardown (§5.2.3.8) ----------------------------------------------------------------------
 
 

@@ -172,3 +172,32 @@ def test_two_gateways_of_both_families_share_a_relay() -> None:
     for f, net in nets.items():
         assert len(net.delivered) == 3
         assert all(p[0] >> 4 == f for p in net.delivered)
+
+
+def test_a_join_made_while_the_relay_is_silent_reaches_it_once_it_answers() -> None:
+    # RFC 7450 §5.2.3.5: the Request is sent again until a query comes; the join made
+    # meanwhile (no tunnel to send its report in) goes in the answer to that query.
+    f = Family.V4
+    net = make_net(discover=False, query_interval=10)
+    net.relay.muted = True
+    net.handle(Start())
+    net.handle(MembershipChanged(current(f, CHANNEL[f]), (allow(f, CHANNEL[f]),)))
+    net.advance(2)  # Requests at 0 and 1 s: both unanswered
+    assert [e["event"] for e in net.relay.pop_events()] == ["muted", "muted"]
+    assert net.gateway.state is GatewayState.REQUESTING
+    net.relay.muted = False
+    net.advance(1)  # the third, at 3 s, is answered
+    assert net.gateway.state is GatewayState.ESTABLISHED
+    assert [t.channels() for t in net.relay.tunnels.values()] == [[CHANNEL[f]]]
+
+
+def test_a_gateway_that_gives_up_stops_asking_a_silent_relay() -> None:
+    f = Family.V4
+    relay = RelayCore(b"\x0a\x1e\x02\x02", secret=b"s", query_interval=10, muted=True)
+    net = Net(make_gateway(f, discover=False, give_up=True), relay)
+    net.handle(Start())
+    net.handle(MembershipChanged(current(f, CHANNEL[f])))
+    net.advance(60)
+    assert [t for t, m in net.sent if isinstance(m, Request)] == [0.0, 1.0, 3.0]
+    assert net.gateway.state is GatewayState.UNANSWERED
+    assert relay.tunnels == {}

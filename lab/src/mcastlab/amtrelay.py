@@ -5,7 +5,7 @@ unicast only. It runs in a lab namespace::
 
     python -m mcastlab.amtrelay --address 10.30.2.2 [--stream 10.0.9.1,232.1.1.1]...
         [--rate 100] [--port 5001] [--id relay] [--feed IFACE] [--query-interval 125]
-        [--robustness 2] [--limit] [--no-gateway-fields] [--max-seconds 600]
+        [--robustness 2] [--limit] [--no-gateway-fields] [--mute] [--max-seconds 600]
 
 It binds UDP port 2268 on ``--address`` (IPv4 or IPv6: the transport) and answers:
 
@@ -24,6 +24,8 @@ It binds UDP port 2268 on ``--address`` (IPv4 or IPv6: the transport) and answer
 - Teardown, when its MAC is right for the Gateway fields it carries: the tunnel is removed.
 
 A tunnel with no valid Update for [Robustness] x [Query Interval] + 10 s is forgotten.
+Muted (``--mute``, or the ``mute`` command), it answers no Relay Discovery and no Request (a
+relay slow to answer, or one that answers nothing), saying ``muted`` for each.
 
 Multicast Data: each ``--stream SOURCE,GROUP`` is a numbered test stream (``mcastlab.payload``,
 sender ``--id``) generated from the start at ``--rate`` packets per second as UDP to
@@ -34,15 +36,18 @@ MLD), as a relay joins them on its multicast network.
 
 JSON lines on stdout: ``{"event": "ready", ...}`` first, then one per thing that happened::
 
-    {"event": "discovery" | "request" | "update" | "teardown" | "expired" | "refused",
+    {"event": "discovery" | "request" | "update" | "teardown" | "expired" | "refused"
+               | "muted",
      "gateway": "10.30.1.2:40000", ...}
 
-(``update`` with the tunnel's ``channels``, ``[[source or null, group], ...]``; ``refused``
-with ``why``; each with ``time_ns``, CLOCK_MONOTONIC when it was written, one clock for every
+(``update`` with the tunnel's ``channels``, ``[[source or null, group], ...]``; ``teardown``
+with ``sent``, the Multicast Data messages that tunnel was sent in all; ``refused`` with
+``why``; each with ``time_ns``, CLOCK_MONOTONIC when it was written, one clock for every
 namespace, for a benchmark's latencies). Lines on stdin, each answered with its number
 ``n``: ``tunnels`` ->
 ``{"event": "tunnels", "n": 1, "tunnels": [{"gateway": ..., "channels": ..., "sent": ...}]}``,
-``quit`` -> ``{"event": "done", "n": 2, ...}``. End of stdin ends it.
+``mute`` / ``unmute`` -> ``{"event": "mute", "n": 3, "muted": true}``, ``quit`` ->
+``{"event": "done", "n": 2, ...}``. End of stdin ends it.
 """
 
 from __future__ import annotations
@@ -170,8 +175,10 @@ class RelayCore:
         max_response: float = 10.0,
         limit: bool = False,
         gateway_fields: bool = True,
+        muted: bool = False,
     ) -> None:
         self.address = address
+        self.muted = muted
         self.secret = secret
         self.query_interval = query_interval
         self.robustness = robustness
@@ -203,6 +210,9 @@ class RelayCore:
             msg = parse_amt(data)
         except WireError as e:
             return self._refuse(endpoint, str(e))
+        if self.muted and isinstance(msg, RelayDiscovery | Request):
+            self._event("muted", endpoint, message=type(msg).__name__)
+            return []
         if isinstance(msg, RelayDiscovery):
             self._event("discovery", endpoint)
             return [(source, port, build_amt(RelayAdvertisement(msg.nonce, self.address)))]
@@ -215,8 +225,9 @@ class RelayCore:
             gateway = (gateway_address_of(msg.gateway_address), msg.gateway_port)
             if msg.mac != self.mac(*gateway, msg.nonce):
                 return self._refuse(endpoint, "teardown with a wrong MAC")
-            self.tunnels.pop(gateway, None)
-            self._event("teardown", gateway, sender=endpoint_text(endpoint))
+            tunnel = self.tunnels.pop(gateway, None)
+            self._event("teardown", gateway, sender=endpoint_text(endpoint),
+                        sent=0 if tunnel is None else tunnel.sent)
             return []
         return self._refuse(endpoint, f"{type(msg).__name__} is not for a relay")
 
@@ -374,7 +385,7 @@ def run(a: argparse.Namespace) -> int:
     address = ipaddress.ip_address(a.address)
     core = RelayCore(address.packed, secret=secrets.token_bytes(32),
                      query_interval=a.query_interval, robustness=a.robustness,
-                     limit=a.limit, gateway_fields=not a.no_gateway_fields)
+                     limit=a.limit, gateway_fields=not a.no_gateway_fields, muted=a.mute)
     streams = []
     for spec in a.stream:
         source, group = (ipaddress.ip_address(p).packed for p in spec.split(","))
@@ -427,6 +438,10 @@ def run(a: argparse.Namespace) -> int:
                         data, addr = sock.recvfrom(65535)
                         source_address = ipaddress.ip_address(addr[0].split("%")[0]).packed
                         send(core.receive(source_address, addr[1], data, time.monotonic()))
+                # Said at once: a command answered next (``tunnels``) never shows a state
+                # whose event is not out yet.
+                for event in core.pop_events():
+                    _emit(event)
             elif key.data == "feed" and feed is not None:
                 for packet in feed.read():
                     send(core.forward(packet))
@@ -443,6 +458,9 @@ def run(a: argparse.Namespace) -> int:
                     verb = raw.decode().strip()
                     if verb == "tunnels":
                         _emit({"event": "tunnels", "n": n, "tunnels": _tunnels(core)})
+                    elif verb in ("mute", "unmute"):
+                        core.muted = verb == "mute"
+                        _emit({"event": "mute", "n": n, "muted": core.muted})
                     elif verb == "quit":
                         why, stop_at = "quit", 0.0
                         _emit({"event": "done", "n": n, "why": why, "seq": seq})
@@ -479,6 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--robustness", type=int, default=2, help="QRV")
     ap.add_argument("--limit", action="store_true", help="set the L flag: no new gateways")
     ap.add_argument("--no-gateway-fields", action="store_true", help="queries without G")
+    ap.add_argument("--mute", action="store_true", help="answer no Discovery nor Request")
     ap.add_argument("--max-seconds", type=float, default=600.0)
     a = ap.parse_args(argv)
     if not 0 < a.rate <= MAX_RATE:

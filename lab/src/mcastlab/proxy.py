@@ -94,8 +94,11 @@ class Proxy:
         self.daemon = lab.python(host, FORWARDING[forwarding], "run", "-c", str(self.config),
                                  "--status-socket", str(self.status_socket), *args)
 
+        from mcastproxy.statussocket import answers  # noqa: PLC0415 (small; see status)
+
         def ready() -> bool:
-            if self.status_socket.exists():
+            # Listening, not only there: the file appears at bind(), a moment before listen().
+            if self.status_socket.exists() and answers(self.status_socket):
                 return True
             if not self.daemon.running:
                 raise LabError(f"mcastproxy in {host} exited {self.daemon.returncode} before "

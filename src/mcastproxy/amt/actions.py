@@ -24,6 +24,7 @@ class GatewayState(StrEnum):
     RELAY_FOUND = "relay found"  # the relay is known, and nothing is joined: no tunnel
     REQUESTING = "requesting"  # Request sent, no Membership Query yet
     ESTABLISHED = "established"  # Membership Query answered: Updates and Data flow
+    UNANSWERED = "unanswered"  # a gateway that gives up: its relay did not answer
     STOPPED = "stopped"
 
 

@@ -29,6 +29,15 @@ module is what is decided from the answers, with no I/O and no clock (``now`` is
   keeping the answer it had, if any, meanwhile (a resolver that fails does not move
   channels). An answer that expires while its source is joined is asked for again
   (``expired``), its old one used until the new comes; a changed answer moves the source.
+- Failover (RFC 8777 §4.2.1, RFC 7450 §5.2.3.4): an answer keeps its usable relays in
+  precedence order (``MAX_CHOICES`` at most), the source going through the first. A relay
+  whose gateway gives up (no Relay Advertisement or Membership Query after its retries) is
+  ``unanswered``: every source of that inner family going through it moves on to its next
+  relay, after the last to the configured relay, and the relay is passed over by new answers
+  for ``FAILURE_HOLD``. A source stays where it moved for as long as its answer names the
+  same relays in the same order: asked again at its TTL, an unchanged answer does not send
+  it back to the relay that failed (a changed one, or the same in another order, starts
+  from its first relay not passed over).
 - Bounds: ``size`` entries at most. An entry no joined source needs is evicted first (least
   recently used); when every entry is needed, a new source is not looked up and goes to the
   configured relay (``Lookup.CACHE_FULL``). A source being looked up for the first time is
@@ -44,6 +53,8 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Final
 
+from mcastproxy.family import Family
+
 DEFAULT_SIZE: Final = 4096
 NEGATIVE_TTL: Final = 300.0
 """Seconds a source with no record keeps going to the configured relay, when the answer
@@ -52,6 +63,10 @@ FAILURE_HOLD: Final = 30.0
 """Seconds before a failed lookup is tried again (within ``min_ttl`` and ``max_ttl``)."""
 MAX_RECORDS: Final = 32
 """AMTRELAY records of one answer looked at; an answer with more is refused whole."""
+MAX_CHOICES: Final = 4
+"""Relays of one answer kept, in precedence order, to fail over to."""
+MAX_UNANSWERED: Final = 256
+"""Relays remembered as not answering; past that the oldest marks are forgotten."""
 
 
 class RelayType(IntEnum):
@@ -156,9 +171,15 @@ def clamp(ttl: float, low: float, high: float) -> float:
 
 @dataclass(slots=True)
 class _Entry:
-    relay: RelayTarget | None  # None: the configured relay
+    relays: tuple[RelayTarget, ...]  # the answer's, in the order to try them
+    at: int  # the one in use; past the end: the configured relay
     expires: float
     lookup: Lookup
+
+    @property
+    def relay(self) -> RelayTarget | None:
+        """The relay in use (None: the configured relay)."""
+        return self.relays[self.at] if self.at < len(self.relays) else None
 
 
 class _Unresolved:
@@ -185,6 +206,10 @@ class DriadCache:
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._wanted: frozenset[bytes] = frozenset()
         self._asking: set[bytes] = set()
+        # (relay, the inner family of the gateway that gave up) -> passed over until.
+        self._unanswered: OrderedDict[tuple[RelayTarget, Family], float] = OrderedDict()
+        self.failovers = 0
+        """Sources moved on from a relay that did not answer."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -234,16 +259,58 @@ class DriadCache:
         before = self._entries.get(source)
         old = before.relay if before is not None else UNRESOLVED
         if answer.lookup is Lookup.FAILED:
-            relay = before.relay if before is not None else None  # keep what it had
+            # Keep what it had (nothing: the configured relay).
+            relays, at = (before.relays, before.at) if before is not None else ((), 0)
             ttl = FAILURE_HOLD
         else:
-            relay = answer.relays[0] if answer.relays else None
-            ttl = answer.ttl
+            relays, ttl = answer.relays[:MAX_CHOICES], answer.ttl
+            if before is not None and before.relays == relays:
+                at = before.at  # where a failover left it: not back to a silent relay
+            else:
+                at = self._first_answering(source, relays, 0, now)
         expires = now + clamp(ttl, self.min_ttl, self.max_ttl)
+        entry = _Entry(relays, at, expires, answer.lookup)
         if source in self._wanted or before is not None:
-            self._entries[source] = _Entry(relay, expires, answer.lookup)
+            self._entries[source] = entry
             self._entries.move_to_end(source)
-        return relay != old
+        return entry.relay != old
+
+    def _first_answering(self, source: bytes, relays: tuple[RelayTarget, ...], start: int,
+                         now: float) -> int:
+        """The index of the first of ``relays`` from ``start`` on not marked unanswered for
+        ``source``'s family (``len(relays)``: none, the configured relay)."""
+        family = Family.of(source)
+        at = start
+        while at < len(relays):
+            until = self._unanswered.get((relays[at], family))
+            if until is None or until <= now:
+                break
+            at += 1
+        return at
+
+    def unanswered(self, relay: RelayTarget, family: Family, now: float) -> list[bytes]:
+        """``relay``'s gateway of inner ``family`` gave up: mark it, and move each source of
+        that family going through it on to its next relay. The sources moved (their
+        channels are told again)."""
+        key = (relay, family)
+        self._unanswered.pop(key, None)
+        for old in [k for k, until in self._unanswered.items() if until <= now]:
+            del self._unanswered[old]
+        while len(self._unanswered) >= MAX_UNANSWERED:
+            self._unanswered.popitem(last=False)
+        self._unanswered[key] = now + FAILURE_HOLD
+        moved = []
+        for source, entry in self._entries.items():
+            if entry.relay == relay and Family.of(source) is family:
+                entry.at = self._first_answering(source, entry.relays, entry.at + 1, now)
+                moved.append(source)
+        self.failovers += len(moved)
+        return moved
+
+    def passed_over(self, now: float) -> dict[str, float]:
+        """The relays marked unanswered (text, with its family's protocol) -> until when."""
+        return {f"{relay} {family.protocol}": until
+                for (relay, family), until in self._unanswered.items() if until > now}
 
     def next_deadline(self) -> float | None:
         """When the first joined source's answer expires (not being asked already)."""
@@ -260,11 +327,12 @@ class DriadCache:
         return due
 
     def snapshot(self, limit: int | None = None) -> dict[str, dict[str, object]]:
-        """Source text -> its relay, how it was found, and when the answer expires; the
-        ``limit`` most recently used at most."""
+        """Source text -> its relay, how it was found, when the answer expires, and the
+        relays it failed over from; the ``limit`` most recently used at most."""
         items = list(self._entries.items())
         if limit is not None:
             items = items[-limit:] if limit > 0 else []
-        return {str(ipaddress.ip_address(s)): {"relay": str(e.relay) if e.relay else None,
-                                               "lookup": str(e.lookup), "expires": e.expires}
-                for s, e in items}
+        return {str(ipaddress.ip_address(s)): {
+            "relay": str(e.relay) if e.relay else None, "lookup": str(e.lookup),
+            "expires": e.expires, "passed-over": [str(r) for r in e.relays[:e.at]]}
+            for s, e in items}

@@ -17,7 +17,8 @@ gateway's side of that, as a state machine (``GatewayState``):
                        |                                      v                    |
                        +--------- relay not answering ---- ESTABLISHED ------------+
 
-    and from any state: Stop (Teardown if the tunnel is up) --> STOPPED
+    and from any state: Stop (Teardown if the tunnel is up) --> STOPPED;
+    with give_up, "relay not answering" (either) --> UNANSWERED instead
 
 - Relay Discovery (§5.2.3.4). ``Start`` sends a Relay Discovery with a fresh nonce to the
   discovery address (an anycast address, RFC 7450 §4.1, or a relay's own); a Relay
@@ -43,7 +44,14 @@ gateway's side of that, as a state machine (``GatewayState``):
   (the query's Robustness Variable, 2 by default) the relay is taken as gone: the gateway
   discovers again (or, without discovery, starts over with a fresh nonce and the back-off
   kept), which is also how it follows a relay that restarted or changed address. Data keeps
-  flowing from the relay meanwhile. ``Refresh`` sends the next Request at once.
+  flowing from the relay meanwhile. ``Refresh`` sends the next Request at once. A late
+  duplicate of the tunnel's query, once a newer Request is out, is ignored: taking it would
+  cancel that Request, whose query would then be refused as unknown.
+- Giving up (``give_up=True``, a relay found by DRIAD, RFC 8777 §4.2.1, that has others to
+  fall back on): a Relay Discovery or a Request unanswered after the first send and
+  [Robustness] more (the back-off above: 1 + 2 + 4 s by default) ends in UNANSWERED rather
+  than in more of the same: nothing more is sent, and the caller moves the gateway's
+  channels to the next relay. Only a configured relay is asked for ever.
 - Teardown (§5.2.3.8). When the last membership leaves, on ``Stop``, and when a query shows
   that the gateway's address or port as the relay sees it (the G fields) changed (a NAT
   rebinding), the gateway sends a Teardown with the nonce, MAC and Gateway fields of the
@@ -128,6 +136,7 @@ _DISCOVERING = GatewayState.DISCOVERING
 _RELAY_FOUND = GatewayState.RELAY_FOUND
 _REQUESTING = GatewayState.REQUESTING
 _ESTABLISHED = GatewayState.ESTABLISHED
+_UNANSWERED = GatewayState.UNANSWERED
 _STOPPED = GatewayState.STOPPED
 
 
@@ -185,8 +194,8 @@ class Gateway:
     ``report_source`` is the source address of the reports it sends in Updates (default the
     unspecified address); ``name`` the interface its drops are counted under; ``port`` the
     relay's UDP port (RFC 7450 §7: 2268), where the gateway sends and the only port it
-    accepts from; ``keep_querier`` runs the query exchange with nothing joined (module
-    comment).
+    accepts from; ``keep_querier`` runs the query exchange with nothing joined and
+    ``give_up`` stops at a relay that does not answer (module comment).
     """
 
     def __init__(
@@ -201,6 +210,7 @@ class Gateway:
         name: str | None = None,
         port: int = AMT_PORT,
         keep_querier: bool = False,
+        give_up: bool = False,
     ) -> None:
         if not 0 < port < 65536:
             raise ValueError(f"UDP port {port} is not in 1-65535")
@@ -215,6 +225,7 @@ class Gateway:
         self.name = name
         self.port = port
         self.keep_querier = keep_querier
+        self.give_up = give_up
         self.dropped = DropCounts()
         self._nonce = nonce
         self._state = _IDLE
@@ -381,10 +392,11 @@ class Gateway:
         if retry_at is not None:
             if now < retry_at:
                 return
-            if self._state is _DISCOVERING:
-                self._send_discovery(now)
-            elif self._sends > self._robustness():
+            if self._sends > self._robustness() and (self.give_up
+                                                     or self._state is not _DISCOVERING):
                 self._relay_lost(now)
+            elif self._state is _DISCOVERING:
+                self._send_discovery(now)
             else:
                 self._send_request(now)
             return
@@ -403,6 +415,12 @@ class Gateway:
 
     def _relay_lost(self, now: float) -> None:
         why = "relay not answering"
+        if self.give_up:
+            # RFC 8777 §4.2.1: the caller tries the next relay; this one is asked no more.
+            self._tunnel = None
+            self._pending = self._retry_at = None
+            self._enter(_UNANSWERED, why)
+            return
         if self.discover:
             self._discover(now, why)  # keeps the relay (and its data) until another is found
             return
@@ -490,10 +508,13 @@ class Gateway:
             self._drop(Drop.AMT_NOT_FROM_RELAY)
             return
         old = self._tunnel
+        pending = self._pending
         # §5.2.3.6: the nonce of the outstanding Request (or, a duplicate, the tunnel's).
-        if msg.nonce != self._pending and (old is None or msg.nonce != old.nonce):
+        if msg.nonce != pending and (old is None or msg.nonce != old.nonce):
             self._drop(Drop.AMT_WRONG_NONCE)
             return
+        if pending is not None and msg.nonce != pending:
+            return  # a late duplicate of the tunnel's query: the newer Request stands
         try:
             family, query = read_query(msg.query)
         except WireError as e:

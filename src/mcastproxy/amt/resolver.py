@@ -3,9 +3,12 @@
 ``DriadResolver.lookup(source)`` is a coroutine on the daemon's loop (dnspython's
 ``dns.asyncresolver``: a UDP socket the loop reads, never a blocking call): it asks for the
 AMTRELAY records (RR type 260) of the source's reverse name (``in-addr.arpa`` /
-``ip6.arpa``, ``dns.reversename``) and turns the answer into a ``driad.Answer``: the first
-usable relay in precedence order (``driad.by_precedence``), a type-3 relay's name resolved to
-its AAAA and A records (the tunnel's family first), with the TTL the cache keeps it for.
+``ip6.arpa``, ``dns.reversename``) and turns the answer into a ``driad.Answer``: the usable
+relays in precedence order (``driad.by_precedence``; ``driad.MAX_CHOICES`` of them, the
+first to use and the others to fail over to), a type-3 relay's name resolved to its AAAA and
+A records (the tunnel's family first), with the TTL the cache keeps it for. Once a first
+relay is found, the names of the others are resolved within ``FALLBACK_TIME`` in all: a
+slow name delays the first join that little at most, and is left out.
 
 What is believed is what dnspython accepts: a response whose ID, source or question is not
 the query's is ignored (the lookup waits on, then times out), a truncated one is asked
@@ -18,6 +21,7 @@ the cache then keeps the source on the relay it had, or the configured one.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import secrets
 from collections.abc import Callable, Iterable
@@ -32,6 +36,7 @@ import dns.resolver
 import dns.reversename
 
 from mcastproxy.amt.driad import (
+    MAX_CHOICES,
     MAX_RECORDS,
     NEGATIVE_TTL,
     AmtRelayRecord,
@@ -49,6 +54,8 @@ LIFETIME: Final = 3.0
 """Seconds a lookup may take in all (its retries included) before it has failed."""
 TIMEOUT: Final = 1.0
 """Seconds one query waits for its answer before it is sent again."""
+FALLBACK_TIME: Final = 1.0
+"""Seconds, in all, for resolving the names of the relays after the first one found."""
 
 REASONS: Final = ("timeout", "truncated", "servfail", "cname-chain", "no-nameserver-answered",
                   "too-many-records", "bad-relay", "relay-name-unresolved", "no-resolver",
@@ -157,17 +164,41 @@ class DriadResolver:
     async def _choose(self, records: list[AmtRelayRecord], ttl: float) -> Answer:
         why = ""
         usable = [r for r in records if r.relay_type != RelayType.NONE]
+        targets: list[RelayTarget] = []
+        loop = asyncio.get_running_loop()
+        budget_ends: float | None = None  # set once the first relay is found
         for record in by_precedence(usable, self._pick):
+            if len(targets) >= MAX_CHOICES:
+                break
+            address: bytes | None = None
             if isinstance(record.relay, bytes):
                 if relay_problem(record.relay) is None:
-                    return Answer((target_of(record, record.relay),), ttl, Lookup.FOUND)
-                why = "bad-relay"
+                    address = record.relay
+                else:
+                    why = "bad-relay"
             elif isinstance(record.relay, str):
-                found, name_ttl, problem = await self._address_of(record.relay)
+                name = record.relay
+                if budget_ends is None:
+                    found, name_ttl, problem = await self._address_of(name)
+                else:  # a relay to fail over to: within what is left of the budget
+                    left = budget_ends - loop.time()
+                    try:
+                        found, name_ttl, problem = await asyncio.wait_for(
+                            self._address_of(name), max(left, 0.0))
+                    except TimeoutError:
+                        continue
                 if found is not None:
-                    return Answer((target_of(record, found),), min(ttl, name_ttl),
-                                  Lookup.FOUND)
-                why = why or problem
+                    address, ttl = found, min(ttl, name_ttl)
+                else:
+                    why = why or problem
+            if address is not None:
+                target = target_of(record, address)
+                if target not in targets:
+                    targets.append(target)
+                if budget_ends is None:
+                    budget_ends = loop.time() + FALLBACK_TIME
+        if targets:
+            return Answer(tuple(targets), ttl, Lookup.FOUND)
         if not usable:  # RFC 8777 §4.2.3: type 0, no relay
             return Answer((), ttl, Lookup.NO_RELAY)
         return Answer((), 0.0, Lookup.FAILED, why or "error")

@@ -27,7 +27,11 @@ behind the device, here:
   sources of any more go to the configured relay), which is stopped (Teardown) when nothing
   is joined through it any more. Any-source joins, sources with no record and failed
   lookups go to the configured relay. When an answer expires it is asked again, and a
-  source whose relay changed moves: BLOCK at the old relay, ALLOW at the new.
+  source whose relay changed moves: BLOCK at the old relay, ALLOW at the new. A DRIAD
+  relay's gateway gives up on a relay that does not answer its Relay Discovery or Request
+  (``give_up``, about 7 s with the default back-off): its sources fail over to their next
+  relays (RFC 8777 §4.2.1), after the last to the configured relay, counted in
+  ``driad.failovers``; the relay is passed over for a while (``driad.passed-over``).
 - Into the TUN: the configured relay's General Queries (``QueryReceived``), with the
   configured querier source (``pseudo.relay_query_packet``): the host side hears a querier
   there, evidence of life for an upstream whose ``liveness`` counts queries, and answers them
@@ -65,7 +69,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
-from mcastproxy.amt.actions import Action, QueryReceived, StateChanged
+from mcastproxy.amt.actions import Action, GatewayState, QueryReceived, StateChanged
 from mcastproxy.amt.driad import UNRESOLVED, Answer, DriadCache, RelayTarget
 from mcastproxy.amt.events import MembershipChanged
 from mcastproxy.amt.gateway import Gateway, GatewayTimers
@@ -212,12 +216,13 @@ class AmtUpstream:
             raise
         return made
 
-    def _runner(self, target: RelayTarget, family: Family, keep_querier: bool) -> GatewayRunner:
+    def _runner(self, target: RelayTarget, family: Family, keep_querier: bool, *,
+                give_up: bool = False) -> GatewayRunner:
         own = [a.packed for a in self.addresses if a.version == family]
         gateway = Gateway(
             family, target.address, nonce=self._nonce, discover=target.discover,
             report_source=own[0] if own else None, timers=self.timers, name=self.interface,
-            port=self.settings.port, keep_querier=keep_querier,
+            port=self.settings.port, keep_querier=keep_querier, give_up=give_up,
         )  # fmt: skip
         sock = self._socket_maker(Family.of(target.address))
         return GatewayRunner(gateway, sock, on_packets=self._write, on_action=self._on_action)
@@ -333,12 +338,35 @@ class AmtUpstream:
                                                 action.query)])
                 self.tun_counts["queries-written"] += 1
         elif isinstance(action, StateChanged):
+            if action.state is GatewayState.UNANSWERED and self._loop is not None:
+                # Not from within the runner's own flush: the failover stops it.
+                self._loop.call_soon(self._failover, runner)
             relay = _text(action.relay) if action.relay is not None else "none"
             log.info("AMT upstream %s, %s gateway: %s (%s; relay %s)", self.interface,
                      gateway.family.protocol.upper(), action.state, action.why, relay,
                      extra={"event": "amt-gateway", "fields": {
                          "interface": self.interface, "state": str(action.state),
                          "why": action.why, "relay": relay}})
+
+    def _failover(self, runner: GatewayRunner) -> None:
+        """A DRIAD relay's gateway gave up: its sources go on to their next relays."""
+        key = next((k for k, r in self._runners.items() if r is runner), None)
+        if key is None or self._driad is None or self._loop is None:
+            return  # stopped or retuned meanwhile
+        target, family = key
+        assert isinstance(target, RelayTarget)
+        moved = self._driad.unanswered(target, family, self._now())
+        log.warning("AMT upstream %s: relay %s does not answer; %d source(s) fail over to "
+                    "their next relay (DRIAD)", self.interface, target, len(moved),
+                    extra={"event": "amt-driad-failover", "fields": {
+                        "interface": self.interface, "relay": str(target),
+                        "sources": ",".join(_text(s) for s in moved)}})
+        self._tell(family, ())
+        if self._runners.get(key) is runner:  # nothing moved off it: it goes all the same
+            runner.stop()
+            del self._runners[key]
+            self._splits[family].forget(target)
+        self._arm_driad()
 
     # --- the membership, split over the relays -----------------------------------------------
 
@@ -387,7 +415,7 @@ class AmtUpstream:
                 self.driad_counts["relays-full"] += 1
                 return default
             try:
-                runner = self._runner(relay, family, keep_querier=False)
+                runner = self._runner(relay, family, keep_querier=False, give_up=True)
             except (OSError, ValueError):  # no socket of its family, say: the default
                 self.driad_counts["gateway-errors"] += 1
                 if len(self._unusable) >= 64:
@@ -513,6 +541,9 @@ class AmtUpstream:
                 "lookups": dict(sorted(self.driad_counts.items())),
                 "failures": dict(sorted(self.driad_failures.items())),
                 "asking": self._driad.asking(), "cached": len(self._driad),
+                "failovers": self._driad.failovers,
+                "passed-over": self._driad.passed_over(self._loop.time() if self._loop
+                                                       else 0.0),
                 "sources": self._driad.snapshot(STATUS_SOURCES),
                 "gateways": relays,
             }  # fmt: skip
