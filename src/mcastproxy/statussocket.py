@@ -48,20 +48,28 @@ def remove_stale_socket(path: Path) -> None:
 
 def bind_status_socket(path: Path, mode: int = 0o600, backlog: int = 16) -> socket.socket:
     """A UNIX stream socket listening at ``path``, non-blocking, its file created with the
-    rights ``mode`` (0600: its owner only; the controller API's may be 0660)."""
+    rights ``mode`` (0600: its owner only; the controller API's may be 0660).
+
+    The file appears at ``path`` only once the socket listens: bound under a name of its own
+    beside it, then renamed (atomically, over a stale one). Whoever waits for the file to
+    exist (a script, the service manager) never finds a socket that refuses connections."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    staging = path.with_name(f".{path.name}.{os.getpid()}")
     try:
         # Created with its rights, not chmod-ed a moment later. The umask is the process's,
         # but this one only takes rights away, for the moment bind() takes.
         umask = os.umask(0o777 & ~mode)
         try:
-            listener.bind(str(path))
+            listener.bind(str(staging))
         finally:
             os.umask(umask)
         listener.listen(backlog)
         listener.setblocking(False)
+        os.rename(staging, path)
     except BaseException:
         listener.close()
+        with contextlib.suppress(OSError):
+            staging.unlink()
         raise
     return listener
 

@@ -166,3 +166,31 @@ async def test_a_client_that_hangs_up_costs_nothing_and_the_next_is_answered(
             writer.close()
         state = await query_status(path)
         assert state["errors"] == {}
+
+
+def test_the_socket_file_appears_only_once_it_listens(tmp_path: Path) -> None:
+    """Whoever waits for the file to exist finds a socket that answers: it is bound under a
+    name of its own and renamed once it listens, over a stale file, leaving nothing else."""
+    from mcastproxy.statussocket import answers, bind_status_socket  # noqa: PLC0415
+
+    path = tmp_path / "status.sock"
+    path.write_bytes(b"stale")
+    listener = bind_status_socket(path, 0o660)
+    try:
+        assert answers(path)
+        assert stat.S_ISSOCK(path.stat().st_mode)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o660
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["status.sock"]
+    finally:
+        listener.close()
+
+
+def test_a_socket_that_cannot_be_made_leaves_no_file(tmp_path: Path) -> None:
+    from mcastproxy.statussocket import bind_status_socket  # noqa: PLC0415
+
+    path = tmp_path / "status.sock"
+    path.mkdir()  # a directory where the socket should go: the rename fails
+    with pytest.raises(IsADirectoryError):
+        bind_status_socket(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["status.sock"]
+    assert path.is_dir()
