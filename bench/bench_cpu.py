@@ -4,6 +4,7 @@ the CPU time of the daemon's process (user + system, from /proc) divided by the 
 Run (root, network namespaces): .venv/bin/python bench/bench_cpu.py           (pure Python)
                                 .venv-compiled/bin/python bench/bench_cpu.py  (compiled)
                                 [--subscribers N] [--groups N] [--rate R]     (about 40 s)
+                                [--accounting]  (with a session log and a security log)
 
 The proxy lab (``mcastlab.topologies.proxy_lab``) with the daemon's routes recorded rather
 than installed (``forwarding="recorded"``: this kernel needs no multicast routing). The
@@ -24,8 +25,11 @@ Three loads, one report per subscriber each (4 s at 5,000/s), after the subscrib
   taken off the others' figures for their "net" column.
 
 The reports the daemon counted (status: ``statistics``) are checked against those sent: a
-figure for reports it did not all read is marked. Targets (issue 16): <= 40 us compiled,
-<= 60 us pure Python, for the answers at 5,000/s.
+figure for reports it did not all read is marked. With ``--accounting`` the daemon keeps a
+session log and a security log (``accounting:``, in the run's directory): every zap ends a
+session and begins another, and the 20,000 sessions of the joins wait for a first packet that
+never comes (no data flows here) for ``sessionlog.ZAP_WAIT``, which the idle figure shows.
+Targets (issue 16): <= 40 us compiled, <= 60 us pure Python, for the answers at 5,000/s.
 """
 
 from __future__ import annotations
@@ -129,6 +133,8 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=20_000)
     parser.add_argument("--groups", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=5_000.0, help="reports a second")
+    parser.add_argument("--accounting", action="store_true",
+                        help="with a session log and a security log, to measure what they cost")
     args = parser.parse_args()
     n, groups, rate = args.subscribers, args.groups, args.rate
     if not 1 <= n <= 60_000 or not 1 <= groups <= 65_536 or rate <= 0:
@@ -136,7 +142,7 @@ def main() -> None:
     build = mcastproxy.build()
     print(f"mcastproxy ({build}) from {Path(mcastproxy.__file__).parent}; Python "
           f"{sys.version.split()[0]}; {n:,} subscribers, {groups:,} groups, {rate:,.0f} "
-          "reports/s")
+          f"reports/s{'; session and security logs on' if args.accounting else ''}")
     srcs = [subscriber(i) for i in range(n)]
     joins = [report(s, (RecordType.CHANGE_TO_EXCLUDE_MODE, group(i % groups)))
              for i, s in enumerate(srcs)]
@@ -147,7 +153,12 @@ def main() -> None:
             for i, s in enumerate(srcs)]
     window = n / rate + 1.0
     with Lab(topologies.proxy_lab()) as lab:
-        proxy = lab.proxy(CONFIG, forwarding="recorded")
+        config = CONFIG
+        if args.accounting:
+            assert lab.logdir is not None
+            config += (f"accounting: {{session-log: {lab.logdir / 'sessions.log'}, "
+                       f"security-log: {lab.logdir / 'security.log'}}}\n")
+        proxy = lab.proxy(config, forwarding="recorded")
         lab.inject("sub1", "eth0", paced(joins, 10_000.0))
         wait_until(lambda: reports_read(proxy) >= n, 30,
                    message=lambda: f"{reports_read(proxy)} of {n} joins read")

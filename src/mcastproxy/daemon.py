@@ -47,13 +47,12 @@ import logging
 import random
 import signal
 import socket
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from time import perf_counter
 from typing import Any, TypeVar
 
-from mcastproxy.actions import Action
 from mcastproxy.amt.upstream import AmtError, AmtUpstreams
 from mcastproxy.applier import Applier
 from mcastproxy.config import Config, ConfigError, load_config
@@ -558,16 +557,32 @@ class Daemon(StatusServer):
     def _handle(self, event: Event, *, arm: bool = True) -> bool:
         """Hand ``event`` to the engine and apply what it asks; False if the engine failed
         on it (and reset itself)."""
+        return self._engine_pass(self.engine.handle, event, arm)
+
+    def _handle_burst(self, events: list[Event]) -> bool:
+        """``_handle`` for a burst of packets, in one engine pass (``Engine.handle_burst``);
+        the caller re-arms the timer."""
+        if len(events) == 1:
+            return self._engine_pass(self.engine.handle, events[0], False)
+        return self._engine_pass(self.engine.handle_burst, events, False)
+
+    def _engine_pass(self, handle: Callable[[T, float], None], what: T, arm: bool) -> bool:
+        """``handle(what, now)``, then what the engine asks applied, the pass timed (metrics)
+        and, with ``arm``, the timer re-armed; False if the engine failed on it (and reset
+        itself)."""
+        started = perf_counter()
         handled = True
-        started = time.perf_counter()
         try:
-            self.engine.handle(event, self._now())
+            handle(what, self._loop.time())  # type: ignore[union-attr]
         except Exception:  # the engine must never take the daemon down with it
             handled = False
             self.errors["engine"] += 1
-            log.exception("engine failed on %r", event)
-        self._apply(self.engine.pop_actions())
-        self.metrics.handling.observe(time.perf_counter() - started)
+            log.exception("engine failed on %s", f"a burst of {len(what)} events"
+                          if isinstance(what, list) else repr(what))
+        actions = self.engine.pop_actions()
+        if actions:
+            self.applier.apply(actions)
+        self.metrics.handling.observe(perf_counter() - started)
         if arm:
             self._arm_timer()
         return handled
@@ -577,25 +592,17 @@ class Daemon(StatusServer):
         # engine pass (``Engine.handle_burst``: upstream reports and routes settled once per
         # burst), and the timer re-armed once for all of them.
         family = sock.family
-        events = [PacketReceived(rx.interface, family, rx.source, rx.destination, rx.payload,
-                                 rx.ttl, rx.router_alert) for rx in sock.receive()]
-        for start in range(0, len(events), BURST):
-            self._handle_burst(events[start:start + BURST])
+        events: list[Event] = [
+            PacketReceived(interface, family, source, destination, payload, ttl, alert)
+            for interface, _, source, destination, payload, ttl, alert in sock.receive()]
+        if len(events) <= BURST:
+            if not events:
+                return  # nothing handed on (drops are counted): the deadline is where it was
+            self._handle_burst(events)
+        else:
+            for start in range(0, len(events), BURST):
+                self._handle_burst(events[start:start + BURST])
         self._arm_timer()
-
-    def _handle_burst(self, events: list[Event]) -> None:
-        """``_handle`` for a burst of packets."""
-        if len(events) == 1:
-            self._handle(events[0], arm=False)
-            return
-        started = time.perf_counter()
-        try:
-            self.engine.handle_burst(events, self._now())
-        except Exception:  # the engine must never take the daemon down with it
-            self.errors["engine"] += 1
-            log.exception("engine failed on a burst of %d events", len(events))
-        self._apply(self.engine.pop_actions())
-        self.metrics.handling.observe(time.perf_counter() - started)
 
     def _on_hellos(self, pim: HelloSocket) -> None:
         for interface, source in pim.receive():
@@ -662,9 +669,6 @@ class Daemon(StatusServer):
             self._timer = self._loop.call_at(deadline, self._on_timer)  # type: ignore[union-attr]
 
     # --- actions --------------------------------------------------------------------------
-
-    def _apply(self, actions: list[Action]) -> None:
-        self.applier.apply(actions)
 
     def _log(self, level: int, event: str, message: str, fields: Mapping[str, Any]) -> None:
         """A line of ``event``, if its rate allows (``log_limit``). The event's name and

@@ -148,6 +148,7 @@ class Meter:
             # No session log any more: what is open ends in the old one, said so.
             now = self._loop.time() if self._loop is not None else 0.0
             self.sessions.end_all(now, self.wall(), "reload")
+        self.sessions.flush()  # the lines noted go to the log they were noted for
         for new, old in zip((staged.sessions, staged.security), self._writers(), strict=True):
             if old is not None and old is not new:
                 old.close()
@@ -178,6 +179,7 @@ class Meter:
 
     def reopen(self) -> None:
         """SIGHUP: the logs reopened at their paths (logrotate moved them away)."""
+        self.sessions.flush()
         for writer in self._writers():
             if writer is not None:
                 self._reopen(writer)
@@ -207,6 +209,7 @@ class Meter:
             self.sessions.end_all(now, self.wall())
             if self.security is not None:
                 self.security.tick(now, self.wall(), self.drops())
+        self.sessions.flush()
         for writer in self._writers():
             if writer is not None:
                 writer.close()
@@ -352,6 +355,7 @@ class Meter:
             return
         if self.security is not None:
             self.security.tick(self._loop.time(), self.wall(), self.drops())
+        self.sessions.flush()
         for writer in self._writers():
             if writer is not None:
                 writer.flush()

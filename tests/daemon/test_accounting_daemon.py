@@ -110,7 +110,7 @@ async def test_reload_refuses_a_bad_path_whole_and_sighup_reopens(
     cfg = config(proto, extra=accounting(workdir))
     async with running(net, workdir, cfg) as daemon:
         old = daemon.config
-        daemon._apply([Session("d1", int(proto.family), ip(proto.host), None,
+        daemon.applier.apply([Session("d1", int(proto.family), ip(proto.host), None,
                                ip(proto.group), True)])
         daemon.config_path.write_text(
             config(proto, downstream="[{interface: d1}, {interface: d2}]",
@@ -123,14 +123,14 @@ async def test_reload_refuses_a_bad_path_whole_and_sighup_reopens(
         (workdir / "sessions.log").rename(workdir / "sessions.log.1")
         daemon.config_path.write_text(cfg)
         daemon.reload()
-        daemon._apply([Session("d1", int(proto.family), ip(proto.host), None,
+        daemon.applier.apply([Session("d1", int(proto.family), ip(proto.host), None,
                                ip(proto.group), False)])
         # A reload to other paths opens them, and closes the old ones.
         daemon.config_path.write_text(config(proto, extra=accounting(
             workdir, logs="other.log", security="other-security.log")))
         daemon.reload()
         assert daemon.meter.sessions.writer.path == workdir / "other.log"
-        daemon._apply([Session("d1", int(proto.family), ip(proto.host2), None,
+        daemon.applier.apply([Session("d1", int(proto.family), ip(proto.host2), None,
                                ip(proto.group), True)])
         await until((workdir / "other.log").exists)
         # Accounting off: open sessions end, the logs are closed, status says null.

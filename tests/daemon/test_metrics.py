@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from daemon_harness import IGMP, config, records, running, until
 from fakes import FakeNetwork, ip
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mcastproxy.metrics import PUBLISH_INTERVAL
+from mcastproxy.metrics import PUBLISH_INTERVAL, Durations
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -218,3 +219,19 @@ def test_every_query_of_the_dashboard_is_promql(tmp_path: Path) -> None:
     done = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_handling_durations_are_a_prometheus_histogram_with_le_buckets() -> None:
+    durations = Durations("mcastproxy_test_seconds", "durations", (1e-4, 1e-3, 1e-2))
+    for seconds in (5e-5, 1e-4, 2e-4, 1e-3, 0.5):  # 1e-4 and 1e-3: on a bound, "le" it
+        durations.observe(seconds)
+    registry = CollectorRegistry()
+    registry.register(durations)
+    text = generate_latest(registry).decode()
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+           for family in text_string_to_metric_families(text) for s in family.samples}
+    buckets = {dict(labels)["le"]: value for (name, labels), value in got.items()
+               if name == "mcastproxy_test_seconds_bucket"}
+    assert buckets == {"0.0001": 2.0, "0.001": 4.0, "0.01": 4.0, "+Inf": 5.0}
+    assert got["mcastproxy_test_seconds_count", ()] == 5.0
+    assert got["mcastproxy_test_seconds_sum", ()] == pytest.approx(0.50135)

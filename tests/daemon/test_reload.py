@@ -15,7 +15,7 @@ import errno
 import os
 import random
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,11 @@ class FailingEngine:
     def handle(self, event: Event, now: float) -> None:
         self.engine.handle(event, now)
         if isinstance(event, ConfigChanged) and self.fails(event.config):
+            raise RuntimeError("a bug")
+
+    def handle_burst(self, events: Sequence[Event], now: float) -> None:
+        self.engine.handle_burst(events, now)
+        if any(isinstance(e, ConfigChanged) and self.fails(e.config) for e in events):
             raise RuntimeError("a bug")
 
     def __getattr__(self, name: str) -> Any:

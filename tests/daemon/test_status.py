@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ class Recording:
     def __init__(self, config: Config, fault: Callable[[Event], bool] | None = None) -> None:
         self.engine = Engine(config, rng=random.random)
         self.events: list[Event] = []
+        self.bursts: list[int] = []
+        """The length of each burst handed over at once (``handle_burst``)."""
         self.fault = fault
 
     def handle(self, event: Event, now: float) -> None:
@@ -46,6 +48,13 @@ class Recording:
         if self.fault is not None and self.fault(event):
             raise RuntimeError("a bug")
         self.engine.handle(event, now)
+
+    def handle_burst(self, events: Sequence[Event], now: float) -> None:
+        self.bursts.append(len(events))
+        self.events.extend(events)
+        if self.fault is not None and any(self.fault(event) for event in events):
+            raise RuntimeError("a bug")
+        self.engine.handle_burst(events, now)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)  # the rest of the engine's surface
@@ -122,6 +131,28 @@ async def test_an_engine_fault_is_counted_and_the_daemon_goes_on(
         router.push_upcall(upcall(proto, "u1", proto.group2))
         await until(lambda: len(router.routes["u1"]) == 2, what="routed after the fault")
         assert (TO_EX, ip(proto.group2)) in records(sock.messages("u1"))
+
+
+async def test_an_engine_fault_in_a_burst_is_counted_once_and_the_daemon_goes_on(
+    net: FakeNetwork, workdir: Path, proto: Proto, caplog: pytest.LogCaptureFixture,
+) -> None:
+    def poisoned(event: Event) -> bool:
+        return isinstance(event, PacketReceived) and event.source == ip(proto.host2)
+
+    engine = Recording(parse_config(config(proto)), fault=poisoned)
+    async with running(net, workdir, config(proto), engine=engine) as daemon:
+        sock = net.sockets[proto.family]
+        # Three reports read at once, one engine pass: the second one makes the engine fail.
+        sock.inject_message("d1", proto.host, proto.join())
+        sock.inject_message("d1", proto.host2, proto.join(proto.group2))
+        sock.inject_message("d1", proto.host, proto.join(proto.group2))
+        await until(lambda: daemon.errors["engine"] == 1, what="the fault counted")
+        assert engine.bursts == [3]
+        assert "engine failed on a burst of 3 events" in caplog.text
+        # The daemon goes on: the next read is handled.
+        sock.inject_message("d1", proto.host, proto.join())
+        await until(lambda: (TO_EX, ip(proto.group)) in records(sock.messages("u1")))
+        assert daemon.errors["engine"] == 1
 
 
 async def test_a_route_the_kernel_refuses_is_counted_and_the_daemon_goes_on(

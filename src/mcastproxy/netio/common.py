@@ -9,8 +9,7 @@ import socket
 import struct
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Self
+from typing import NamedTuple, Self
 
 from mcastproxy.drops import Drop
 from mcastproxy.family import Family
@@ -37,13 +36,15 @@ NOT_LOOPED_BACK = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
+class Received(NamedTuple):
     """An IGMP message (the IPv4 payload) or an MLD message (the ICMPv6 message) received on
     ``interface`` (index ``ifindex``), with the packet's addresses (packed), its TTL / hop
     limit, and whether it carried a Router Alert option asking routers to examine it (IPv4:
     RFC 2113 value 0; IPv6: a Hop-by-Hop Router Alert with the MLD value 0, RFC 2711); each
-    None when not known."""
+    None when not known.
+
+    A NamedTuple, as the wire's messages are: one is made per packet, a tuple costs a
+    quarter of a frozen dataclass to make (``tuple.__new__``), and the daemon unpacks it."""
 
     interface: str
     ifindex: int
@@ -58,9 +59,13 @@ Stamp = tuple[int, int]
 """The kernel's receive time of a packet (SO_TIMESTAMPNS: seconds, nanoseconds), taken as
 the link handed it up, before the IP stack or a packet socket saw it."""
 NO_STAMP: Stamp = (0, 0)
-Arrival = tuple[Stamp, Received]
-_TIMESPEC = struct.Struct("@qq")
-_U32 = struct.Struct("@I")
+Stamps = list[Stamp] | None
+"""Where a reader puts the receive time of each message it hands on, in the same order; None
+when no one needs them (only one of a family's two sockets had anything: nothing to merge)."""
+TIMESPEC = struct.Struct("@qq")
+"""SCM_TIMESTAMPNS: struct timespec (seconds, nanoseconds)."""
+U32 = struct.Struct("@I")
+"""SO_RXQ_OVFL: the socket's running count of drops."""
 
 
 class QueueDrops:
@@ -81,7 +86,7 @@ class QueueDrops:
         self._total = 0
 
     def saw(self, value: bytes) -> None:
-        total = _U32.unpack_from(value)[0]
+        total = U32.unpack_from(value)[0]
         new = (total - self._total) & 0xFFFFFFFF
         if new:
             self._dropped[self._reason] += new
@@ -95,9 +100,9 @@ def stamp_of(ancillary: list[tuple[int, int, bytes]], queue: QueueDrops | None =
     for level, kind, value in ancillary:
         if level != socket.SOL_SOCKET:
             continue
-        if kind == sockopts.SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
-            stamp = _TIMESPEC.unpack_from(value)
-        elif kind == sockopts.SO_RXQ_OVFL and queue is not None and len(value) >= _U32.size:
+        if kind == sockopts.SO_TIMESTAMPNS and len(value) >= TIMESPEC.size:
+            stamp = TIMESPEC.unpack_from(value)
+        elif kind == sockopts.SO_RXQ_OVFL and queue is not None and len(value) >= U32.size:
             queue.saw(value)
     return stamp
 

@@ -39,7 +39,14 @@ from collections import Counter
 from mcastproxy.drops import Drop
 from mcastproxy.family import Family
 from mcastproxy.netio import filters, sockopts
-from mcastproxy.netio.common import ANCILLARY_SIZE, RCVBUF, Arrival, QueueDrops, Received, stamp_of
+from mcastproxy.netio.common import (
+    ANCILLARY_SIZE,
+    RCVBUF,
+    QueueDrops,
+    Received,
+    Stamps,
+    stamp_of,
+)
 from mcastproxy.netio.interfaces import InterfaceMap
 from mcastproxy.netio.ipv6 import parse_ipv6
 from mcastproxy.wire import WireError, parse_ipv4
@@ -47,6 +54,7 @@ from mcastproxy.wire import WireError, parse_ipv4
 PROTOCOL_IGMP = 2
 RECEIVE_SIZE = 40 + 0xFFFF
 """Room for the largest IP packet without a Jumbo Payload: an IPv6 header and 65,535 octets."""
+_new = tuple.__new__
 
 
 class FrameReceiver:
@@ -104,9 +112,9 @@ class FrameReceiver:
         mreq = sockopts.PACKET_MREQ.pack(index, sockopts.PACKET_MR_ALLMULTI, 0, b"")
         self._sock.setsockopt(sockopts.SOL_PACKET, option, mreq)
 
-    def read(self, out: list[Arrival], limit: int) -> int:
+    def read(self, out: list[Received], stamps: Stamps, limit: int) -> int:
         """Append to ``out`` the messages of up to ``limit`` queued packets (non-blocking),
-        each with its arrival time; how many packets were read."""
+        and their arrival times to ``stamps`` (unless None); how many packets were read."""
         recvmsg = self._sock.recvmsg
         get = self.interfaces.get
         decode = self.decode
@@ -129,7 +137,9 @@ class FrameReceiver:
                 continue
             message = decode(data, iface.name, iface.index)
             if message is not None:
-                out.append((stamp, message))
+                out.append(message)
+                if stamps is not None:
+                    stamps.append(stamp)
         return n
 
     def decode(self, data: bytes, interface: str, index: int) -> Received | None:
@@ -137,15 +147,14 @@ class FrameReceiver:
         ``interface``; None, counted in ``dropped``, if it is not one to hand on."""
         try:
             if self.family is Family.V4:
-                packet = parse_ipv4(data)
-                if packet.protocol != PROTOCOL_IGMP:
+                src, dst, ttl, protocol, router_alert, payload = parse_ipv4(data)
+                if protocol != PROTOCOL_IGMP:
                     self.dropped[Drop.NOT_IGMP] += 1
                     return None
-                return Received(interface, index, packet.src, packet.dst, packet.payload,
-                                packet.ttl, packet.router_alert)
+                return _new(Received, (interface, index, src, dst, payload, ttl, router_alert))
             v6 = parse_ipv6(data)
         except WireError as e:
             self.dropped[e.reason] += 1
             return None
-        return Received(interface, index, v6.src, v6.dst, v6.payload, v6.hop_limit,
-                        v6.router_alert)
+        return _new(Received, (interface, index, v6.src, v6.dst, v6.payload, v6.hop_limit,
+                               v6.router_alert))

@@ -51,6 +51,7 @@ packet socket bound to one protocol never sees what the host sends.
 from __future__ import annotations
 
 import socket
+import struct
 from collections import Counter
 
 from mcastproxy.drops import Drop
@@ -58,11 +59,13 @@ from mcastproxy.family import Family
 from mcastproxy.netio import filters, sockopts
 from mcastproxy.netio.common import (
     ANCILLARY_SIZE,
+    NO_STAMP,
     RCVBUF,
-    Arrival,
+    TIMESPEC,
+    U32,
     QueueDrops,
     Received,
-    stamp_of,
+    Stamps,
 )
 from mcastproxy.netio.interfaces import InterfaceMap
 from mcastproxy.netio.reception import MessageSocket
@@ -72,6 +75,13 @@ from mcastproxy.wire import WireError, build_ipv4, parse_ipv4
 ROUTER_GROUPS = (Family.V4.all_v3_routers, Family.V4.all_routers)
 _UNSPECIFIED = Family.V4.unspecified
 PROTOCOL_IGMP = 2
+_IPPROTO_IP = socket.IPPROTO_IP
+_SOL_SOCKET = socket.SOL_SOCKET
+_IP_PKTINFO = sockopts.IP_PKTINFO
+_SO_TIMESTAMPNS = sockopts.SO_TIMESTAMPNS
+_SO_RXQ_OVFL = sockopts.SO_RXQ_OVFL
+_INDEX = struct.Struct("@i")  # struct in_pktinfo's first member, ipi_ifindex
+_new = tuple.__new__
 
 
 class IgmpSocket(MessageSocket):
@@ -102,12 +112,12 @@ class IgmpSocket(MessageSocket):
 
     # -- receiving --------------------------------------------------------------------------
 
-    def _read_raw(self, out: list[Arrival], limit: int) -> int:
+    def _read_raw(self, out: list[Received], stamps: Stamps, limit: int) -> int:
         """The raw socket's packets (non-blocking). Malformed IP headers and messages from
         interfaces not in the map are dropped and counted in ``dropped``."""
         recvmsg = self._sock.recvmsg
-        pktinfo = sockopts.IN_PKTINFO.unpack
-        queue = self._queue
+        decode = self.decode
+        saw_drops = self._queue.saw
         n = 0
         while n < limit:
             try:
@@ -118,14 +128,25 @@ class IgmpSocket(MessageSocket):
                 self.dropped[Drop.RECEIVE_ERROR] += 1
                 break
             n += 1
+            # One pass over what came with the packet: the interface it arrived on, its
+            # receive time (only wanted to merge with the packet socket's), the queue's drops.
             index = None
+            stamp = NO_STAMP
             for level, kind, value in ancillary:
-                if level == socket.IPPROTO_IP and kind == sockopts.IP_PKTINFO:
-                    index = pktinfo(value[: sockopts.IN_PKTINFO.size])[0]
-            stamp = stamp_of(ancillary, queue)
-            message = self.decode(data, index)
+                if level == _IPPROTO_IP:
+                    if kind == _IP_PKTINFO and len(value) >= _INDEX.size:
+                        index = _INDEX.unpack_from(value)[0]
+                elif level == _SOL_SOCKET:
+                    if kind == _SO_TIMESTAMPNS:
+                        if stamps is not None and len(value) >= TIMESPEC.size:
+                            stamp = TIMESPEC.unpack_from(value)
+                    elif kind == _SO_RXQ_OVFL and len(value) >= U32.size:
+                        saw_drops(value)
+            message = decode(data, index)
             if message is not None:
-                out.append((stamp, message))
+                out.append(message)
+                if stamps is not None:
+                    stamps.append(stamp)
         return n
 
     def decode(self, data: bytes, index: int | None) -> Received | None:
@@ -133,19 +154,18 @@ class IgmpSocket(MessageSocket):
         interface ``index``, with the header's TTL and whether it has a Router Alert option;
         None, counted in ``dropped``, if it is not one to hand on."""
         try:
-            packet = parse_ipv4(data)
+            src, dst, ttl, protocol, router_alert, payload = parse_ipv4(data)
         except WireError as e:
             self.dropped[e.reason] += 1
             return None
-        if packet.protocol != PROTOCOL_IGMP:
+        if protocol != PROTOCOL_IGMP:
             self.dropped[Drop.NOT_IGMP] += 1
             return None
         name = self.interfaces.name_of(index) if index is not None else None
         if name is None or index is None:
             self.dropped[Drop.UNKNOWN_INTERFACE] += 1
             return None
-        return Received(name, index, packet.src, packet.dst, packet.payload, packet.ttl,
-                        packet.router_alert)
+        return _new(Received, (name, index, src, dst, payload, ttl, router_alert))
 
     # -- sending ----------------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ from collections import Counter
 from mcastproxy.drops import Drop
 from mcastproxy.family import Family
 from mcastproxy.netio import filters, sockopts
-from mcastproxy.netio.common import RCVBUF, Arrival, QueueDrops, Received, stamp_of
+from mcastproxy.netio.common import RCVBUF, QueueDrops, Received, Stamps, stamp_of
 from mcastproxy.netio.interfaces import InterfaceMap
 from mcastproxy.netio.ipv6 import hop_by_hop_options
 from mcastproxy.netio.reception import MessageSocket
@@ -85,6 +85,7 @@ ANCILLARY_SIZE_MLD = (
 HOP_BY_HOP_ROUTER_ALERT = bytes([0, 0, 5, 2, 0, 0, 1, 0])
 _UNSPECIFIED = Family.V6.unspecified
 _INT = struct.Struct("@i")
+_new = tuple.__new__
 
 
 class MldSocket(MessageSocket):
@@ -121,7 +122,7 @@ class MldSocket(MessageSocket):
 
     # -- receiving --------------------------------------------------------------------------
 
-    def _read_raw(self, out: list[Arrival], limit: int) -> int:
+    def _read_raw(self, out: list[Received], stamps: Stamps, limit: int) -> int:
         """The raw socket's messages (non-blocking); messages from interfaces not in the map,
         or without packet information, are dropped and counted in ``dropped``."""
         recvmsg = self._sock.recvmsg
@@ -153,8 +154,10 @@ class MldSocket(MessageSocket):
                 self.dropped[Drop.UNKNOWN_INTERFACE] += 1
                 continue
             source = inet_pton(socket.AF_INET6, addr[0].partition("%")[0])
-            out.append((stamp, Received(name, index, source, destination, data, hop_limit,
-                                        router_alert)))
+            out.append(_new(Received, (name, index, source, destination, data, hop_limit,
+                                       router_alert)))
+            if stamps is not None:
+                stamps.append(stamp)
         return n
 
     # -- sending ----------------------------------------------------------------------------

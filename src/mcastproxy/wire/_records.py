@@ -51,6 +51,11 @@ a peer cannot grow the cache without bound."""
 _PLAN_CACHE_LIMIT = 256
 """Plans kept at most; the cache is emptied when full (plans are cheap to remake)."""
 
+DECODED_LIMIT = 4096
+"""Short reports kept decoded, by their bytes, at most (``igmp``, ``mld``): a few hundred
+kilobytes. The cache is emptied when full, so a host sending ever new bytes costs each of its
+reports one insertion and nothing more."""
+
 AddressesUnpacker = Callable[[Any, int], tuple[bytes, ...]]
 RecordsParser = Callable[[bytes, int, int, int], tuple[GroupRecord, ...]]
 
@@ -171,6 +176,13 @@ def make_record_parser(width: int, vectors: AddressVectors) -> tuple[RecordsPars
         return plan
 
     def parse_records(data: bytes, offset: int, count: int, end: int) -> tuple[GroupRecord, ...]:
+        if count == 1 and end == offset + header_size:
+            # One record without sources or aux data, ending the message: the join, leave
+            # or answer as a host sends it, most of what a busy link brings.
+            record_type = types_get(data[offset])
+            if record_type is not None and not (data[offset + 1] or data[offset + 2]
+                                                or data[offset + 3]):
+                return (_new(GroupRecord, (record_type, data[offset + 4:end], (), b"")),)
         if not count:
             return ()
         key = (end << 16) | count  # the message's length and its number of records

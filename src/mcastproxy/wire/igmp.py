@@ -44,6 +44,7 @@ from typing import Final
 from mcastproxy.drops import Drop
 from mcastproxy.family import Family
 from mcastproxy.wire._records import (
+    DECODED_LIMIT,
     AddressVectors,
     make_addresses_joiner,
     make_record_builder,
@@ -89,6 +90,14 @@ _pack_header = struct.Struct("!BBH4s").pack  # type, code, checksum, group
 _pack_v3_query = struct.Struct("!BBH4sBBH").pack  # ..., flags|S|QRV, QQIC, N
 _pack_v3_report_header = struct.Struct("!BBHHH").pack  # type, rsvd, checksum, flags, M
 
+DECODED_SIZE: Final = 40
+"""IGMPv3 reports of at most this many octets (four records without sources, one with up to
+six) are kept decoded by their bytes (up to ``DECODED_LIMIT``): an IGMPv3 report says
+nothing of its sender, so every host answering a query for a channel, or zapping between
+the same two, sends the same bytes, and a decoded message is an immutable tuple that serves
+them all. The checksum covers these bytes alone: decoded once, verified once."""
+_decoded: dict[bytes, Report] = {}
+
 _WIDTH: Final = Family.V4.length
 _vectors = AddressVectors(_WIDTH)
 _sources_get = _vectors.get
@@ -101,6 +110,10 @@ _join_sources = make_addresses_joiner(_WIDTH, _vectors)
 def parse_igmp(data: bytes) -> Message:
     """Decode an IGMP message (the IPv4 payload); raise ``WireError`` on malformed bytes."""
     n = len(data)
+    if n <= DECODED_SIZE and type(data) is bytes:
+        known = _decoded.get(data)
+        if known is not None:
+            return known  # these very bytes decoded before, their checksum with them
     if n < HEADER_SIZE:
         raise WireError(Drop.TRUNCATED_MESSAGE, 0)
     # RFC 9776 §4.1.2, §4.2.2: verify the checksum before processing. Over a correct
@@ -113,7 +126,12 @@ def parse_igmp(data: bytes) -> Message:
     kind = data[0]
     if kind == _V3_REPORT:
         count = (data[6] << 8) | data[7]
-        return _new(Report, (3, _parse_records(data, HEADER_SIZE, count, n)))
+        report = _new(Report, (3, _parse_records(data, HEADER_SIZE, count, n)))
+        if n <= DECODED_SIZE and type(data) is bytes:
+            if len(_decoded) >= DECODED_LIMIT:
+                _decoded.clear()
+            _decoded[data] = report
+        return report
     if kind == _QUERY:
         return _parse_query(data, n)
     if kind in (0x16, 0x12):  # v2 / v1 Membership Report

@@ -42,6 +42,7 @@ from typing import Final
 from mcastproxy.drops import Drop
 from mcastproxy.family import Family
 from mcastproxy.wire._records import (
+    DECODED_LIMIT,
     AddressVectors,
     make_addresses_joiner,
     make_record_builder,
@@ -88,6 +89,13 @@ _pack_v1 = struct.Struct("!BBHHH16s").pack  # type, code, checksum, delay, reser
 _pack_v2_query = struct.Struct("!BBHHH16sBBH").pack  # ..., flags|S|QRV, QQIC, N
 _pack_v2_report_header = struct.Struct("!BBHHH").pack  # type, rsvd, checksum, flags, M
 
+DECODED_SIZE: Final = 48
+"""MLDv2 reports of at most this many octets (two records without sources, one with a
+source) are kept decoded by their bytes, as ``igmp`` keeps IGMPv3 ones (up to
+``DECODED_LIMIT``). Here the checksum also covers the packet's addresses (the pseudo-header),
+so it is verified every time, and the cache is only asked after."""
+_decoded: dict[bytes, Report] = {}
+
 _WIDTH: Final = Family.V6.length
 _vectors = AddressVectors(_WIDTH)
 _sources_get = _vectors.get
@@ -122,8 +130,18 @@ def parse_mld(data: bytes, src: bytes, dst: bytes) -> Message:
     if (total + 0x3A00) % 0xFFFF:
         raise WireError(Drop.BAD_CHECKSUM, 2)
     if kind == _V2_REPORT:
+        cached = n <= DECODED_SIZE and type(data) is bytes
+        if cached:
+            known = _decoded.get(data)
+            if known is not None:
+                return known
         count = (data[6] << 8) | data[7]
-        return _new(Report, (2, _parse_records(data, HEADER_SIZE, count, n)))
+        report = _new(Report, (2, _parse_records(data, HEADER_SIZE, count, n)))
+        if cached:
+            if len(_decoded) >= DECODED_LIMIT:
+                _decoded.clear()
+            _decoded[data] = report
+        return report
     if kind == _QUERY:
         return _parse_query(data, n)
     if n < V1_SIZE:
