@@ -578,15 +578,7 @@ class AmtUpstreams:
 
     def open(self) -> None:
         """Make every TUN device and socket; ``AmtError`` (all closed again) if one fails."""
-        opened: list[AmtUpstream] = []
-        try:
-            for upstream in self.upstreams.values():
-                upstream.open()
-                opened.append(upstream)
-        except BaseException:
-            for upstream in opened:
-                upstream.close()
-            raise
+        _open_all(self.upstreams.values())
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -614,15 +606,7 @@ class AmtUpstreams:
                 raise AmtError(f"AMT upstream {name}: changing its address needs a restart "
                                "(its TUN device keeps the one it was made with)", fault="config")
         added = {name: self._make(now[name]) for name in sorted(now.keys() - was.keys())}
-        opened: list[AmtUpstream] = []
-        try:
-            for upstream in added.values():
-                upstream.open()
-                opened.append(upstream)
-        except BaseException:
-            for upstream in opened:
-                upstream.close()
-            raise
+        _open_all(added.values())
         changed = {name: now[name] for name in sorted(was.keys() & now.keys())
                    if (was[name].amt, was[name].liveness.queries)
                    != (now[name].amt, now[name].liveness.queries)}
@@ -664,3 +648,16 @@ def _stop(upstream: AmtUpstream) -> None:
     except Exception:  # the others stop all the same
         log.exception("stopping AMT upstream %s", upstream.interface)
         upstream.close()
+
+
+def _open_all(upstreams: Iterable[AmtUpstream]) -> None:
+    """Open each of ``upstreams``; if one fails, close those opened and raise."""
+    opened: list[AmtUpstream] = []
+    try:
+        for upstream in upstreams:
+            upstream.open()
+            opened.append(upstream)
+    except BaseException:
+        for upstream in opened:
+            upstream.close()
+        raise
