@@ -35,7 +35,7 @@ from mcastproxy.subscriptions import NOTHING, Choice, Shares, split
 from mcastproxy.upstream.merge import EMPTY, InterfaceState, MergedGroup
 
 Subscriber = bytes | None  # None: the anonymous share of a link
-SHARED_RESULTS = 4096  # distinct split results kept for sharing
+SHARED_RESULTS = 4096  # distinct shares, and splits, kept for sharing
 Avoid = dict[bytes, dict[bytes | None, frozenset[str]]]  # per-channel takeover marks
 
 
@@ -46,7 +46,10 @@ def wants(state: InterfaceState, source: bytes) -> bool:
 
 
 class Share:
-    """One subscriber's contribution for a (link, group): its state and where it went."""
+    """A contribution to a (link, group): a subscriber's state and where it went. Never
+    changed once made: subscribers whose state splits alike hold one ``Share`` (see
+    ``Ledger._shared``), and each link group counts the holders of each (``LinkGroup.held``),
+    so that the merges take in each distinct share once however many hold it."""
 
     __slots__ = ("choice", "shares", "state")
 
@@ -67,7 +70,7 @@ class Share:
 class LinkGroup:
     """What one downstream link asks for one group, by subscriber and by upstream."""
 
-    __slots__ = ("bridging", "by_upstream", "lingering", "members", "routed", "tracked")
+    __slots__ = ("bridging", "by_upstream", "held", "lingering", "members", "routed", "tracked")
 
     def __init__(self) -> None:
         self.members: dict[Subscriber, Share] = {}  # tracked subscribers and anonymous
@@ -75,6 +78,12 @@ class LinkGroup:
         # Moved to another upstream that does not deliver yet: the old shares stay meanwhile.
         self.bridging: dict[Subscriber, Share] = {}
         self.tracked = MergedGroup()  # merge of the tracked subscribers' states
+        # Share -> how many of members, lingering and bridging hold it: the merges below
+        # (and the upstreams') take in a share when its first holder comes, and give it back
+        # when its last goes. Merging is idempotent (RFC 9776 §3.2: a union), so a share
+        # counted once gives the same merge as one counted per holder, and a subscriber
+        # joining or leaving a channel that others on the link watch changes no merge.
+        self.held: dict[Share, int] = {}
         self.by_upstream: dict[str, MergedGroup] = {}  # merge of the shares given to each
         self.routed: object = None  # what the link's routes were last computed from
 
@@ -97,7 +106,13 @@ class Ledger:
         self.link_groups: dict[tuple[str, bytes], LinkGroup] = {}
         self.upstream_groups: dict[tuple[str, bytes], MergedGroup] = {}
         self.dirty: set[tuple[str, bytes]] = set()  # (upstream, group) merges changed
-        self._results: dict[object, tuple[Shares, Choice]] = {}  # see ``_shared``
+        self._results: dict[object, Share] = {}  # see ``_shared``
+        # (group, state) -> its share, for splits that depend on nothing else (no remembered
+        # choice, no subscriber records, no placement, no per-channel takeover mark); kept
+        # for one selector and one set of unusable upstreams, emptied when either changes.
+        self._splits: dict[tuple[bytes, InterfaceState], Share] = {}
+        self._split_selector: object = None
+        self._split_unusable: frozenset[str] | None = None
 
     # --- from the router side ---------------------------------------------------------------
 
@@ -120,9 +135,8 @@ class Ledger:
             else:
                 self.unshare(group, lg, old)
         if state is not None:
-            new = (state.filter_mode, state.sources)
-            lg.tracked.add(*new)
-            self.share(group, lg, subscriber, new, old.choice if old else None)
+            lg.tracked.add(*state)
+            self.share(group, lg, subscriber, state, old.choice if old else None)
 
     def settle(self, name: str, group: bytes, wanted: InterfaceState, flowing: bool) -> bool:
         """Bring the lingering and anonymous shares of (link, group) in line with what the
@@ -170,35 +184,64 @@ class Ledger:
         parts to the merges (``previous``: selections that may stand)."""
         c = self._candidates
         placement = c.placement
-        shares, choice = self._shared(*split(
-            c.selector, subscriber, group, state, c.unusable, previous, c.still_good,
-            self._avoid.get(group) if c.takeover else None,
-            c.resilient.match if c.resilient else None,
-            placement.choose if placement.active else None,
-        ))
-        share = lg.members[subscriber] = Share(state, shares, choice)
+        found = key = None
+        if (previous is None and not placement.active and c.ignore_subscribers(group)
+                and not (c.takeover and self._avoid.get(group))):
+            # Nothing but (group, state) goes into this split: the same one as last time,
+            # unless selection or usability changed since (see ``_splits``).
+            if c.selector is not self._split_selector or c.unusable != self._split_unusable:
+                self._splits.clear()
+                self._split_selector, self._split_unusable = c.selector, c.unusable
+            key = (group, state)
+            found = self._splits.get(key)
+        if found is None:
+            found = self._shared(state, *split(
+                c.selector, subscriber, group, state, c.unusable, previous, c.still_good,
+                self._avoid.get(group) if c.takeover else None,
+                c.resilient.match if c.resilient else None,
+                placement.choose if placement.active else None,
+            ))
+            if key is not None:
+                if len(self._splits) >= SHARED_RESULTS:
+                    self._splits.clear()
+                self._splits[key] = found
+        lg.members[subscriber] = found
+        held = lg.held
+        n = held.get(found, 0)
+        held[found] = n + 1
+        if n:
+            return found  # counted in the merges already (``LinkGroup.held``)
         if placement.active:
-            placement.hold(group, choice)
-        for upstream, part in shares.items():
+            placement.hold(group, found.choice)
+        for upstream, part in found.shares.items():
             lg.by_upstream.setdefault(upstream, MergedGroup()).add(*part)
             self._upstream_merge(upstream, group).add(*part)
             self.dirty.add((upstream, group))
-        return share
+        return found
 
-    def _shared(self, shares: Shares, choice: Choice) -> tuple[Shares, Choice]:
-        """One object for every equal (shares, choice) result: thousands of subscribers of a
-        channel split alike (a few hundred octets each otherwise). Results are never changed
-        in place, so sharing them is safe; the table is bounded."""
-        key = (tuple(shares.items()), choice.any_source, tuple(choice.by_source.items()))
+    def _shared(self, state: InterfaceState, shares: Shares, choice: Choice) -> Share:
+        """One object for every equal result: thousands of subscribers of a channel split
+        alike (a few hundred octets each otherwise), and a link group counts its holders of
+        one share rather than merging each. Shares are never changed, so sharing them is
+        safe; the table is bounded (a result made again after it was emptied is a share of
+        its own, counted apart: the merges stay right)."""
+        key = (state, tuple(shares.items()), choice.any_source, tuple(choice.by_source.items()))
         found = self._results.get(key)
         if found is None:
             if len(self._results) >= SHARED_RESULTS:
                 self._results.clear()
-            found = self._results[key] = (shares, choice)
+            found = self._results[key] = Share(state, shares, choice)
         return found
 
     def unshare(self, group: bytes, lg: LinkGroup, share: Share) -> None:
-        """Take ``share``'s parts back from the merges."""
+        """One holder of ``share`` gave it up; the last takes its parts back from the
+        merges."""
+        held = lg.held
+        n = held[share] - 1
+        if n:
+            held[share] = n
+            return
+        del held[share]
         placement = self._candidates.placement
         if placement.active:
             placement.release(group, share.choice)
@@ -221,9 +264,7 @@ class Ledger:
         turned on)."""
         placement = self._candidates.placement
         for (_, group), lg in self.link_groups.items():
-            shares = [*lg.members.values(), *lg.bridging.values()]
-            shares += [s for olds in lg.lingering.values() for s in olds]
-            for share in shares:
+            for share in lg.held:  # each counted once per link group, as ``share`` does
                 placement.hold(group, share.choice)
 
     # --- what upstreams are asked -------------------------------------------------------------

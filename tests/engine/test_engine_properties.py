@@ -2,7 +2,10 @@
 
 At every step: each upstream reports exactly the merge of what the subscriptions that select
 it want; no link is fed a flow by two upstreams; every route goes only to links that want the
-flow. When everyone has left, every upstream has left every group and no route remains.
+flow; the ledger counts each share as often as subscribers hold it, and merges each distinct
+share once. When everyone has left, every upstream has left every group and no route remains.
+Two configurations: one whose records name subscribers, one whose records do not (where the
+ledger reuses a group's split for every subscriber while selection and usability stand).
 Groups whose move back to a returning upstream was abandoned keep their old upstream: only
 the invariants on routes hold for them.
 """
@@ -10,7 +13,7 @@ the invariants on routes hold for them.
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import pytest
 from harness import ADDRESSES, World, ip
@@ -43,13 +46,20 @@ upstream:
       priority: 1
       records: [{{source: "{s0}"}}]
 """
+# The same, but u2 selected by channel rather than by subscriber: no record names a
+# subscriber, so the ledger's splits depend on (group, state) alone and are reused.
+CONFIG_BY_CHANNEL = CONFIG.replace('records: [{{subscriber: "{hblock}"}}]',
+                                   'records: [{{group: "{g2}"}}]')
+CONFIGS = {"by-subscriber": CONFIG, "by-channel": CONFIG_BY_CHANNEL}
 
 FAMS = {
     4: {"block": "239.1.0.0/16", "hblock": "10.1.0.0/30", "s0": "192.0.2.10",
+        "g2": "239.1.0.2/32",
         "groups": ["239.1.0.1", "239.1.0.2", "232.9.0.1"],  # the last in the SSM range
         "sources": ["192.0.2.10", "192.0.2.11"],
         "subs": [("d1", "10.1.0.1"), ("d1", "10.1.0.9"), ("d2", "10.2.0.5")]},
     6: {"block": "ff1e::1:0/112", "hblock": "fe80::d1:0/126", "s0": "2001:db8::10",
+        "g2": "ff1e::1:2/128",
         "groups": ["ff1e::1:1", "ff1e::1:2", "ff3e::9:1"],
         "sources": ["2001:db8::10", "2001:db8::11"],
         "subs": [("d1", "fe80::d1:1"), ("d1", "fe80::d1:9"), ("d2", "fe80::d2:5")]},
@@ -89,7 +99,24 @@ def apply(w: World, fam: dict, op: tuple) -> None:  # type: ignore[type-arg]
         w.run_for(op[1])
 
 
+def check_ledger(w: World) -> None:
+    """Each link group counts a share once per holder (member, lingering, bridging), and its
+    merge per upstream is the merge of its distinct shares' parts."""
+    ledger = w.engine._ledger
+    for key, lg in ledger.link_groups.items():
+        holders = Counter([*lg.members.values(), *lg.bridging.values(),
+                           *(s for olds in lg.lingering.values() for s in olds)])
+        assert dict(holders) == lg.held, key
+        parts = defaultdict(list)
+        for share in lg.held:
+            for u, part in share.shares.items():
+                parts[u].append(part)
+        assert {u: m.state() for u, m in lg.by_upstream.items()} == {
+            u: merge(ps) for u, ps in parts.items()}, key
+
+
 def check(w: World, v: int, fam: dict) -> None:  # type: ignore[type-arg]
+    check_ledger(w)
     engine = w.engine
     snap = engine.snapshot()
     # The engine's inputs to selection: its configuration and the interfaces' addresses.
@@ -174,13 +201,14 @@ def test_a_return_with_no_data_anywhere_follows_selection(v: int, steps: list[tu
 
 
 @pytest.mark.parametrize("v", [4, 6], ids=["igmp", "mld"])
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
 @example(steps=RETURN_WITHOUT_DATA[0])
 @example(steps=RETURN_WITHOUT_DATA[1])
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # examples: profile
 @given(steps=st.lists(ops, max_size=30))
-def test_random_operations_keep_the_invariants(v: int, steps: list[tuple]) -> None:  # type: ignore[type-arg]
+def test_random_operations_keep_the_invariants(v: int, config: str, steps: list[tuple]) -> None:  # type: ignore[type-arg]
     fam = FAMS[v]
-    w = World.make(CONFIG.format(**fam), up=("u1", "u2", "u3", "d1", "d2"))
+    w = World.make(config.format(**fam), up=("u1", "u2", "u3", "d1", "d2"))
     for op in steps:
         apply(w, fam, op)
         check(w, v, fam)
