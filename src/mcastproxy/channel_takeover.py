@@ -132,4 +132,4 @@ class ChannelTakeover:
                                  bridge=True)
 
     def next_deadline(self) -> float | None:
-        return min(self._until.values(), default=None)
+        return min(self._until.values()) if self._until else None

@@ -47,13 +47,11 @@ from mcastproxy.family import Family
 from mcastproxy.forwarding import Forwarding
 from mcastproxy.ledger import Ledger
 from mcastproxy.membership.outputs import (
-    GroupChanged,
     JoinRefused,
     QueriesMerged,
     QueryRefused,
     SendQuery,
     SessionChanged,
-    SubscriberChanged,
 )
 from mcastproxy.membership.router import RouterLink
 from mcastproxy.membership.validity import LinkValidity, subnets_of
@@ -294,8 +292,14 @@ class DownstreamLinks:
                 continue
             self._flush(name, fam, link)
 
-    def deadlines(self) -> Iterator[float | None]:
-        return (link.next_deadline() for link in self.links.values())
+    def next_deadline(self) -> float | None:
+        """The earliest of the links' deadlines."""
+        best = None
+        for link in self.links.values():
+            d = link.next_deadline()
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
 
     def group_counts(self) -> dict[str, int]:
         """Groups with state per link, both families summed (for metrics: O(links))."""
@@ -335,18 +339,10 @@ class DownstreamLinks:
         # outputs come after the whole input, so that holds for all of them).
         touched: dict[bytes, InterfaceState] = {}
         ledger = self._ledger
-        for out in link.pop_outputs():
+        outputs, subscribers, groups = link.pop_changes()
+        for out in outputs:
             if isinstance(out, SendQuery):
                 self._send(name, family, out.destination, out.query)
-            elif isinstance(out, SubscriberChanged):
-                group = out.group
-                wanted = touched.get(group)
-                if wanted is None:
-                    wanted = touched[group] = link.forwarded(group)
-                ledger.subscriber_changed(name, link, group, out.subscriber, wanted)
-            elif isinstance(out, GroupChanged):
-                if out.group not in touched:
-                    touched[out.group] = link.forwarded(out.group)
             elif isinstance(out, SessionChanged):
                 self._outbox.append(Session(name, family, out.subscriber, out.source,
                                             out.group, out.start))
@@ -356,6 +352,16 @@ class DownstreamLinks:
                 self._refused(name, family, out)
             elif isinstance(out, JoinRefused):
                 self._join_refused(name, family, out)
+        # The ledger's effects show only when the engine settles the event, so the changes
+        # may come after the other outputs.
+        for group, subscriber in subscribers:
+            wanted = touched.get(group)
+            if wanted is None:
+                wanted = touched[group] = link.forwarded(group)
+            ledger.subscriber_changed(name, link, group, subscriber, wanted)
+        for group in groups:
+            if group not in touched:
+                touched[group] = link.forwarded(group)
         flows = self._forwarding.flows_by_group
         for group, wanted in touched.items():
             if ledger.settle(name, group, wanted, group in flows):

@@ -212,10 +212,13 @@ class Engine:
 
     def next_deadline(self) -> float | None:
         """When the engine next needs a ``TimerExpired``; None when nothing is pending."""
-        deadlines = [*self._downstream.deadlines(), *self._upstreams.deadlines()]
-        deadlines += (self._takeover.next_deadline(), self._moves.next_deadline(),
-                      self._channels.next_deadline())
-        return min((d for d in deadlines if d is not None), default=None)
+        # Asked after every event the daemon handles: plain comparisons, no generators.
+        best = self._downstream.next_deadline()
+        for d in (self._upstreams.next_deadline(), self._takeover.next_deadline(),
+                  self._moves.next_deadline(), self._channels.next_deadline()):
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
 
     def snapshot(self, now: float | None = None) -> EngineSnapshot:
         """What status, metrics and an API show: plain data, detached from the engine;

@@ -53,12 +53,12 @@ class _Candidate:
     why_inactive: str = "not started"
 
     def deadline(self) -> float | None:
-        times = []
+        best = self.usable_at
         if self.signals and self.active:
-            times.append(self.heard + self.active_interval)
-        if self.usable_at is not None:
-            times.append(self.usable_at)
-        return min(times, default=None)
+            silent = self.heard + self.active_interval
+            if best is None or silent < best:
+                best = silent
+        return best
 
 
 class Liveness:
@@ -127,8 +127,12 @@ class Liveness:
     # --- outputs --------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        return min((d for c in self._candidates.values() if (d := c.deadline()) is not None),
-                   default=None)
+        best = None  # (a plain loop: asked after every event the daemon handles)
+        for c in self._candidates.values():
+            d = c.deadline()
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
 
     def pop_changes(self) -> list[Change]:
         changes, self._changes = self._changes, []

@@ -115,7 +115,7 @@ class Moves:
             self.end(group, delivered=not self._old_upstreams(group) & self._delivering(group))
 
     def next_deadline(self) -> float | None:
-        return min(self.bridges.values(), default=None)
+        return min(self.bridges.values()) if self.bridges else None
 
     def _old_upstreams(self, group: bytes) -> set[str]:
         """The upstreams the bridging shares of ``group`` stay on."""

@@ -19,7 +19,7 @@ nobody asks for any more are forgotten.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from mcastproxy.actions import Outbox
 from mcastproxy.candidates import Candidates
@@ -150,5 +150,11 @@ class Upstreams:
                 host.handle_timers(now)
                 self._unsent.add(key)
 
-    def deadlines(self) -> Iterator[float | None]:
-        return (host.next_deadline() for host in self.hosts.values())
+    def next_deadline(self) -> float | None:
+        """The earliest of the hosts' deadlines."""
+        best = None
+        for host in self.hosts.values():
+            d = host.next_deadline()
+            if d is not None and (best is None or d < best):
+                best = d
+        return best

@@ -49,7 +49,7 @@ from mcastproxy.membership.group import (
     Group,
 )
 from mcastproxy.membership.linkstate import LinkState
-from mcastproxy.membership.outputs import SessionChanged, SubscriberChanged
+from mcastproxy.membership.outputs import SessionChanged
 from mcastproxy.membership.state import FilterMode
 from mcastproxy.membership.tracking import Subscription, requested_state
 
@@ -100,7 +100,7 @@ class ExplicitTracking(LinkState):
                 g.count(mode, new, 1)
             elif mode is EXCLUDE:
                 g.n_exclude += 1
-            self._outputs.append(SubscriberChanged(g.address, host))
+            self._changed_subscribers.append((g.address, host))
             self._changed_groups[g.address] = None
             if self._sessions:
                 self._sessions_changed(g.address, host, INCLUDE, EMPTY, mode, new)
@@ -114,7 +114,7 @@ class ExplicitTracking(LinkState):
             if self._admission is not None:
                 self._admission.change(host, g.address, old_mode is EXCLUDE, old,
                                        mode is EXCLUDE, new)
-            self._outputs.append(SubscriberChanged(g.address, host))
+            self._changed_subscribers.append((g.address, host))
             self._changed_groups[g.address] = None
             if self._sessions:
                 self._sessions_changed(g.address, host, old_mode, old, mode, new)
@@ -134,7 +134,7 @@ class ExplicitTracking(LinkState):
         g.count(sub.mode, sub.sources, -1)
         if self._admission is not None:
             self._admission.release(host, g.address, sub.mode is EXCLUDE, sub.sources)
-        self._outputs.append(SubscriberChanged(g.address, host))
+        self._changed_subscribers.append((g.address, host))
         self._changed_groups[g.address] = None
         if self._sessions:
             self._sessions_changed(g.address, host, sub.mode, sub.sources, INCLUDE, EMPTY)
@@ -160,7 +160,7 @@ class ExplicitTracking(LinkState):
                                                remaining)
                     sub.sources = self._shared_sets(remaining)
                     g.count(INCLUDE, sub.sources, 1)
-                    self._outputs.append(SubscriberChanged(g.address, host))
+                    self._changed_subscribers.append((g.address, host))
                     self._changed_groups[g.address] = None
                     continue
             elif mode is not None and sub.mode is not mode:
@@ -184,7 +184,7 @@ class ExplicitTracking(LinkState):
         EXCLUDE mode whatever its sources one any-source session."""
         if old_mode is EXCLUDE and mode is EXCLUDE:
             return  # still an any-source join: only the sources it excludes changed
-        if host in _STATIC_HOSTS:
+        if host in STATIC_HOSTS:
             return  # the static pseudo-subscriber (``static``) has no sessions
         out = self._outputs
         if old_mode is EXCLUDE:
@@ -204,4 +204,4 @@ class ExplicitTracking(LinkState):
 
 
 # The static groups' pseudo-subscriber of each family (``static``): the all-routers addresses.
-_STATIC_HOSTS = frozenset(f.all_routers for f in Family)
+STATIC_HOSTS = frozenset(f.all_routers for f in Family)

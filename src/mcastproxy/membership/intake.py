@@ -49,6 +49,7 @@ from mcastproxy.membership.addresses import (
     Network,
     is_ipv6_link_local,
 )
+from mcastproxy.membership.explicit import STATIC_HOSTS
 from mcastproxy.membership.group import (
     ALLOW,
     BLOCK,
@@ -202,7 +203,7 @@ class RecordIntake(LastMemberQueries):
 
         adm = self._admission
         count = False
-        if adm is not None and host is not None and host == self._family.all_routers:
+        if adm is not None and host in STATIC_HOSTS:  # (the other family's: a wrong length)
             # A static group (``set_static``): the operator's, never refused; it counts as
             # any state does, so the counts still follow what the link holds.
             count = g is None and adm.group_counts(group, rtype in (IS_EX, TO_EX), a)

@@ -65,6 +65,9 @@ class LinkState:
     _unspecified: bytes
     _outputs: list[Output]  # the same list object for the link's lifetime
     _changed_groups: dict[bytes, None]
+    # (group, subscriber) of each subscriber whose state changed, in order: kept apart from
+    # the outputs, as plain pairs, for the report path (``RouterLink.pop_changes``).
+    _changed_subscribers: list[tuple[bytes, bytes]]
     _dropped: Counter[Drop]
     _stats: MessageCounts  # RFC 8652 statistics
     _querier: Querier

@@ -47,7 +47,7 @@ from mcastproxy.membership.addresses import (
 )
 from mcastproxy.membership.group import EMPTY, EXCLUDE, INCLUDE, NEVER, OFF, Group
 from mcastproxy.membership.intake import _ssm_networks
-from mcastproxy.membership.outputs import GroupChanged, Output
+from mcastproxy.membership.outputs import GroupChanged, Output, SubscriberChanged
 from mcastproxy.membership.querier import Querier, QuerierPolicy
 from mcastproxy.membership.queries import _QueryBound
 from mcastproxy.membership.ssmmap import SsmMap
@@ -119,6 +119,7 @@ class RouterLink(StaticGroups):
 
         self._outputs: list[Output] = []  # the same list object for the link's lifetime
         self._changed_groups: dict[bytes, None] = {}
+        self._changed_subscribers: list[tuple[bytes, bytes]] = []
         self._dropped: Counter[Drop] = Counter()
 
         policy = querier if querier is not None else QuerierPolicy()
@@ -312,14 +313,24 @@ class RouterLink(StaticGroups):
         return None if best == NEVER else best
 
     def pop_outputs(self) -> list[Output]:
-        """What happened since the last call, in order (queries to send, subscribers that
-        changed), then a ``GroupChanged`` for each group that changed (each named once)."""
-        out = self._outputs[:]
+        """What happened since the last call: in order, the queries to send, sessions,
+        refusals and the like; then a ``SubscriberChanged`` for each subscriber whose state
+        changed, in order; then a ``GroupChanged`` for each group that changed (each named
+        once)."""
+        outputs, subscribers, groups = self.pop_changes()
+        outputs += [SubscriberChanged(g, h) for g, h in subscribers]
+        outputs += [GroupChanged(g) for g in groups]
+        return outputs
+
+    def pop_changes(self) -> tuple[list[Output], list[tuple[bytes, bytes]], dict[bytes, None]]:
+        """``pop_outputs()`` without making an object per change, for the report path: (the
+        outputs but the changes, in order; (group, subscriber) of each subscriber that
+        changed, in order; the groups that changed)."""
+        outputs = self._outputs[:]  # (the list itself is shared with the querier)
         self._outputs.clear()
-        if self._changed_groups:
-            out += [GroupChanged(g) for g in self._changed_groups]
-            self._changed_groups = {}
-        return out
+        subscribers, self._changed_subscribers = self._changed_subscribers, []
+        groups, self._changed_groups = self._changed_groups, {}
+        return outputs, subscribers, groups
 
     # ==== read-only queries ===================================================================
 
@@ -459,9 +470,12 @@ class RouterLink(StaticGroups):
         g = self._groups.get(group)
         if g is None:
             return INCLUDE, EMPTY
+        sources = g.sources
         if g.mode is INCLUDE:
-            return INCLUDE, frozenset(g.sources)
-        return EXCLUDE, frozenset(s for s, t in g.sources.items() if t == OFF)
+            return INCLUDE, frozenset(sources)
+        if not sources:
+            return EXCLUDE, EMPTY  # the any-source join: most groups
+        return EXCLUDE, frozenset(s for s, t in sources.items() if t == OFF)
 
     def wants(self, group: bytes, source: bytes) -> bool:
         """Whether traffic from ``source`` to ``group`` is to be forwarded onto the link."""

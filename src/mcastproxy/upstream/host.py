@@ -228,13 +228,21 @@ class UpstreamHost:
                 self._respond_group(group, pending[1], now)
 
     def next_deadline(self) -> float | None:
-        heap = self._group_heap
-        while heap and self._group_at.get(heap[0][1], (None,))[0] != heap[0][0]:
+        heap, at = self._group_heap, self._group_at
+        while heap:
+            deadline, group = heap[0]
+            pending = at.get(group)
+            if pending is not None and pending[0] == deadline:
+                break
             heapq.heappop(heap)  # a superseded entry
-        deadlines = [d for d in (self._retransmit_at, self._general_at) if d is not None]
-        if heap:
-            deadlines.append(heap[0][0])
-        return min(deadlines, default=None)
+        best = heap[0][0] if heap else None
+        # (Plain comparisons: asked after every event the daemon handles.)
+        retransmit, general = self._retransmit_at, self._general_at
+        if retransmit is not None and (best is None or retransmit < best):
+            best = retransmit
+        if general is not None and (best is None or general < best):
+            best = general
+        return best
 
     def pop_outputs(self) -> list[Transmit]:
         if self._records:
