@@ -163,7 +163,9 @@ class Engine:
     def _settle(self, now: float) -> None:
         """After the event: report what changed upstream, then the routes, so that a flow
         whose upstream was just left is not set first."""
-        self._upstreams.report_dirty(now)
+        upstreams = self._upstreams
+        if self._ledger.dirty or upstreams.unsent:  # (most reports change nothing upstream)
+            upstreams.report_dirty(now)
         if self._forwarding.stale:
             self._forwarding.refresh_stale()
 

@@ -123,7 +123,7 @@ class Ledger:
         lg = self.link_groups.get((name, group))
         if lg is None:
             lg = self.link_groups[name, group] = LinkGroup()
-        state = link.subscriber(group, subscriber)
+        state = link.requested(group, subscriber)
         if (bridge := lg.bridging.pop(subscriber, None)) is not None:
             self.unshare(group, lg, bridge)  # what it asks now is shared afresh
         old = lg.members.pop(subscriber, None)

@@ -50,7 +50,7 @@ class Upstreams:
         self._send = send
         self._rng = rng
         self.hosts: dict[tuple[str, Family], UpstreamHost] = {}
-        self._unsent: set[tuple[str, Family]] = set()  # hosts that may have output
+        self.unsent: set[tuple[str, Family]] = set()  # hosts that may have output
 
     def configure(self, config: Config, families: list[Family]) -> None:
         """A host side for every candidate and family that has none yet (a reload keeps
@@ -72,7 +72,7 @@ class Upstreams:
         if host is None:
             return False
         host.receive_query(query, now)
-        self._unsent.add((upstream, family))
+        self.unsent.add((upstream, family))
         return True
 
     def report_dirty(self, now: float) -> None:
@@ -95,13 +95,13 @@ class Upstreams:
 
     def flush(self) -> None:
         """Send what every host has to send."""
-        if self._unsent:
-            for key in sorted(self._unsent):
+        if self.unsent:
+            for key in sorted(self.unsent):
                 host = self.hosts.get(key)
                 if host is not None:
                     for out in host.pop_outputs():
                         self._send(key[0], key[1], out.destination, out.message)
-            self._unsent.clear()
+            self.unsent.clear()
 
     def _report(self, upstream: str, group: bytes,
                 now: float) -> tuple[str, bytes, InterfaceState, InterfaceState] | None:
@@ -115,7 +115,7 @@ class Upstreams:
         if before == state:
             return None
         host.set_state(group, state[0], state[1], now)
-        self._unsent.add((upstream, family))
+        self.unsent.add((upstream, family))
         return upstream, group, before, state
 
     def _reported(self, upstream: str, group: bytes, before: InterfaceState,
@@ -140,7 +140,7 @@ class Upstreams:
         for (name, fam), host in self.hosts.items():
             for group in list(host.groups()):
                 host.set_state(group, FilterMode.INCLUDE, EMPTY, now)
-            self._unsent.add((name, fam))
+            self.unsent.add((name, fam))
 
     def due(self, now: float) -> None:
         """Run the hosts' timers that are due; what they send goes with the event's reports."""
@@ -148,7 +148,7 @@ class Upstreams:
             deadline = host.next_deadline()
             if deadline is not None and deadline <= now:
                 host.handle_timers(now)
-                self._unsent.add(key)
+                self.unsent.add(key)
 
     def next_deadline(self) -> float | None:
         """The earliest of the hosts' deadlines."""

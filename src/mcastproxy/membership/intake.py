@@ -254,20 +254,21 @@ class RecordIntake(LastMemberQueries):
             self._groups[group] = g
             changed = True
 
-        acted = False
+        queried = False
         if query_group or query_sources:
-            acted = True
             if self._fast_leave and was_tracked:
                 changed |= g.fast_leave(query_group, query_sources, now, self._gmi)
             elif self._querier.is_querier:
+                queried = True  # (timers lowered to LMQT)
                 self._send_last_member_queries(g, query_group, query_sources, now)
 
         if g.is_empty:
             self._delete_group(g)
             changed = True
-        elif is_new or acted or old > 0 or now + self._gmi < g.scheduled:
-            # Otherwise the table set each timer to now + GMI or to the value of a running
-            # timer of the group, none earlier than its scheduled wake-up: nothing to do.
+        elif is_new or queried or old > 0 or now + self._gmi < g.scheduled:
+            # Otherwise the table (and fast leave) set each timer to now + GMI, to the value
+            # of a running timer of the group, or off: none earlier than its scheduled
+            # wake-up (an entry found early only moves, ``next_deadline``): nothing to do.
             self._reschedule(g)
         if changed:
             self._changed_groups[group] = None

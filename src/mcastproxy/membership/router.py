@@ -504,6 +504,13 @@ class RouterLink(StaticGroups):
         sub = g.subscribers.get(subscriber) if g is not None else None
         return None if sub is None else SubscriberState(sub.mode, sub.sources)
 
+    def requested(self, group: bytes,
+                  subscriber: bytes) -> tuple[FilterMode, frozenset[bytes]] | None:
+        """``subscriber()`` as a plain (filter mode, sources) pair, for the report path."""
+        g = self._groups.get(group)
+        sub = g.subscribers.get(subscriber) if g is not None else None
+        return None if sub is None else (sub.mode, sub.sources)
+
     def _expire_group(self, g: Group, now: float) -> None:
         """Everything due in one group at or before ``now``."""
         if g.address in self._static:
