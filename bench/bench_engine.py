@@ -2,7 +2,9 @@
 and memory per (subscriber, group) membership.
 
 Run: .venv/bin/python bench/bench_engine.py [--subscribers N] [--groups N] [--profile]
-Targets (DESIGN.md): >= 100,000 reports per second; <= 500 B per membership at 1,000,000.
+Targets: mixed joins and leaves at 1,000,000 memberships >= 150,000 reports per second
+compiled, >= 75,000 pure Python (issue 16; DESIGN.md asks 100,000 and 40,000); <= 500 B
+per membership at 1,000,000.
 
 Two downstream links and two upstreams selected by group prefix. Every subscriber joins every
 group (any-source joins: the common IPTV case), then a mixed load of joins and leaves is
@@ -35,7 +37,7 @@ from mcastproxy.events import InterfaceUp, PacketReceived, TimerExpired
 from mcastproxy.wire import build_igmp, build_mld
 from mcastproxy.wire.messages import GroupRecord, RecordType, Report
 
-TARGET_RATE = 100_000
+TARGET_RATE = {"compiled": 150_000, "pure Python": 75_000}  # by mcastproxy.build()
 TARGET_BYTES = 500
 
 CONFIG = """
@@ -142,9 +144,10 @@ def bench_family(family: int, subscribers: int, groups: int, profile: bool) -> N
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(12)
     rate = len(mixed) / took
-    verdict = "met" if rate >= TARGET_RATE else "NOT met"
-    print(f"{name}: mixed joins and leaves: {rate:,.0f} reports/s (target >= {TARGET_RATE:,}:"
-          f" {verdict})")
+    target = TARGET_RATE[mcastproxy.build()]
+    verdict = "met" if rate >= target else "NOT met"
+    print(f"{name}: mixed joins and leaves: {rate:,.0f} reports/s (target >= {target:,} "
+          f"{mcastproxy.build()}: {verdict})")
     # Timer cost: a quiet stretch of virtual time at this load, through a General Query
     # cycle and then the expiry of every membership that is not refreshed.
     t0 = time.perf_counter()

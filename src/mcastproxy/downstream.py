@@ -292,15 +292,6 @@ class DownstreamLinks:
                 continue
             self._flush(name, fam, link)
 
-    def next_deadline(self) -> float | None:
-        """The earliest of the links' deadlines."""
-        best = None
-        for link in self.links.values():
-            d = link.next_deadline()
-            if d is not None and (best is None or d < best):
-                best = d
-        return best
-
     def group_counts(self) -> dict[str, int]:
         """Groups with state per link, both families summed (for metrics: O(links))."""
         out: dict[str, int] = {}

@@ -31,7 +31,7 @@ Nothing here reads the clock, sleeps, or touches a socket.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import get_args
 
@@ -67,6 +67,7 @@ from mcastproxy.moves import Moves
 from mcastproxy.snapshot import EngineSnapshot, Slices, whole
 from mcastproxy.snapshot import take_slices as take_snapshot_slices
 from mcastproxy.takeover import Takeover
+from mcastproxy.upstream.host import UpstreamHost
 from mcastproxy.upstream.merge import InterfaceState
 from mcastproxy.upstreams import Upstreams
 from mcastproxy.wire import WireError, build_igmp, build_mld, parse_igmp, parse_mld
@@ -215,9 +216,10 @@ class Engine:
     def next_deadline(self) -> float | None:
         """When the engine next needs a ``TimerExpired``; None when nothing is pending."""
         # Asked after every event the daemon handles: plain comparisons, no generators.
-        best = self._downstream.next_deadline()
-        for d in (self._upstreams.next_deadline(), self._takeover.next_deadline(),
-                  self._moves.next_deadline(), self._channels.next_deadline()):
+        best = _earliest(self._downstream.links.values(), None)
+        best = _earliest(self._upstreams.hosts.values(), best)
+        for d in (self._takeover.next_deadline(), self._moves.next_deadline(),
+                  self._channels.next_deadline()):
             if d is not None and (best is None or d < best):
                 best = d
         return best
@@ -441,3 +443,12 @@ class Engine:
                 return
             payload = build_mld(message, source, destination)  # type: ignore[arg-type]
         self._outbox.append(SendPacket(interface, family, destination, payload))
+
+
+def _earliest(timed: Iterable[RouterLink | UpstreamHost], best: float | None) -> float | None:
+    """The earliest of ``best`` and the deadlines of ``timed``."""
+    for t in timed:
+        d = t.next_deadline()
+        if d is not None and (best is None or d < best):
+            best = d
+    return best

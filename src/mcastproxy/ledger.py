@@ -11,9 +11,16 @@ for it (``subscriptions.split``), and keeps them twice:
   event, after every share has moved, so a subscription moving between upstreams is joined
   on the new one and settled on the old one in one pass.
 
+A popular channel has thousands of subscribers on a link whose states split alike: they hold
+one share, and the link group counts its *holders*. The merges take a share in with its
+first holder and give it back with its last, so a subscriber joining or leaving a channel
+that others on the link watch moves no merge and reports nothing (merging is a union: a
+share counted once merges as one counted per holder).
+
 Words:
-- *share*: one subscriber's contribution for a (link, group): its state, the part of it
-  given to each upstream, and the selections made (kept across reloads: smooth migration).
+- *share*: a subscriber's contribution for a (link, group): its state, the part of it
+  given to each upstream, and the selections made (kept across reloads: smooth migration);
+  one object for every subscriber of the link group whose state splits alike.
 - *lingering*: a subscriber that left without fast leave keeps its shares until the link
   stops forwarding what it asked (the last-member queries end), so the upstream is not
   left before the link is.

@@ -149,12 +149,3 @@ class Upstreams:
             if deadline is not None and deadline <= now:
                 host.handle_timers(now)
                 self.unsent.add(key)
-
-    def next_deadline(self) -> float | None:
-        """The earliest of the hosts' deadlines."""
-        best = None
-        for host in self.hosts.values():
-            d = host.next_deadline()
-            if d is not None and (best is None or d < best):
-                best = d
-        return best
