@@ -93,7 +93,9 @@ DECODED_SIZE: Final = 48
 """MLDv2 reports of at most this many octets (two records without sources, one with a
 source) are kept decoded by their bytes, as ``igmp`` keeps IGMPv3 ones (up to
 ``DECODED_LIMIT``). Here the checksum also covers the packet's addresses (the pseudo-header),
-so it is verified every time, and the cache is only asked after."""
+so it is verified every time, and the cache is only asked after, by the octets after the
+checksum: those are the same in every host's report of a channel, where the checksum is
+not (RFC 9777 §5.2: the Code is ignored, the rest is the report)."""
 _decoded: dict[bytes, Report] = {}
 
 _WIDTH: Final = Family.V6.length
@@ -130,17 +132,17 @@ def parse_mld(data: bytes, src: bytes, dst: bytes) -> Message:
     if (total + 0x3A00) % 0xFFFF:
         raise WireError(Drop.BAD_CHECKSUM, 2)
     if kind == _V2_REPORT:
-        cached = n <= DECODED_SIZE and type(data) is bytes
-        if cached:
-            known = _decoded.get(data)
+        body = data[4:] if n <= DECODED_SIZE and type(data) is bytes else None
+        if body is not None:
+            known = _decoded.get(body)
             if known is not None:
                 return known
         count = (data[6] << 8) | data[7]
         report = _new(Report, (2, _parse_records(data, HEADER_SIZE, count, n)))
-        if cached:
+        if body is not None:
             if len(_decoded) >= DECODED_LIMIT:
                 _decoded.clear()
-            _decoded[data] = report
+            _decoded[body] = report
         return report
     if kind == _QUERY:
         return _parse_query(data, n)
