@@ -53,6 +53,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any, TypeVar
 
+from mcastproxy import rerouting
 from mcastproxy.amt.upstream import AmtError, AmtUpstreams
 from mcastproxy.applier import Applier
 from mcastproxy.config import Config, ConfigError, load_config
@@ -73,7 +74,7 @@ from mcastproxy.events import (
 )
 from mcastproxy.family import Family
 from mcastproxy.gcpolicy import GcPolicy
-from mcastproxy.kernel import KernelError, MulticastRouting, Role, UpcallKind
+from mcastproxy.kernel import KernelError, MulticastRouting, UpcallKind
 from mcastproxy.links import LinkEvent
 from mcastproxy.logs import LogLimiter
 from mcastproxy.meter import Meter
@@ -450,7 +451,7 @@ class Daemon(StatusServer):
             raise ConfigRefusedError(why(exc), fault="system") from None
         self.meter.commit(staged)
         self._measure_rates(new)
-        self._reroute_removed(old, new)
+        rerouting.remove_interfaces(self.routers.values(), old, new, self.errors)
         self.amt.commit()  # added ones start; removed ones send Teardown, their TUN goes
         if new.metrics != old.metrics:
             log.warning("metrics.listen changed: the listener keeps %s until a restart",
@@ -481,10 +482,10 @@ class Daemon(StatusServer):
         undo: list[Callable[[], object]] = []
         old_names = self._names()
         try:
-            self._reroute_interfaces(old, new, undo)
-            for name in sorted(_roles(new).keys() - _roles(old).keys()):
+            rerouting.add_interfaces(self.routers.values(), old, new, undo, self.errors)
+            for name in sorted(rerouting.roles(new).keys() - rerouting.roles(old).keys()):
                 undo.append(functools.partial(self.interfaces.remove, name))
-            for name in sorted(_roles(new)):
+            for name in sorted(rerouting.roles(new)):
                 self.interfaces.refresh(name)
             undo.append(lambda: setattr(self, "config", old))
             self.config = new
@@ -509,45 +510,6 @@ class Daemon(StatusServer):
         for name in sorted({d.interface for d in new.downstream} - old_down):
             self._listen(name)
         self.sampler.arm()
-
-    def _reroute_interfaces(self, old: Config, new: Config,
-                            undo: list[Callable[[], object]]) -> None:
-        """Give the routers the interfaces ``new`` adds and moves (an upstream that becomes
-        downstream, say), putting on ``undo`` how to take each back."""
-        was, now = _roles(old), _roles(new)
-        moved = sorted(n for n in was.keys() & now.keys() if was[n] != now[n])
-        for router in self.routers.values():
-            for name in moved:
-                router.remove_interface(name)
-                undo.append(functools.partial(router.add_interface, name, was[name]))
-            for name in [*sorted(now.keys() - was.keys()), *moved]:
-                try:
-                    router.add_interface(name, now[name])
-                except BaseException:
-                    # The router held no such interface before: take back whatever of it a
-                    # refusal half-way left (a downstream's VIFs in some tables, say).
-                    try:
-                        router.remove_interface(name)
-                    except ValueError:  # nothing was left: "not an interface"
-                        pass
-                    except Exception as exc:
-                        self.errors["reload undo"] += 1
-                        log.warning("undoing a refused reload: %s", why(exc))
-                    raise
-                undo.append(functools.partial(router.remove_interface, name))
-
-    def _reroute_removed(self, old: Config, new: Config) -> None:
-        """Take from the routers the interfaces ``new`` drops, once the engine has deleted
-        their routes. A failure leaves a VIF that routes nothing: counted, not undone."""
-        was, now = _roles(old), _roles(new)
-        for router in self.routers.values():
-            for name in sorted(was.keys() - now.keys()):
-                try:
-                    router.remove_interface(name)
-                except Exception as exc:
-                    self.errors["remove interface"] += 1
-                    log.warning("removing %s from the IPv%d routing: %s", name, router.family,
-                                why(exc))
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -725,12 +687,6 @@ class Daemon(StatusServer):
         for sock in self.sockets.values():
             socket_drops.update(sock.dropped)
         return drop_keys(self.engine.dropped.by_key().items(), socket_drops)
-
-
-def _roles(config: Config) -> dict[str, Role]:
-    """The interfaces of ``config`` and what each is."""
-    return {**{d.interface: Role.DOWNSTREAM for d in config.downstream},
-            **{c.interface: Role.UPSTREAM for c in config.upstream.candidates}}
 
 
 def run(config_path: Path, *, status_socket: Path | None = DEFAULT_STATUS_SOCKET,
