@@ -470,10 +470,11 @@ class Daemon(StatusServer):
         self._handle(RatesMeasured(rates))
 
     def clear_groups(self, interface: str | None, group: bytes | None,
-                     source: bytes | None, who: str) -> None:
-        """RFC 8652 clear-groups, asked by a controller: the engine forgets that state."""
+                     source: bytes | None, who: str, family: int | None = None) -> None:
+        """RFC 8652 clear-groups, asked by a controller: the engine forgets that state (of
+        ``family``, 4 or 6; None: both)."""
         log.info("clear-groups by %s: interface %s", who, interface or "every link")
-        self._handle(ClearGroups(interface, group, source))
+        self._handle(ClearGroups(interface, group, source, family))
 
     def _apply_config(self, old: Config, new: Config, reselect: bool = False) -> None:
         """Move from ``old`` to ``new``: the kernel's interfaces, the interface map, the

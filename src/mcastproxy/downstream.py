@@ -265,12 +265,15 @@ class DownstreamLinks:
         self._flush(name, family, link)
         return None
 
-    def clear(self, interface: str | None, group: bytes | None, source: bytes | None) -> int:
-        """RFC 8652 clear-groups: forget the groups on the links named (``ClearGroups``);
-        how many (link, group) states were forgotten. Static groups stay."""
+    def clear(self, interface: str | None, group: bytes | None, source: bytes | None,
+              family: int | None = None) -> int:
+        """RFC 8652 clear-groups: forget the groups on the links named (``ClearGroups``),
+        of ``family`` (None: both); how many (link, group) states were forgotten. Static
+        groups stay."""
         cleared = 0
         for (name, fam), link in self.links.items():
-            if interface is not None and name != interface:
+            if (interface is not None and name != interface) or (
+                    family is not None and fam != family):
                 continue
             if group is not None and len(group) != fam.length:
                 continue

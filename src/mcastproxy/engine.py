@@ -199,7 +199,8 @@ class Engine:
         elif isinstance(event, RatesMeasured):
             self._learning.measured(event.rates, now)
         elif isinstance(event, ClearGroups):
-            cleared = self._downstream.clear(event.interface, event.group, event.source)
+            cleared = self._downstream.clear(event.interface, event.group, event.source,
+                                             event.family)
             self._outbox.log("info", "clear-groups", f"cleared {cleared} group states on "
                              f"{event.interface or 'every link'}", cleared=cleared)
         elif isinstance(event, ConfigChanged):

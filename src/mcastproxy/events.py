@@ -92,11 +92,13 @@ class RatesMeasured:
 class ClearGroups:
     """RFC 8652's ``clear-groups``: forget the membership state of ``group`` (None: every
     group) on downstream ``interface`` (None: every link), or only the groups that hold
-    ``source``; the subscribers are learned again from the next queries' answers."""
+    ``source``, of ``family`` (4: IGMP, 6: MLD; None: both); the subscribers are learned
+    again from the next queries' answers."""
 
     interface: str | None = None
     group: bytes | None = None
     source: bytes | None = None
+    family: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

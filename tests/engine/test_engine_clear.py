@@ -74,3 +74,22 @@ def test_clearing_what_is_not_there_changes_nothing() -> None:
     w.handle(ClearGroups(group=ip("ff1e::1")))  # no MLD here
     assert groups(w, "d1") == {"239.1.0.1", "239.1.0.99"}
     assert w.upstream_records("u1") == []
+
+
+def test_one_protocols_groups_are_cleared_in_one_event() -> None:
+    # RFC 8652's action on the mld tree: its groups alone, the IGMP ones stay.
+    w = World.make(CONFIG.replace("igmp: {version: 3}", "igmp: {version: 3}\nmld: {version: 2}"))
+    w.join("d1", "10.1.0.11", "239.1.0.1")
+    w.join("d1", "fe80::d1:11", "ff1e::1")
+    w.join("d2", "fe80::d2:11", "ff1e::2")
+    w.clear()
+    w.handle(ClearGroups(family=6))
+    assert groups(w, "d1") == {"239.1.0.1", "239.1.0.99"}
+    for link in ("d1", "d2"):
+        found = w.engine.snapshot().link(link, Family.V6)
+        assert found is not None
+        assert list(found.groups) == []
+    (logged,) = [log for log in w.logs if log.event == "clear-groups"]
+    assert logged.fields["cleared"] == 2
+    w.handle(ClearGroups(interface="d1", family=4))
+    assert groups(w, "d1") == {"239.1.0.99"}

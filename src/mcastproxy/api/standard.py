@@ -298,20 +298,8 @@ class StandardTree:
                          f"{path}/input/group-address")
         source = _address(given.get("source-address", "*"), family, False,
                           f"{path}/input/source-address")
-        daemon = self.server.daemon
-        who = identity.who
-        if group is not None or source is not None:
-            daemon.clear_groups(interface, group, source, who)
-            return web.Response(status=204)
-        # Every group of this protocol (the engine's ClearGroups with no group clears both).
-        async with asyncio.timeout(60.0), daemon.status_held() as state:
-            found = [(key.partition("/")[0], list(entry.get("groups", {})))
-                     for key, entry in state.get("downstream", {}).items()
-                     if key.endswith("/" + protocol)]
-        for link, groups in found:
-            if interface is None or link == interface:
-                for g in groups:
-                    daemon.clear_groups(link, ipaddress.ip_address(g).packed, None, who)
+        # The action of this protocol's tree: its groups alone, in one event.
+        self.server.daemon.clear_groups(interface, group, source, identity.who, family)
         return web.Response(status=204)
 
 
