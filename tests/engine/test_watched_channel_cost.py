@@ -9,6 +9,7 @@ module and function, read with ``sys.setprofile`` (so not on the compiled build)
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import sys
 from collections import Counter
@@ -65,14 +66,17 @@ def cost(v: int, watching: int, join: bool) -> tuple[Counter[tuple[str, str]], l
     calls: Counter[tuple[str, str]] = Counter()
 
     def count(frame: FrameType, what: str, arg: Any) -> None:
-        if what == "call":
-            calls[frame.f_globals.get("__name__", "?"), frame.f_code.co_name] += 1
+        module = frame.f_globals.get("__name__", "?")
+        if what == "call" and module.startswith("mcastproxy."):  # (not a gc callback's)
+            calls[module, frame.f_code.co_name] += 1
 
+    gc.disable()  # a collection's callbacks would run inside the count
     sys.setprofile(count)
     try:
         w.engine.handle(ev, w.now)
     finally:
         sys.setprofile(None)
+        gc.enable()
     return calls, list(w.engine.pop_actions())
 
 
