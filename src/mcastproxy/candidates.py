@@ -42,18 +42,10 @@ class Candidates:
         self.takeover = config.upstream.takeover
         self.resilient = Channels(config.upstream.resilient)
         self.placement.configure(config)
-        self._blind()
-
-    def _blind(self) -> None:
-        # Per address length (4, 16): whether no record names subscribers (asked per join).
-        self._subscriber_blind = {
-            n: not self.selector.by_subscriber(n) and not self.resilient.by_subscriber
-            for n in (4, 16)}
 
     def readdress(self, addresses: Addresses) -> None:
         """The candidates' interface addresses changed: compile selection anew."""
         self.selector = Selector(self.config, addresses)
-        self._blind()
 
     def still_good(self, upstreams: tuple[str, ...]) -> bool:
         """Whether a remembered selection may stand: every upstream still a candidate and,
@@ -65,4 +57,4 @@ class Candidates:
     def ignore_subscribers(self, group: bytes) -> bool:
         """Whether no record (selection's or resilient's) names subscribers for groups of
         this family: every subscriber's selection is then the same."""
-        return self._subscriber_blind[len(group)]
+        return not self.selector.by_subscriber(len(group)) and not self.resilient.by_subscriber
